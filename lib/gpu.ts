@@ -1,0 +1,74 @@
+/**
+ * The one place that talks to `navigator.gpu`: acquires Deno's WebGPU adapter and a device with the
+ * adapter's full limits, once per process, and describes it.
+ *
+ * @module
+ */
+
+import { UserError } from "./errors.ts";
+
+/** The process-wide GPU: adapter, device and what they can do. */
+export interface Gpu {
+  adapter: GPUAdapter;
+  device: GPUDevice;
+  /** `vendor / architecture / description`, as far as the adapter tells. */
+  description: string;
+  /** True for Mesa's llvmpipe/lavapipe and other CPU implementations. */
+  isSoftware: boolean;
+  hasF16: boolean;
+  maxStorageBufferBindingSize: number;
+  maxBufferSize: number;
+}
+
+const NO_ADAPTER_HELP =
+  "no WebGPU adapter found: install a GPU driver with Vulkan support (without a GPU: `apt-get install mesa-vulkan-drivers`), " +
+  "check DENO_WEBGPU_BACKEND is unset, or run with --device cpu";
+
+let gpuPromise: Promise<Gpu> | undefined;
+
+/**
+ * Returns the process's GPU, requesting adapter and device on first use. Throws a {@linkcode UserError}
+ * with a fix when there is no adapter.
+ */
+export function acquireGpu(options: { log?: (line: string) => void } = {}): Promise<Gpu> {
+  gpuPromise ??= requestGpu(options.log);
+  return gpuPromise;
+}
+
+async function requestGpu(log?: (line: string) => void): Promise<Gpu> {
+  const adapter = await navigator.gpu?.requestAdapter({ powerPreference: "high-performance" });
+  if (!adapter) throw new UserError(NO_ADAPTER_HELP);
+  const hasF16 = adapter.features.has("shader-f16");
+  const device = await adapter.requestDevice({
+    requiredFeatures: hasF16 ? ["shader-f16"] : [],
+    requiredLimits: {
+      maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
+      maxBufferSize: adapter.limits.maxBufferSize,
+      maxComputeWorkgroupStorageSize: adapter.limits.maxComputeWorkgroupStorageSize,
+      maxComputeInvocationsPerWorkgroup: adapter.limits.maxComputeInvocationsPerWorkgroup,
+      maxStorageBuffersPerShaderStage: adapter.limits.maxStorageBuffersPerShaderStage,
+    },
+  });
+  const info = adapter.info;
+  const description = [info.vendor, info.architecture, info.description].filter((s) => s).join(" / ") ||
+    "unknown adapter";
+  const gpu: Gpu = {
+    adapter,
+    device,
+    description,
+    isSoftware: info.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|software/i.test(description),
+    hasF16,
+    maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
+    maxBufferSize: device.limits.maxBufferSize,
+  };
+  log?.(describeGpu(gpu));
+  return gpu;
+}
+
+/** One line for logs: adapter, whether it is software, f16, and the binding limits kernels chunk by. */
+export function describeGpu(gpu: Gpu): string {
+  const mib = (n: number) => `${Math.round(n / 2 ** 20)} MiB`;
+  return `WebGPU: ${gpu.description}${gpu.isSoftware ? " (software)" : ""}; shader-f16 ${
+    gpu.hasF16 ? "yes" : "no"
+  }; max storage binding ${mib(gpu.maxStorageBufferBindingSize)}, max buffer ${mib(gpu.maxBufferSize)}`;
+}

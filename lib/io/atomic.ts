@@ -1,0 +1,47 @@
+/**
+ * Atomic output: everything is written to a temporary sibling and renamed into place, so an
+ * interrupted run never leaves a truncated file where a good one was.
+ *
+ * @module
+ */
+
+import { dirname } from "node:path";
+
+/** Writes `data` to `path` atomically (temp file in the same directory, then rename). */
+export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+  await Deno.mkdir(dirname(path), { recursive: true });
+  const temp = `${path}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+  try {
+    if (typeof data === "string") await Deno.writeTextFile(temp, data);
+    else await Deno.writeFile(temp, data);
+    await Deno.rename(temp, path);
+  } catch (error) {
+    await Deno.remove(temp).catch(() => {});
+    throw error;
+  }
+}
+
+/** {@linkcode writeFileAtomic} of pretty-printed JSON. */
+export function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  return writeFileAtomic(path, JSON.stringify(value, null, 2) + "\n");
+}
+
+/**
+ * Fills a directory atomically: `fill` writes into a temporary sibling directory, which then replaces
+ * `dir` (any previous content is removed only after the new one is complete).
+ */
+export async function replaceDirAtomic(dir: string, fill: (tempDir: string) => Promise<void>): Promise<void> {
+  await Deno.mkdir(dirname(dir), { recursive: true });
+  const temp = `${dir}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+  await Deno.mkdir(temp, { recursive: true });
+  try {
+    await fill(temp);
+    const old = `${temp}.old`;
+    const hadOld = await Deno.rename(dir, old).then(() => true, () => false);
+    await Deno.rename(temp, dir);
+    if (hadOld) await Deno.remove(old, { recursive: true });
+  } catch (error) {
+    await Deno.remove(temp, { recursive: true }).catch(() => {});
+    throw error;
+  }
+}
