@@ -1,0 +1,42 @@
+/**
+ * `deno task generate`: greedy chat completion from any model (local directory or hub id), on
+ * WebGPU or CPU. Without --model it runs the built-in demo on the generated tiny models.
+ */
+
+import { familyOf, renderChat, tokenizeRendered } from "../lib/chat.ts";
+import { parseFlags, positiveInt } from "../lib/cli.ts";
+import { runMain } from "../lib/errors.ts";
+import { ensureFixtureModel } from "../lib/fixtures/build.ts";
+import { generateGreedy } from "../lib/generation.ts";
+import { loadModel, parseDevice } from "../lib/runtime.ts";
+
+const USAGE =
+  "deno task generate [--model <dir | hub id>] [--prompt <text>] [--max-new-tokens N] [--device webgpu|cpu]";
+const DEMO_MODELS = ["tiny-llama-chat", "tiny-gemma2-chat"];
+
+await runMain(async () => {
+  const { values } = parseFlags(Deno.args, {
+    model: { type: "string" },
+    prompt: { type: "string", default: "What is the capital of France?" },
+    "max-new-tokens": { type: "string" },
+    device: { type: "string", default: "webgpu" },
+  }, USAGE);
+  const device = parseDevice(values.device!);
+  const maxNewTokens = positiveInt("max-new-tokens", values["max-new-tokens"], 20);
+  const sources = values.model
+    ? [values.model]
+    : await Promise.all(DEMO_MODELS.map((name) => ensureFixtureModel(name, console.log)));
+  for (const source of sources) {
+    const handle = await loadModel(source, { device, log: console.log });
+    const text = renderChat(handle, [{ role: "user", content: values.prompt! }]);
+    const promptIds = tokenizeRendered(handle, text);
+    const started = performance.now();
+    const ids = await generateGreedy(handle, promptIds, maxNewTokens);
+    const seconds = (performance.now() - started) / 1000;
+    console.log(`\n${source} (${familyOf(handle.config)}, ${device}): ${promptIds.length} prompt tokens`);
+    console.log(`prompt: ${JSON.stringify(text)}`);
+    console.log(`generated ${ids.length} tokens in ${seconds.toFixed(2)} s: ${ids.join(" ")}`);
+    console.log(`text: ${JSON.stringify(handle.tokenizer.decode(ids))}`);
+    await handle.dispose();
+  }
+});
