@@ -15,7 +15,7 @@ export function parseFlags<T extends Options>(args: string[], options: T, usage:
   try {
     return parseArgs({ args, options, allowPositionals: false, strict: true });
   } catch (error) {
-    throw new UserError(`${(error as Error).message.split("\n")[0]}\nusage: ${usage}`);
+    throw new UserError(`${(error as Error).message.split("\n")[0]} (usage: ${usage})`);
   }
 }
 

@@ -49,7 +49,7 @@ export async function runScript(script: string, args: string[], env: Record<stri
 
 /** stderr without the harmless Mesa/XDG noise software WebGPU prints. */
 export function meaningfulLines(stderr: string): string[] {
-  return stderr.split("\n").filter((line) => line.trim() && !/XDG_RUNTIME_DIR|MESA|libEGL|ANV|Vulkan/i.test(line));
+  return stderr.split("\n").filter((line) => line.trim() && !/XDG_RUNTIME_DIR|^MESA[-: ]|^libEGL warning/.test(line));
 }
 
 /** Largest |a - b| over two arrays, and the largest |b| (scale of the reference). */
