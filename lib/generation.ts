@@ -8,7 +8,11 @@ import type { ModelHandle } from "./runtime.ts";
 import { transformers } from "./runtime.ts";
 
 /** Greedy continuation of `promptIds`: the `maxNewTokens` new token ids (fewer if EOS came first). */
-export async function generateGreedy(handle: ModelHandle, promptIds: number[], maxNewTokens: number): Promise<number[]> {
+export async function generateGreedy(
+  handle: ModelHandle,
+  promptIds: number[],
+  maxNewTokens: number,
+): Promise<number[]> {
   const input_ids = new transformers.Tensor("int64", BigInt64Array.from(promptIds, BigInt), [1, promptIds.length]);
   const attention_mask = new transformers.Tensor("int64", new BigInt64Array(promptIds.length).fill(1n), [
     1,

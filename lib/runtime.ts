@@ -159,7 +159,14 @@ export async function loadModel(source: string, options: LoadOptions): Promise<M
       session_options: { executionProviders: [options.device === "webgpu" ? "webgpu" : "cpu"] },
     });
     const config = model.config as ModelHandle["config"];
-    return { source, localDir, device: options.device, config, tokenizer, model, dispose: async () => {
+    return {
+      source,
+      localDir,
+      device: options.device,
+      config,
+      tokenizer,
+      model,
+      dispose: async () => {
         await model.dispose();
       },
     };

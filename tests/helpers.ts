@@ -35,7 +35,11 @@ export interface ScriptResult {
 }
 
 /** Runs `scripts/<script>` with `args` in a child Deno, as `deno task` would. */
-export async function runScript(script: string, args: string[], env: Record<string, string> = {}): Promise<ScriptResult> {
+export async function runScript(
+  script: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<ScriptResult> {
   const command = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", new URL(`../scripts/${script}`, import.meta.url).pathname, ...args],
     env,

@@ -79,8 +79,9 @@ export class GraphBuilder {
   float(values: number | number[]): string {
     const list = typeof values === "number" ? [values] : values;
     const key = `f:${typeof values === "number" ? "s" : "v"}:${list.join(",")}`;
-    return this.#constant(key, () =>
-      this.initializer(new Float32Array(list), typeof values === "number" ? [] : [list.length], `const_${key}`)
+    return this.#constant(
+      key,
+      () => this.initializer(new Float32Array(list), typeof values === "number" ? [] : [list.length], `const_${key}`),
     );
   }
 
@@ -94,8 +95,7 @@ export class GraphBuilder {
         typeof values === "number" ? [] : [list.length],
         `const_${key}`,
         DataType.INT64,
-      )
-    );
+      ));
   }
 
   #constant(key: string, make: () => string): string {

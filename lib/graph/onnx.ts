@@ -23,8 +23,11 @@ export const DataType = {
   BFLOAT16: 16,
 } as const;
 
+/** A decoded model whose graph is known to be present. */
+export type DecodedModel = onnx.ModelProto & { graph: onnx.GraphProto };
+
 /** Reads and decodes an `.onnx` file; external data stays on disk. */
-export async function readModel(path: string): Promise<onnx.ModelProto> {
+export async function readModel(path: string): Promise<DecodedModel> {
   let bytes: Uint8Array;
   try {
     bytes = await Deno.readFile(path);
@@ -36,11 +39,11 @@ export async function readModel(path: string): Promise<onnx.ModelProto> {
 }
 
 /** Decodes ONNX bytes; `source` names the file in the error a corrupt file gives. */
-export function decodeModel(bytes: Uint8Array, source: string): onnx.ModelProto {
+export function decodeModel(bytes: Uint8Array, source: string): DecodedModel {
   try {
     const model = proto.ModelProto.decode(bytes);
     if (!model.graph) throw new Error("no graph");
-    return model;
+    return model as DecodedModel;
   } catch (error) {
     throw new UserError(
       `${source} is not a valid ONNX model (${(error as Error).message}); re-export or re-download it`,

@@ -1,0 +1,188 @@
+/**
+ * The safetensors format (https://huggingface.co/docs/safetensors): an 8-byte little-endian header
+ * length, a JSON header mapping tensor names to dtype, shape and byte offsets (plus optional string
+ * `__metadata__`), then the raw little-endian data. The reader pulls single tensors by offset, so a
+ * multi-gigabyte file is never read whole.
+ *
+ * @module
+ */
+
+import { UserError } from "../errors.ts";
+import { writeFileAtomic } from "./atomic.ts";
+
+/** Element types this toolkit reads and writes. */
+export type SafetensorsDtype = "F64" | "F32" | "F16" | "BF16" | "I64" | "I32" | "U8" | "BOOL";
+
+const BYTES_PER_ELEMENT: Record<SafetensorsDtype, number> = {
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  U8: 1,
+  BOOL: 1,
+};
+
+/** One tensor's entry in the header. */
+export interface TensorInfo {
+  dtype: SafetensorsDtype;
+  shape: number[];
+  data_offsets: [number, number];
+}
+
+/** A tensor to write. */
+export interface TensorToWrite {
+  dtype: SafetensorsDtype;
+  shape: number[];
+  data: ArrayBufferView;
+}
+
+/** Serialises tensors (in the given order) and string metadata to safetensors bytes. */
+export function encodeSafetensors(
+  tensors: Record<string, TensorToWrite>,
+  metadata?: Record<string, string>,
+): Uint8Array {
+  const header: Record<string, unknown> = {};
+  if (metadata) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const [name, tensor] of Object.entries(tensors)) {
+    const count = tensor.shape.reduce((a, b) => a * b, 1);
+    const bytes = count * BYTES_PER_ELEMENT[tensor.dtype];
+    if (bytes !== tensor.data.byteLength) {
+      throw new Error(`tensor ${name}: shape ${tensor.shape} needs ${bytes} bytes, data has ${tensor.data.byteLength}`);
+    }
+    header[name] = { dtype: tensor.dtype, shape: tensor.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  let json = new TextEncoder().encode(JSON.stringify(header));
+  const padded = Math.ceil(json.length / 8) * 8; // the spec asks for 8-byte alignment of the data
+  if (padded !== json.length) {
+    json = new TextEncoder().encode(JSON.stringify(header) + " ".repeat(padded - json.length));
+  }
+  const out = new Uint8Array(8 + json.length + offset);
+  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
+  out.set(json, 8);
+  let at = 8 + json.length;
+  for (const tensor of Object.values(tensors)) {
+    out.set(new Uint8Array(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength), at);
+    at += tensor.data.byteLength;
+  }
+  return out;
+}
+
+/** Writes a safetensors file atomically. */
+export function writeSafetensors(
+  path: string,
+  tensors: Record<string, TensorToWrite>,
+  metadata?: Record<string, string>,
+): Promise<void> {
+  return writeFileAtomic(path, encodeSafetensors(tensors, metadata));
+}
+
+/** An open safetensors file: the parsed header, and tensors read on demand. */
+export class SafetensorsFile {
+  private constructor(
+    readonly path: string,
+    readonly tensors: Record<string, TensorInfo>,
+    readonly metadata: Record<string, string>,
+    private readonly dataStart: number,
+  ) {}
+
+  /** Opens `path` and parses its header; a malformed file is a {@linkcode UserError}. */
+  static async open(path: string): Promise<SafetensorsFile> {
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(path);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) throw new UserError(`file not found: ${path}`);
+      throw error;
+    }
+    try {
+      const size = (await file.stat()).size;
+      const prefix = await readExactly(file, 0, 8, path);
+      const headerLength = Number(new DataView(prefix.buffer).getBigUint64(0, true));
+      if (headerLength <= 0 || 8 + headerLength > size) throw new Error("header length out of range");
+      const header = JSON.parse(new TextDecoder().decode(await readExactly(file, 8, headerLength, path)));
+      const { __metadata__: metadata = {}, ...tensors } = header as Record<string, unknown>;
+      const dataLength = size - 8 - headerLength;
+      for (const [name, info] of Object.entries(tensors as Record<string, TensorInfo>)) {
+        const [begin, end] = info.data_offsets;
+        const expected = info.shape.reduce((a, b) => a * b, 1) * (BYTES_PER_ELEMENT[info.dtype] ?? NaN);
+        if (!(end - begin === expected && end <= dataLength)) {
+          throw new Error(`tensor ${name} has inconsistent offsets`);
+        }
+      }
+      return new SafetensorsFile(
+        path,
+        tensors as Record<string, TensorInfo>,
+        metadata as Record<string, string>,
+        8 + headerLength,
+      );
+    } catch (error) {
+      if (error instanceof UserError) throw error;
+      throw new UserError(`${path} is not a valid safetensors file (${(error as Error).message})`);
+    } finally {
+      file.close();
+    }
+  }
+
+  /** The raw bytes of tensor `name`. */
+  async bytes(name: string): Promise<Uint8Array> {
+    const info = this.info(name);
+    const file = await Deno.open(this.path);
+    try {
+      const [begin, end] = info.data_offsets;
+      return await readExactly(file, this.dataStart + begin, end - begin, this.path);
+    } finally {
+      file.close();
+    }
+  }
+
+  /** Tensor `name` converted to f32 (from F32, F16, BF16 or F64). */
+  async float32(name: string): Promise<Float32Array> {
+    return toFloat32(this.info(name).dtype, await this.bytes(name), `${this.path}:${name}`);
+  }
+
+  /** The header entry of `name`; a missing tensor is a {@linkcode UserError} listing what exists. */
+  info(name: string): TensorInfo {
+    const info = this.tensors[name];
+    if (!info) {
+      throw new UserError(`${this.path} has no tensor "${name}" (it has: ${Object.keys(this.tensors).join(", ")})`);
+    }
+    return info;
+  }
+}
+
+async function readExactly(file: Deno.FsFile, position: number, length: number, path: string): Promise<Uint8Array> {
+  const out = new Uint8Array(length);
+  await file.seek(position, Deno.SeekMode.Start);
+  let read = 0;
+  while (read < length) {
+    const n = await file.read(out.subarray(read));
+    if (n === null) throw new UserError(`${path} is truncated`);
+    read += n;
+  }
+  return out;
+}
+
+/** Converts little-endian F32/F16/BF16/F64 bytes to a Float32Array. */
+export function toFloat32(dtype: string, bytes: Uint8Array, what: string): Float32Array {
+  const aligned = bytes.byteOffset % 8 === 0 ? bytes : bytes.slice();
+  switch (dtype) {
+    case "F32":
+      return new Float32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 4).slice();
+    case "F64":
+      return Float32Array.from(new Float64Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 8));
+    case "F16":
+      return Float32Array.from(new Float16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 2));
+    case "BF16": {
+      const halves = new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 2);
+      const words = new Uint32Array(halves.length);
+      for (let i = 0; i < halves.length; i++) words[i] = halves[i] << 16;
+      return new Float32Array(words.buffer);
+    }
+    default:
+      throw new UserError(`${what} has dtype ${dtype}; expected a floating-point tensor (F32, F16, BF16 or F64)`);
+  }
+}
