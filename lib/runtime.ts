@@ -15,11 +15,15 @@
 import type * as Transformers from "@huggingface/transformers";
 import * as ortNode from "onnxruntime-node";
 import * as ortWeb from "onnxruntime-web/webgpu";
-import { dirname, isAbsolute, join, resolve } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describeError, UserError } from "./errors.ts";
 import { acquireGpu } from "./gpu.ts";
+import { rewrittenModel } from "./graph/cache.ts";
 import { decodeModel, externalDataLocations } from "./graph/onnx.ts";
+import type { ResidualMap } from "./graph/residuals.ts";
+import type { RewriteSpec } from "./graph/rewrite.ts";
+import { resolveModelDir } from "./hub.ts";
 
 /** Where inference runs. */
 export type Device = "webgpu" | "cpu";
@@ -97,68 +101,75 @@ export { transformers };
 export interface ModelHandle {
   /** What the user passed: a directory or a hub id. */
   source: string;
-  /** The local directory the files were read from, when known. */
-  localDir?: string;
+  /** The local directory the original files are in. */
+  localDir: string;
   device: Device;
   config: Transformers.PretrainedConfig & Record<string, unknown>;
   tokenizer: Transformers.PreTrainedTokenizer;
   model: Transformers.PreTrainedModel;
+  /** The ONNX session (of the rewritten graph, when there is one). */
+  session: OrtSession;
+  /** Where the residual stream is, when the graph was rewritten. */
+  residuals?: ResidualMap;
+  rewrite?: RewriteSpec;
   dispose(): Promise<void>;
 }
+
+/** The part of an ONNX Runtime session (web or node) this toolkit uses. */
+export interface OrtSession {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>;
+}
+
+/** A tensor of either runtime. */
+export type OrtTensor = ortWeb.Tensor | ortNode.Tensor;
 
 /** Options of {@linkcode loadModel}. */
 export interface LoadOptions {
   device: Device;
   /** ONNX file under `onnx/` without extension (default `model`). */
   modelFileName?: string;
+  /** Rewrite the graph first (capture residuals, cut, steer); the rewritten model is cached on disk. */
+  rewrite?: RewriteSpec;
   log?: (line: string) => void;
 }
 
-/** True when `source` names a Hugging Face hub repository rather than a local path. */
-export function isHubId(source: string): boolean {
-  return /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/.test(source) && !source.startsWith(".");
-}
-
-async function isDirectory(path: string): Promise<boolean> {
-  return await Deno.stat(path).then((s) => s.isDirectory, () => false);
-}
-
-/** Checks a local model directory has what transformers.js needs, naming the first thing missing. */
-async function checkModelDir(dir: string, modelFileName: string): Promise<void> {
-  for (const file of ["config.json", "tokenizer.json", "tokenizer_config.json", `onnx/${modelFileName}.onnx`]) {
-    const exists = await Deno.stat(join(dir, file)).then(() => true, () => false);
-    if (!exists) {
-      throw new UserError(
-        `${dir} has no ${file}: a model directory needs config.json, tokenizer files and onnx/${modelFileName}.onnx (transformers.js layout, e.g. an Optimum export)`,
-      );
-    }
-  }
+/** Creates a tensor for `device`'s runtime (each runtime only accepts its own tensor class). */
+export function ortTensor(
+  device: Device,
+  type: "float32" | "int64",
+  data: Float32Array | BigInt64Array,
+  dims: readonly number[],
+): OrtTensor {
+  return device === "webgpu" ? new ortWeb.Tensor(type, data, dims) : new ortNode.Tensor(type, data, dims);
 }
 
 /** Loads a causal LM with its tokenizer from a local directory or a hub id, on `device`. */
 export async function loadModel(source: string, options: LoadOptions): Promise<ModelHandle> {
   const modelFileName = options.modelFileName ?? "model";
-  const local = await isDirectory(source);
-  if (!local && !isHubId(source)) {
-    throw new UserError(`model directory not found: ${source} (pass a local directory or a hub id like org/name)`);
+  const localDir = await resolveModelDir(source, modelFileName);
+  let dir = localDir;
+  let fileName = modelFileName;
+  let residuals: ResidualMap | undefined;
+  if (options.rewrite) {
+    ({ dir, residuals } = await rewrittenModel(localDir, options.rewrite, { modelFileName, log: options.log }));
+    fileName = "model";
   }
-  const localDir = local ? resolve(source) : undefined;
-  if (localDir) await checkModelDir(localDir, modelFileName);
   if (options.device === "webgpu") await acquireGpu({ log: options.log });
-  const id = localDir ?? source;
   transformers.env.allowLocalModels = true;
-  transformers.env.allowRemoteModels = !local;
-  const what = localDir ? `model in ${localDir}` : `model ${source} from the Hugging Face hub`;
+  transformers.env.allowRemoteModels = false;
   try {
-    const tokenizer = await transformers.AutoTokenizer.from_pretrained(id);
-    const model = await transformers.AutoModelForCausalLM.from_pretrained(id, {
+    const tokenizer = await transformers.AutoTokenizer.from_pretrained(dir);
+    const model = await transformers.AutoModelForCausalLM.from_pretrained(dir, {
       dtype: "fp32",
       // Under the dispatcher transformers.js knows no devices by name; the providers below decide.
       device: "auto",
-      model_file_name: modelFileName,
+      model_file_name: fileName,
       session_options: { executionProviders: [options.device === "webgpu" ? "webgpu" : "cpu"] },
     });
     const config = model.config as ModelHandle["config"];
+    const session = (model as unknown as { sessions: Record<string, OrtSession> }).sessions.model;
     return {
       source,
       localDir,
@@ -166,17 +177,15 @@ export async function loadModel(source: string, options: LoadOptions): Promise<M
       config,
       tokenizer,
       model,
+      session,
+      residuals,
+      rewrite: options.rewrite,
       dispose: async () => {
         await model.dispose();
       },
     };
   } catch (error) {
     if (error instanceof UserError) throw error;
-    throw new UserError(`could not load ${what}: ${describeError(error)}`);
+    throw new UserError(`could not load the model in ${localDir}: ${describeError(error)}`);
   }
-}
-
-/** Resolves a path relative to the current directory unless absolute. */
-export function absolutePath(path: string): string {
-  return isAbsolute(path) ? path : resolve(path);
 }

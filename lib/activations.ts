@@ -1,0 +1,97 @@
+/**
+ * Reading the residual stream: one forward pass of a batch through a graph rewritten to output the
+ * residuals at the requested layers (and usually cut after the last of them).
+ *
+ * @module
+ */
+
+import { UserError } from "./errors.ts";
+import { residualOutputName } from "./graph/rewrite.ts";
+import { type Device, loadModel, type ModelHandle, type OrtTensor, transformers } from "./runtime.ts";
+
+/** Residuals of one batch: per layer a [batch, length, dModel] f32 array (right-padded). */
+export interface ResidualBatch {
+  batch: number;
+  /** Padded sequence length. */
+  length: number;
+  dModel: number;
+  /** Real (unpadded) length of each sequence. */
+  lengths: number[];
+  byLayer: Map<number, Float32Array>;
+}
+
+/** Loads `source` rewritten to output the residual stream at `layers` (-1 = embeddings). */
+export function loadForCapture(
+  source: string,
+  layers: number[],
+  options: { device: Device; cut?: boolean; log?: (line: string) => void },
+): Promise<ModelHandle> {
+  return loadModel(source, {
+    device: options.device,
+    log: options.log,
+    rewrite: { capture: [...layers], cut: options.cut ?? true, steering: [] },
+  });
+}
+
+function feed(type: "float32" | "int64", data: Float32Array | BigInt64Array, dims: number[]): OrtTensor {
+  // transformers.js's Tensor wraps a tensor both runtimes accept.
+  return (new transformers.Tensor(type, data, dims) as unknown as { ort_tensor: OrtTensor }).ort_tensor;
+}
+
+/**
+ * Runs `sequences` (token ids, unpadded) as one right-padded batch and returns the residual stream
+ * at `layers`. Position ids count real tokens; pads attend to nothing that real tokens see.
+ */
+export async function residuals(handle: ModelHandle, sequences: number[][], layers: number[]): Promise<ResidualBatch> {
+  const captured = handle.rewrite?.capture ?? [];
+  const missing = layers.filter((l) => !captured.includes(l));
+  if (missing.length) {
+    throw new UserError(`the model was not rewritten to capture layer(s) ${missing.join(", ")}; load it with them`);
+  }
+  const batch = sequences.length;
+  const lengths = sequences.map((s) => s.length);
+  const length = Math.max(...lengths);
+  const ids = new BigInt64Array(batch * length);
+  const mask = new BigInt64Array(batch * length);
+  const positions = new BigInt64Array(batch * length);
+  sequences.forEach((sequence, b) => {
+    sequence.forEach((id, t) => {
+      ids[b * length + t] = BigInt(id);
+      mask[b * length + t] = 1n;
+      positions[b * length + t] = BigInt(t);
+    });
+  });
+  const feeds: Record<string, OrtTensor> = {};
+  const config = handle.config as unknown as {
+    num_key_value_heads: number;
+    head_dim?: number;
+    hidden_size: number;
+    num_attention_heads: number;
+  };
+  const headDim = config.head_dim ?? config.hidden_size / config.num_attention_heads;
+  for (const name of handle.session.inputNames) {
+    if (name === "input_ids") feeds[name] = feed("int64", ids, [batch, length]);
+    else if (name === "attention_mask") feeds[name] = feed("int64", mask, [batch, length]);
+    else if (name === "position_ids") feeds[name] = feed("int64", positions, [batch, length]);
+    else if (name.startsWith("past_key_values.")) {
+      feeds[name] = feed("float32", new Float32Array(0), [batch, config.num_key_value_heads, 0, headDim]);
+    } else throw new UserError(`the graph has an input this toolkit cannot fill: ${name}`);
+  }
+  const outputs = await handle.session.run(feeds);
+  const byLayer = new Map<number, Float32Array>();
+  let dModel = 0;
+  for (const layer of layers) {
+    const tensor = outputs[residualOutputName(layer)];
+    dModel = tensor.dims[2];
+    byLayer.set(layer, tensor.data as Float32Array);
+  }
+  return { batch, length, dModel, lengths, byLayer };
+}
+
+/** The residual vector of sequence `b` at token `t` from a layer's [batch, length, dModel] array. */
+export function vectorAt(result: ResidualBatch, layer: number, b: number, t: number): Float32Array {
+  const data = result.byLayer.get(layer);
+  if (!data) throw new Error(`layer ${layer} was not captured`);
+  const start = (b * result.length + t) * result.dModel;
+  return data.subarray(start, start + result.dModel);
+}

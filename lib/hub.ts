@@ -1,0 +1,94 @@
+/**
+ * Model sources: a local directory in transformers.js layout is used in place; a Hugging Face hub id
+ * is downloaded once (streamed to disk, never held in memory) into a local cache, so graph rewriting
+ * and both runtimes always work on local files.
+ *
+ * @module
+ */
+
+import { dirname, join, resolve } from "node:path";
+import { UserError } from "./errors.ts";
+import { externalDataLocations, readModel } from "./graph/onnx.ts";
+
+/** Files a causal LM needs besides its ONNX graph (the optional ones may be absent). */
+const REQUIRED_FILES = ["config.json", "tokenizer.json", "tokenizer_config.json"];
+const OPTIONAL_FILES = ["generation_config.json", "special_tokens_map.json"];
+
+/** True when `source` looks like a hub repository id (`org/name`) rather than a path. */
+export function isHubId(source: string): boolean {
+  return /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/.test(source);
+}
+
+/** Where hub downloads are kept (override with MODEL_DIFF_HUB_CACHE). */
+export function hubCacheDir(): string {
+  const home = Deno.env.get("HOME") ?? ".";
+  return Deno.env.get("MODEL_DIFF_HUB_CACHE") ?? join(home, ".cache", "model-diff", "hub");
+}
+
+async function exists(path: string): Promise<boolean> {
+  return await Deno.stat(path).then(() => true, () => false);
+}
+
+/**
+ * The local directory of a model: `source` itself when it is a directory, else a hub id downloaded
+ * into {@linkcode hubCacheDir}. Checks that the files transformers.js needs are there.
+ */
+export async function resolveModelDir(source: string, modelFileName = "model"): Promise<string> {
+  const isDir = await Deno.stat(source).then((s) => s.isDirectory, () => false);
+  let dir: string;
+  if (isDir) dir = resolve(source);
+  else if (isHubId(source) && !source.startsWith(".")) dir = await downloadFromHub(source, modelFileName);
+  else throw new UserError(`model directory not found: ${source} (pass a local directory or a hub id like org/name)`);
+  for (const file of [...REQUIRED_FILES, `onnx/${modelFileName}.onnx`]) {
+    if (!(await exists(join(dir, file)))) {
+      throw new UserError(
+        `${dir} has no ${file}: a model directory needs config.json, tokenizer files and onnx/${modelFileName}.onnx (transformers.js layout, e.g. an Optimum export)`,
+      );
+    }
+  }
+  return dir;
+}
+
+/** Downloads the files of hub model `id` (skipping those already cached) and returns their directory. */
+async function downloadFromHub(id: string, modelFileName: string): Promise<string> {
+  const revision = Deno.env.get("MODEL_DIFF_REVISION") ?? "main";
+  const dir = join(hubCacheDir(), id, revision);
+  const graph = `onnx/${modelFileName}.onnx`;
+  for (const file of [...REQUIRED_FILES, graph]) await downloadFile(id, revision, file, dir, true);
+  for (const file of OPTIONAL_FILES) await downloadFile(id, revision, file, dir, false);
+  const model = await readModel(join(dir, graph));
+  for (const location of externalDataLocations(model)) await downloadFile(id, revision, `onnx/${location}`, dir, true);
+  return dir;
+}
+
+async function downloadFile(id: string, revision: string, file: string, dir: string, required: boolean) {
+  const target = join(dir, file);
+  if (await exists(target)) return;
+  const endpoint = Deno.env.get("HF_ENDPOINT") ?? "https://huggingface.co";
+  const url = `${endpoint}/${id}/resolve/${encodeURIComponent(revision)}/${file}`;
+  const token = Deno.env.get("HF_TOKEN");
+  let response: Response;
+  try {
+    response = await fetch(url, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
+  } catch (error) {
+    throw new UserError(
+      `could not download ${id} from the Hugging Face hub (${
+        (error as Error).message.split("\n")[0]
+      }): check the network, or pass a local model directory`,
+    );
+  }
+  if (!response.ok) {
+    await response.body?.cancel();
+    if (!required && response.status === 404) return;
+    throw new UserError(
+      `could not download ${file} of ${id} (HTTP ${response.status}): check the id${
+        response.status === 401 ? " and HF_TOKEN" : ""
+      }, or pass a local model directory`,
+    );
+  }
+  await Deno.mkdir(dirname(target), { recursive: true });
+  const temp = `${target}.${Deno.pid}.download`;
+  const out = await Deno.open(temp, { write: true, create: true, truncate: true });
+  await response.body!.pipeTo(out.writable);
+  await Deno.rename(temp, target);
+}
