@@ -6,16 +6,17 @@
 import { ensureFixtureModel, fixtureModelSpec } from "../lib/fixtures/build.ts";
 import type { DecoderConfig } from "../lib/fixtures/spec.ts";
 import { fixtureWeights, type Weights } from "../lib/fixtures/weights.ts";
+import type { RewriteSpec } from "../lib/graph/rewrite.ts";
 import { type Device, loadModel, type ModelHandle } from "../lib/runtime.ts";
 
 const handles = new Map<string, Promise<ModelHandle>>();
 
-/** A fixture model loaded on `device`, shared by every test in the process. */
-export function fixtureHandle(name: string, device: Device): Promise<ModelHandle> {
-  const key = `${name}@${device}`;
+/** A fixture model loaded on `device` (optionally rewritten), shared by every test in the process. */
+export function fixtureHandle(name: string, device: Device, rewrite?: RewriteSpec): Promise<ModelHandle> {
+  const key = `${name}@${device}:${JSON.stringify(rewrite ?? null)}`;
   let handle = handles.get(key);
   if (!handle) {
-    handle = ensureFixtureModel(name).then((dir) => loadModel(dir, { device }));
+    handle = ensureFixtureModel(name).then((dir) => loadModel(dir, { device, rewrite }));
     handles.set(key, handle);
   }
   return handle;
@@ -72,4 +73,29 @@ export function argmax(values: ArrayLike<number>): number {
   let best = 0;
   for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
   return best;
+}
+
+/** Largest |a - b| relative to the largest |b| over several vectors. */
+export function worstRelativeError(pairs: [ArrayLike<number>, ArrayLike<number>][]): number {
+  let maxAbs = 0;
+  let scale = 0;
+  for (const [a, b] of pairs) {
+    const d = maxDifference(a, b);
+    maxAbs = Math.max(maxAbs, d.maxAbs);
+    scale = Math.max(scale, d.scale);
+  }
+  return maxAbs / scale;
+}
+
+/** Chat-formatted token ids of the demo prompts `indices` for a loaded fixture. */
+export function chatIds(handle: ModelHandle, prompts: string[]): number[][] {
+  return prompts.map((p) =>
+    handle.tokenizer.encode(
+      handle.tokenizer.apply_chat_template([{ role: "user", content: p }], {
+        add_generation_prompt: true,
+        tokenize: false,
+      }) as string,
+      { add_special_tokens: false },
+    )
+  );
 }

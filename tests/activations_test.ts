@@ -1,0 +1,61 @@
+import { assert, assertEquals } from "./assert.ts";
+import { join } from "node:path";
+import { residuals, vectorAt } from "../lib/activations.ts";
+import { referenceForward } from "../lib/fixtures/reference.ts";
+import { rewrittenModel } from "../lib/graph/cache.ts";
+import { readModel } from "../lib/graph/onnx.ts";
+import type { RewriteSpec } from "../lib/graph/rewrite.ts";
+import { DEVICES } from "../lib/runtime.ts";
+import { chatIds, fixtureHandle, fixtureReference, worstRelativeError } from "./helpers.ts";
+
+/** Residual tolerance relative to the largest reference component: f32 against f64. */
+const RESIDUAL_TOLERANCE = 1e-4;
+const LAYERS = [-1, 0, 1, 2, 3];
+const PROMPTS = ["Why is the sky blue?", "Hi", "Write a limerick about a cat who loves coffee."];
+
+for (const name of ["tiny-llama-chat", "tiny-gemma2-chat"]) {
+  for (const device of DEVICES) {
+    Deno.test(`${name} on ${device}: captured residuals at every layer match the f64 reference; the cut graph agrees`, async () => {
+      const cutSpec: RewriteSpec = { capture: LAYERS, cut: true, steering: [] };
+      const fullSpec: RewriteSpec = { capture: LAYERS, cut: false, steering: [] };
+      const cut = await fixtureHandle(name, device, cutSpec);
+      const full = await fixtureHandle(name, device, fullSpec);
+      const sequences = chatIds(cut, PROMPTS);
+      const fromCut = await residuals(cut, sequences, LAYERS);
+      const fromFull = await residuals(full, sequences, LAYERS);
+      const { config, weights } = fixtureReference(name);
+      const pairs: [Float32Array, Float64Array][] = [];
+      sequences.forEach((ids, b) => {
+        const reference = referenceForward(config, weights, ids);
+        for (const layer of LAYERS) {
+          for (let t = 0; t < ids.length; t++) {
+            pairs.push([vectorAt(fromCut, layer, b, t), reference.residuals[layer + 1][t]]);
+          }
+        }
+      });
+      const error = worstRelativeError(pairs);
+      assert(error <= RESIDUAL_TOLERANCE, `worst relative error ${error}`);
+      for (const layer of LAYERS) {
+        const a = fromCut.byLayer.get(layer)!;
+        const b = fromFull.byLayer.get(layer)!;
+        assert(worstRelativeError([[a, b]]) <= 1e-6, `cut and full graphs agree at layer ${layer}`);
+      }
+    });
+  }
+
+  Deno.test(`${name}: the cut graph runs fewer nodes and has no logits`, async () => {
+    const cut = await fixtureHandle(name, "cpu", { capture: [1], cut: true, steering: [] });
+    const full = await fixtureHandle(name, "cpu", { capture: [1], cut: false, steering: [] });
+    const nodeNames = async (handle: typeof cut) => {
+      const { dir } = await rewrittenModel(handle.localDir, handle.rewrite!);
+      return (await readModel(join(dir, "onnx", "model.onnx"))).graph.node.map((n) => n.name!);
+    };
+    const [cutNodes, fullNodes] = [await nodeNames(cut), await nodeNames(full)];
+    assert(cutNodes.length < fullNodes.length, `${cutNodes.length} nodes vs ${fullNodes.length}`);
+    const later = cutNodes.filter((n) => /^\/model\/layers\.[23]\/|^\/lm_head|^\/model\/norm/.test(n));
+    assertEquals(later, [], "nothing after layer 1 remains");
+    assert(fullNodes.some((n) => n.startsWith("/model/layers.3/")), "the full graph has layer 3");
+    assertEquals(cut.session.outputNames, ["resid_post.1"]);
+    assert(!cut.session.inputNames.includes("past_key_values.3.key"), "later layers' cache inputs are gone");
+  });
+}

@@ -1,0 +1,108 @@
+import { assert, assertEquals, assertMatch } from "../assert.ts";
+import { join } from "node:path";
+import { UserError } from "../../lib/errors.ts";
+import { ensureFixtureModel } from "../../lib/fixtures/build.ts";
+import { GraphBuilder } from "../../lib/graph/builder.ts";
+import { readModel } from "../../lib/graph/onnx.ts";
+import { locateResiduals } from "../../lib/graph/residuals.ts";
+
+async function fixtureGraph(name: string) {
+  return (await readModel(join(await ensureFixtureModel(name), "onnx", "model.onnx"))).graph;
+}
+
+Deno.test("Optimum naming: resid_post of layer i is /model/layers.i/Add_1, embeddings feed layer 0", async () => {
+  const llama = locateResiduals(await fixtureGraph("tiny-llama-chat"));
+  assertEquals(llama.scheme, "optimum");
+  assertEquals(llama.layers, [0, 1, 2, 3].map((i) => `/model/layers.${i}/Add_1_output_0`));
+  assertEquals(llama.embeddings, "/model/embed_tokens/Gather_output_0");
+  // Gemma scales the embeddings by sqrt(d_model) before layer 0: hidden_states[0] is the scaled tensor.
+  const gemma = locateResiduals(await fixtureGraph("tiny-gemma2-chat"));
+  assertEquals(gemma.embeddings, "/model/Mul_output_0");
+});
+
+/** A skeleton of onnxruntime-genai's builder layout: fused SkipSimplifiedLayerNormalization residuals. */
+function genaiSkeleton(layers: number, listOutput3: boolean) {
+  const b = new GraphBuilder();
+  const nodes = b.nodes;
+  nodes.push({
+    name: "/model/embed_tokens/Gather",
+    opType: "Gather",
+    input: ["w", "input_ids"],
+    output: ["/model/embed_tokens/Gather/output_0"],
+  });
+  for (let l = 0; l < layers; l++) {
+    const p = `/model/layers.${l}`;
+    if (l === 0) {
+      nodes.push({
+        name: `${p}/input_layernorm/LayerNorm`,
+        opType: "SimplifiedLayerNormalization",
+        input: ["/model/embed_tokens/Gather/output_0", "g"],
+        output: [`${p}/input_layernorm/output_0`],
+      });
+    } else {
+      const out = [`${p}/input_layernorm/output_0`, "", "", ...(listOutput3 ? [`${p}/input_layernorm/output_3`] : [])];
+      nodes.push({
+        name: `${p}/input_layernorm/SkipLayerNorm`,
+        opType: "SkipSimplifiedLayerNormalization",
+        input: ["a", "b", "g"],
+        output: out,
+      });
+    }
+    nodes.push({
+      name: `${p}/post_attention_layernorm/SkipLayerNorm`,
+      opType: "SkipSimplifiedLayerNormalization",
+      input: ["a", "b", "g"],
+      output: [`${p}/post_attention_layernorm/output_0`, "", "", `${p}/post_attention_layernorm/output_3`],
+    });
+  }
+  nodes.push({
+    name: "/model/norm/SkipLayerNorm",
+    opType: "SkipSimplifiedLayerNormalization",
+    input: ["a", "b", "g"],
+    output: ["/model/norm/output_0"],
+  });
+  return b.build("genai").graph!;
+}
+
+Deno.test("onnxruntime-genai naming: resid_post is output 3 of the next fused Skip norm (added when unlisted)", () => {
+  for (const listed of [true, false]) {
+    const map = locateResiduals(genaiSkeleton(3, listed));
+    assertEquals(map.scheme, "genai");
+    assertEquals(map.embeddings, "/model/embed_tokens/Gather/output_0");
+    assertEquals(
+      map.layers.slice(0, 2),
+      ["/model/layers.1/input_layernorm/output_3", "/model/layers.2/input_layernorm/output_3"].map((t) =>
+        listed ? t : t.replace("output_3", "SkipLayerNorm/output_3")
+      ),
+    );
+    assertEquals(map.layers[2], "/model/norm/SkipLayerNorm/output_3");
+    assertEquals(map.missingOutputs.length, listed ? 1 : 3);
+  }
+});
+
+Deno.test("an explicit pattern or list of names overrides detection", async () => {
+  const graph = await fixtureGraph("tiny-llama-chat");
+  const byPattern = locateResiduals(graph, { pattern: "/model/layers.{layer}/Add_output_0", layers: 4 });
+  assertEquals(byPattern.layers[2], "/model/layers.2/Add_output_0");
+  assertEquals(locateResiduals(graph, { names: ["/model/layers.0/Add_output_0"] }).layers.length, 1);
+});
+
+Deno.test("a graph no pattern matches gives one clear error line listing what was found", async () => {
+  const graph = await fixtureGraph("tiny-llama-chat");
+  for (const node of graph.node) node.name = node.name!.replace("/model/layers.", "/transformer/h.");
+  for (const run of [() => locateResiduals(graph), () => locateResiduals(graph, { names: ["nope"] })]) {
+    try {
+      run();
+      throw new Error("expected a failure");
+    } catch (error) {
+      assert(error instanceof UserError, String(error));
+      assert(!error.message.includes("\n"), "one line");
+      assertMatch(error.message, /found \d+ nodes, layer-like scopes: \/transformer\/h\.\{i\}/);
+    }
+  }
+  try {
+    locateResiduals(graph);
+  } catch (error) {
+    assertMatch((error as Error).message, /could not find the residual stream.*--residual-pattern/);
+  }
+});
