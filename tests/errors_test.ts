@@ -29,6 +29,16 @@ Deno.test("a missing model directory gives one clear line and a non-zero exit", 
   assertOneErrorLine(result, /model directory not found: \.\/no\/such\/model-dir/);
 });
 
+Deno.test("a hub id that cannot be downloaded gives one clear line", async () => {
+  const cache = await Deno.makeTempDir({ prefix: "hub-cache-" });
+  // An unroutable endpoint: the download fails at once, as it does on a machine without network.
+  const result = await runScript("generate.ts", ["--model", "no-such-org/no-such-model", "--device", "cpu"], {
+    MODEL_DIFF_HUB_CACHE: cache,
+    HF_ENDPOINT: "http://127.0.0.1:9",
+  });
+  assertOneErrorLine(result, /could not download no-such-org\/no-such-model from the Hugging Face hub/);
+});
+
 Deno.test("a model directory without an ONNX file says what is missing", async () => {
   const dir = await Deno.makeTempDir({ prefix: "empty-model-" });
   await Deno.writeTextFile(join(dir, "config.json"), "{}");
