@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { PreparedPrompt, TokenType } from "./chat.ts";
 import { UserError } from "./errors.ts";
 import { residualOutputName } from "./graph/rewrite.ts";
 import { type Device, loadModel, type ModelHandle, type OrtTensor, transformers } from "./runtime.ts";
@@ -94,4 +95,58 @@ export function vectorAt(result: ResidualBatch, layer: number, b: number, t: num
   if (!data) throw new Error(`layer ${layer} was not captured`);
   const start = (b * result.length + t) * result.dModel;
   return data.subarray(start, start + result.dModel);
+}
+
+/** Which tokens of each prompt to keep. */
+export type PositionRule = { kind: "last" } | { kind: "all" } | { kind: "types"; types: readonly TokenType[] };
+
+/** Residuals gathered over many prompts at the positions of a rule. */
+export interface CollectedResiduals {
+  /** Per layer: [prompts, positionsPerPrompt, dModel] for `last`/`types`, [totalTokens, dModel] for `all`. */
+  byLayer: Map<number, Float32Array>;
+  dModel: number;
+  /** Token positions read, per prompt. */
+  positions: number[][];
+  /** For `all`: where each prompt's rows start (and the total at the end). */
+  offsets: number[];
+}
+
+/** The token indices a rule reads from one prepared prompt. */
+export function positionsFor(rule: PositionRule, prompt: PreparedPrompt): number[] {
+  if (rule.kind === "last") return [prompt.ids.length - 1];
+  if (rule.kind === "all") return prompt.ids.map((_, i) => i);
+  return prompt.positions;
+}
+
+/**
+ * Runs prepared prompts in batches and gathers residuals at `layers` and the rule's positions.
+ * `onBatch` is told how many prompts each finished batch held (for progress).
+ */
+export async function collectResiduals(
+  handle: ModelHandle,
+  prompts: PreparedPrompt[],
+  layers: number[],
+  rule: PositionRule,
+  batchSize: number,
+  onBatch: (done: number) => void = () => {},
+): Promise<CollectedResiduals> {
+  const positions = prompts.map((p) => positionsFor(rule, p));
+  const offsets = [0];
+  for (const p of positions) offsets.push(offsets.at(-1)! + p.length);
+  const rows = offsets.at(-1)!;
+  const dModel = Number(handle.config.hidden_size);
+  const byLayer = new Map(layers.map((l) => [l, new Float32Array(rows * dModel)]));
+  for (let start = 0; start < prompts.length; start += batchSize) {
+    const batch = prompts.slice(start, start + batchSize);
+    const result = await residuals(handle, batch.map((p) => p.ids), layers);
+    batch.forEach((_, b) => {
+      positions[start + b].forEach((t, k) => {
+        for (const layer of layers) {
+          byLayer.get(layer)!.set(vectorAt(result, layer, b, t), (offsets[start + b] + k) * dModel);
+        }
+      });
+    });
+    onBatch(batch.length);
+  }
+  return { byLayer, dModel, positions, offsets };
 }

@@ -50,3 +50,125 @@ export function renderChat(
 export function tokenizeRendered(handle: Pick<ModelHandle, "tokenizer">, text: string): number[] {
   return handle.tokenizer.encode(text, { add_special_tokens: false });
 }
+
+/** The read positions of the diff: around the assistant header that ends a chat prompt. */
+export const TOKEN_TYPES = ["asst", "endheader", "newline"] as const;
+
+/** One read position. */
+export type TokenType = typeof TOKEN_TYPES[number];
+
+/**
+ * Position = first header match + header length + offset (the upstream library's rule). Llama 3:
+ * `asst` is the "assistant" token, `endheader` `<|end_header_id|>`, `newline` the "\n\n" after it.
+ */
+export const TOKEN_TYPE_OFFSETS: Record<TokenType, number> = { asst: -2, endheader: -1, newline: 0 };
+
+/**
+ * The assistant header per family. Gemma's header already ends in "\n", so there `endheader` is that
+ * "\n" and `newline` (the token after the header) clamps to it at the end of a generation prompt.
+ */
+export const ASSISTANT_HEADER: Record<Family, string> = {
+  llama: "<|start_header_id|>assistant<|end_header_id|>",
+  gemma2: "<start_of_turn>model\n",
+};
+
+/** Parses a comma-separated list of token types. */
+export function parseTokenTypes(value: string): TokenType[] {
+  const types = value.split(",").map((s) => s.trim());
+  for (const type of types) {
+    if (!(TOKEN_TYPES as readonly string[]).includes(type)) {
+      throw new UserError(`unknown token type "${type}": use any of ${TOKEN_TYPES.join(",")}`);
+    }
+  }
+  return types as TokenType[];
+}
+
+/** The assistant header's token ids for a loaded model. */
+export function assistantHeaderIds(handle: Pick<ModelHandle, "tokenizer" | "config">): number[] {
+  return handle.tokenizer.encode(ASSISTANT_HEADER[familyOf(handle.config)], { add_special_tokens: false });
+}
+
+/** Where each token type sits in one sequence, and whether the header was found. */
+export interface ReadPositions {
+  positions: number[];
+  headerFound: boolean;
+}
+
+/** Index of the first occurrence of `needle` in `haystack`, or -1. */
+export function findSubsequence(haystack: readonly number[], needle: readonly number[]): number {
+  outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+/**
+ * Read positions of `types` in token sequence `ids` (unpadded): after the first assistant header,
+ * clamped into the sequence; without a header, the last token (the caller counts these).
+ */
+export function readPositions(
+  ids: readonly number[],
+  header: readonly number[],
+  types: readonly TokenType[],
+): ReadPositions {
+  const start = findSubsequence(ids, header);
+  if (start < 0) return { positions: types.map(() => ids.length - 1), headerFound: false };
+  const positions = types.map((type) =>
+    Math.min(ids.length - 1, Math.max(0, start + header.length + TOKEN_TYPE_OFFSETS[type]))
+  );
+  return { positions, headerFound: true };
+}
+
+/**
+ * Shortens `ids` to `maxLength` tokens, keeping the start and the final `keepTail` tokens (the
+ * generation header, so read positions survive); returns whether it had to.
+ */
+export function truncateIds(ids: number[], maxLength: number, keepTail: number): { ids: number[]; truncated: boolean } {
+  if (ids.length <= maxLength) return { ids, truncated: false };
+  const tail = Math.min(keepTail, maxLength);
+  return { ids: [...ids.slice(0, maxLength - tail), ...ids.slice(ids.length - tail)], truncated: true };
+}
+
+/** A prompt ready to run: its rendered text, token ids and where to read it. */
+export interface PreparedPrompt {
+  prompt: string;
+  text: string;
+  ids: number[];
+  /** Read positions, one per requested token type (empty when none were requested). */
+  positions: number[];
+  headerFound: boolean;
+  truncated: boolean;
+}
+
+/** Options of {@linkcode preparePrompts}. */
+export interface PrepareOptions {
+  /** Tokenize the prompt as is, without the chat template. */
+  raw?: boolean;
+  maxLength?: number;
+  types?: readonly TokenType[];
+}
+
+/**
+ * Renders each prompt as a user turn with the generation prompt (unless raw), tokenizes, truncates
+ * to `maxLength` keeping the assistant header, and finds the read positions.
+ */
+export function preparePrompts(
+  handle: Pick<ModelHandle, "tokenizer" | "config" | "source">,
+  prompts: readonly string[],
+  options: PrepareOptions = {},
+): PreparedPrompt[] {
+  const header = assistantHeaderIds(handle);
+  const types = options.types ?? [];
+  return prompts.map((prompt) => {
+    const text = options.raw ? prompt : renderChat(handle, [{ role: "user", content: prompt }]);
+    const all = options.raw
+      ? handle.tokenizer.encode(text, { add_special_tokens: true })
+      : tokenizeRendered(handle, text);
+    const { ids, truncated } = options.maxLength
+      ? truncateIds(all, options.maxLength, options.raw ? 0 : header.length + 1)
+      : { ids: all, truncated: false };
+    const { positions, headerFound } = readPositions(ids, header, types);
+    return { prompt, text, ids, positions, headerFound, truncated };
+  });
+}

@@ -26,3 +26,22 @@ export function positiveInt(name: string, value: string | undefined, fallback: n
   if (!Number.isInteger(n) || n <= 0) throw new UserError(`--${name} must be a positive integer, got "${value}"`);
   return n;
 }
+
+/** Parses `all` or a list of layers such as `0,2,5` or `3-7`, checked against `layerCount`. */
+export function parseLayers(value: string, layerCount: number): number[] {
+  if (value.trim() === "all") return Array.from({ length: layerCount }, (_, i) => i);
+  const layers: number[] = [];
+  for (const part of value.split(",").map((s) => s.trim())) {
+    const range = /^(\d+)-(\d+)$/.exec(part);
+    const [from, to] = range ? [Number(range[1]), Number(range[2])] : [Number(part), Number(part)];
+    if (!/^\d+(-\d+)?$/.test(part) || from > to) {
+      throw new UserError(`bad --layers value "${value}": use all, a list like 0,2,5 or a range like 3-7`);
+    }
+    for (let l = from; l <= to; l++) layers.push(l);
+  }
+  const outside = layers.filter((l) => l >= layerCount);
+  if (outside.length) {
+    throw new UserError(`layer ${outside[0]} is out of range: this model has layers 0..${layerCount - 1}`);
+  }
+  return [...new Set(layers)].sort((a, b) => a - b);
+}

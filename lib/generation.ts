@@ -9,7 +9,7 @@
 import { UserError } from "./errors.ts";
 import type { ModelHandle } from "./runtime.ts";
 import { transformers } from "./runtime.ts";
-import { type SteeringValues, steeringInputNames } from "./steering.ts";
+import { steeringInputNames, type SteeringValues } from "./steering.ts";
 
 type Tensor = InstanceType<typeof transformers.Tensor>;
 
@@ -34,7 +34,9 @@ export function steeringFeeds(handle: ModelHandle, values: SteeringValues[] = []
   const feeds: Record<string, Tensor> = {};
   values.forEach((value, index) => {
     if (value.vector.length !== dModel) {
-      throw new UserError(`steering vector ${index} has ${value.vector.length} dimensions but the model has d_model ${dModel}`);
+      throw new UserError(
+        `steering vector ${index} has ${value.vector.length} dimensions but the model has d_model ${dModel}`,
+      );
     }
     const names = steeringInputNames(index);
     feeds[names.vector] = new transformers.Tensor("float32", value.vector, [dModel]);
@@ -44,7 +46,11 @@ export function steeringFeeds(handle: ModelHandle, values: SteeringValues[] = []
 }
 
 /** Runs `body` with the handle's forward pass also feeding the steering inputs. */
-export async function withSteering<T>(handle: ModelHandle, values: SteeringValues[], body: () => Promise<T>): Promise<T> {
+export async function withSteering<T>(
+  handle: ModelHandle,
+  values: SteeringValues[],
+  body: () => Promise<T>,
+): Promise<T> {
   const feeds = steeringFeeds(handle, values);
   if (!Object.keys(feeds).length) return await body();
   const model = handle.model as unknown as { forward: (inputs: Record<string, unknown>) => Promise<unknown> };

@@ -92,3 +92,14 @@ async function downloadFile(id: string, revision: string, file: string, dir: str
   await response.body!.pipeTo(out.writable);
   await Deno.rename(temp, target);
 }
+
+/** The decoder's layer count and width from a model directory's config.json. */
+export async function readModelShape(dir: string): Promise<{ layers: number; dModel: number; modelType: string }> {
+  const config = JSON.parse(await Deno.readTextFile(join(dir, "config.json")));
+  const layers = config.num_hidden_layers ?? config.n_layer ?? config.num_layers;
+  const dModel = config.hidden_size ?? config.n_embd ?? config.d_model;
+  if (!Number.isInteger(layers) || !Number.isInteger(dModel)) {
+    throw new UserError(`${dir}/config.json does not give num_hidden_layers and hidden_size`);
+  }
+  return { layers, dModel, modelType: String(config.model_type ?? "") };
+}

@@ -1,0 +1,98 @@
+/**
+ * `deno task capture`: dump residual activations to safetensors, like TransformerLens's
+ * run_with_cache or nnsight's .save(), for analysis in any tool. Without --model it captures the
+ * demo prompts from the generated tiny Llama.
+ */
+
+import { collectResiduals, loadForCapture, type PositionRule } from "../lib/activations.ts";
+import { parseTokenTypes, preparePrompts } from "../lib/chat.ts";
+import { parseFlags, parseLayers, positiveInt } from "../lib/cli.ts";
+import { runMain, UserError } from "../lib/errors.ts";
+import { ensureFixtureModel } from "../lib/fixtures/build.ts";
+import { DEMO_PROMPTS } from "../lib/fixtures/prompts.ts";
+import { readModelShape, resolveModelDir } from "../lib/hub.ts";
+import { readPromptFile } from "../lib/io/prompts.ts";
+import { writeSafetensors } from "../lib/io/safetensors.ts";
+import { ProgressBar } from "../lib/progress.ts";
+import { parseDevice } from "../lib/runtime.ts";
+
+const USAGE = "deno task capture --model <dir | hub id> --prompts <file> --layers <list | all> " +
+  "--positions <last | all | asst,endheader,newline> --out <file.safetensors> [--raw] [--device webgpu|cpu] " +
+  "[--batch-size N] [--max-length N]";
+
+function parsePositionRule(value: string): PositionRule {
+  if (value === "last" || value === "all") return { kind: value };
+  return { kind: "types", types: parseTokenTypes(value) };
+}
+
+await runMain(async () => {
+  const { values } = parseFlags(Deno.args, {
+    model: { type: "string" },
+    prompts: { type: "string" },
+    layers: { type: "string", default: "all" },
+    positions: { type: "string", default: "last" },
+    out: { type: "string" },
+    raw: { type: "boolean", default: false },
+    device: { type: "string", default: "webgpu" },
+    "batch-size": { type: "string" },
+    "max-length": { type: "string" },
+  }, USAGE);
+  const device = parseDevice(values.device!);
+  const rule = parsePositionRule(values.positions!);
+  const batchSize = positiveInt("batch-size", values["batch-size"], 8);
+  const maxLength = positiveInt("max-length", values["max-length"], 512);
+  const demo = !values.model;
+  const source = values.model ?? await ensureFixtureModel("tiny-llama-chat", console.log);
+  const prompts = values.prompts ? await readPromptFile(values.prompts) : demo ? [...DEMO_PROMPTS] : [];
+  if (!prompts.length) throw new UserError("--prompts is required with --model");
+  const out = values.out ?? (demo ? "results/capture-demo.safetensors" : "");
+  if (!out.endsWith(".safetensors")) throw new UserError("--out must name a .safetensors file");
+  const shape = await readModelShape(await resolveModelDir(source));
+  const layers = parseLayers(values.layers!, shape.layers);
+
+  const handle = await loadForCapture(source, layers, { device, cut: true, log: console.log });
+  const prepared = preparePrompts(handle, prompts, {
+    raw: values.raw,
+    maxLength,
+    types: rule.kind === "types" ? rule.types : [],
+  });
+  const progress = new ProgressBar("capture", prepared.length, "prompts");
+  const collected = await collectResiduals(handle, prepared, layers, rule, batchSize, (n) => progress.tick(n));
+  progress.finish();
+
+  const perPrompt = rule.kind === "all" ? 0 : collected.positions[0]?.length ?? 0;
+  const tensors = Object.fromEntries(layers.map((layer) => {
+    const data = collected.byLayer.get(layer)!;
+    const shapeOut = rule.kind === "all"
+      ? [collected.offsets.at(-1)!, collected.dModel]
+      : [prepared.length, perPrompt, collected.dModel];
+    return [`resid_post.${layer}`, { dtype: "F32" as const, shape: shapeOut, data }];
+  }));
+  const headerMissing = rule.kind === "types" ? prepared.filter((p) => !p.headerFound).length : 0;
+  const truncated = prepared.filter((p) => p.truncated).length;
+  const metadata = {
+    model: source,
+    layers,
+    hook: "resid_post (output of decoder layer L = hidden_states[L+1])",
+    positions: rule.kind === "types" ? rule.types.join(",") : rule.kind,
+    chat_template: !values.raw,
+    d_model: collected.dModel,
+    max_length: maxLength,
+    truncated,
+    header_fallbacks: headerMissing,
+    offsets: rule.kind === "all" ? collected.offsets : undefined,
+    prompts: prepared.map((p, i) => ({
+      prompt: p.prompt,
+      text: p.text,
+      token_ids: p.ids,
+      positions: collected.positions[i],
+    })),
+  };
+  await writeSafetensors(out, tensors, { format: "model-diff/capture/1", metadata: JSON.stringify(metadata) });
+  console.log(
+    `captured ${layers.length} layer(s) x ${prepared.length} prompts (${metadata.positions}) -> ${out}` +
+      (truncated ? `; ${truncated} prompt(s) truncated to ${maxLength} tokens` : "") +
+      (headerMissing ? `; assistant header not found in ${headerMissing} prompt(s): read the last token instead` : ""),
+  );
+  await handle.dispose();
+});

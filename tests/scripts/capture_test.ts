@@ -1,0 +1,111 @@
+import { assert, assertEquals } from "../assert.ts";
+import { join } from "node:path";
+import { ensureFixtureModel } from "../../lib/fixtures/build.ts";
+import { referenceForward } from "../../lib/fixtures/reference.ts";
+import { SafetensorsFile } from "../../lib/io/safetensors.ts";
+import { fixtureHandle, fixtureReference, meaningfulLines, runScript, worstRelativeError } from "../helpers.ts";
+
+const PROMPTS = ["Who are you?", "What is the meaning of life?", "Write a SQL query that counts orders per customer."];
+
+/** A safetensors reader written from the format description alone (independent of lib/io). */
+async function readSafetensorsBySpec(path: string) {
+  const bytes = await Deno.readFile(path);
+  const headerLength = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));
+  const base = 8 + headerLength;
+  const tensor = (name: string) => {
+    const { dtype, shape, data_offsets: [a, b] } = header[name];
+    assertEquals(dtype, "F32");
+    return { shape: shape as number[], data: new Float32Array(bytes.slice(base + a, base + b).buffer) };
+  };
+  return { metadata: header.__metadata__ as Record<string, string>, tensor };
+}
+
+interface CaptureMetadata {
+  layers: number[];
+  positions: string;
+  offsets?: number[];
+  prompts: { prompt: string; text: string; token_ids: number[]; positions: number[] }[];
+}
+
+async function capture(name: string, device: string, positions: string, layers: string) {
+  const dir = await Deno.makeTempDir({ prefix: "capture-" });
+  const promptFile = join(dir, "prompts.txt");
+  await Deno.writeTextFile(promptFile, PROMPTS.join("\n") + "\n");
+  const out = join(dir, "out.safetensors");
+  const args = ["--model", await ensureFixtureModel(name), "--prompts", promptFile, "--layers", layers];
+  const result = await runScript("capture.ts", [...args, "--positions", positions, "--out", out, "--device", device]);
+  assertEquals(result.code, 0, result.stderr);
+  const file = await readSafetensorsBySpec(out);
+  // Our own loader reads the same file.
+  const own = await SafetensorsFile.open(out);
+  assertEquals(Object.keys(own.tensors).sort(), layers.split(",").map((l) => `resid_post.${l}`).sort());
+  return { file, metadata: JSON.parse(file.metadata.metadata) as CaptureMetadata };
+}
+
+for (const name of ["tiny-llama-chat", "tiny-gemma2-chat"]) {
+  for (const [device, positions] of [["cpu", "asst,endheader,newline"], ["webgpu", "all"], ["cpu", "last"]]) {
+    Deno.test(`capture ${name} (${device}, positions ${positions}): tensors equal the f64 reference`, async () => {
+      const { file, metadata } = await capture(name, device, positions, "0,2,3");
+      const handle = await fixtureHandle(name, "cpu");
+      const { config, weights } = fixtureReference(name);
+      assertEquals(metadata.layers, [0, 2, 3]);
+      const pairs: [Float32Array, Float64Array][] = [];
+      for (const layer of metadata.layers) {
+        const { shape, data } = file.tensor(`resid_post.${layer}`);
+        const d = config.hiddenSize;
+        metadata.prompts.forEach((p, i) => {
+          // The ids are the tokenizer's for the chat-formatted prompt.
+          const text = handle.tokenizer.apply_chat_template([{ role: "user", content: PROMPTS[i] }], {
+            add_generation_prompt: true,
+            tokenize: false,
+          }) as string;
+          assertEquals(p.text, text);
+          assertEquals(p.token_ids, handle.tokenizer.encode(text, { add_special_tokens: false }));
+          const reference = referenceForward(config, weights, p.token_ids, { layers: layer + 1 }).residuals[layer + 1];
+          p.positions.forEach((t, k) => {
+            const row = positions === "all" ? metadata.offsets![i] + k : i * shape[1] + k;
+            pairs.push([data.subarray(row * d, (row + 1) * d), reference[t]]);
+          });
+        });
+        if (positions === "all") assertEquals(shape, [metadata.offsets!.at(-1)!, d]);
+        else assertEquals(shape, [PROMPTS.length, positions === "last" ? 1 : 3, d]);
+      }
+      const error = worstRelativeError(pairs);
+      assert(error <= 1e-4, `relative error ${error}`);
+      if (positions.startsWith("asst")) {
+        // The positions read are the header's tokens: "assistant"/"model", then what follows it.
+        const roleToken = handle.tokenizer.encode(name.includes("llama") ? "assistant" : "model", {
+          add_special_tokens: false,
+        });
+        for (const p of metadata.prompts) assertEquals([p.token_ids[p.positions[0]]], roleToken);
+      }
+    });
+  }
+}
+
+Deno.test("capture: bad layers, empty or missing prompt files give one line and leave earlier output alone", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "capture-bad-" });
+  const out = join(dir, "keep.safetensors");
+  await Deno.writeTextFile(out, "earlier result");
+  const empty = join(dir, "empty.txt");
+  await Deno.writeTextFile(empty, "\n\n");
+  const model = await ensureFixtureModel("tiny-llama-chat");
+  const cases: [string[], RegExp][] = [
+    [["--layers", "7"], /layer 7 is out of range: this model has layers 0\.\.3/],
+    [["--layers", "1,,x"], /bad --layers value/],
+    [["--prompts", empty], /no prompts in/],
+    [["--prompts", join(dir, "missing.jsonl")], /prompt file not found/],
+    [["--positions", "middle"], /unknown token type "middle"/],
+  ];
+  for (const [extra, pattern] of cases) {
+    const args = ["--model", model, "--prompts", empty.replace("empty", "p"), "--out", out, "--device", "cpu"];
+    await Deno.writeTextFile(join(dir, "p.txt"), "Hello there\n");
+    const result = await runScript("capture.ts", [...args, ...extra]);
+    assert(result.code !== 0, `${extra}: non-zero exit`);
+    const lines = meaningfulLines(result.stderr);
+    assertEquals(lines.length, 1, result.stderr);
+    assert(pattern.test(lines[0]), `${extra}: ${lines[0]}`);
+  }
+  assertEquals(await Deno.readTextFile(out), "earlier result");
+});
