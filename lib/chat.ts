@@ -172,3 +172,38 @@ export function preparePrompts(
     return { prompt, text, ids, positions, headerFound, truncated };
   });
 }
+
+/** Marks where an open user turn's content would start, to cut a rendered template there. */
+const OPEN_TURN_SENTINEL = "\u2063OPEN_TURN\u2063";
+
+/**
+ * The role-swapped format, built from messages and rendered by the model's own template: the user
+ * says "Hello.", the model's turn holds `prompt`, then a user turn is opened (its header rendered,
+ * its content empty) so the model continues as the user would.
+ */
+export function renderSwapped(handle: Pick<ModelHandle, "tokenizer" | "source">, prompt: string): string {
+  const text = renderChat(handle, [
+    { role: "user", content: "Hello." },
+    { role: "assistant", content: prompt },
+    { role: "user", content: OPEN_TURN_SENTINEL },
+  ], { generationPrompt: false });
+  const cut = text.indexOf(OPEN_TURN_SENTINEL);
+  if (cut < 0) {
+    throw new UserError(`the chat template of ${handle.source} drops message content; cannot build the role swap`);
+  }
+  return text.slice(0, cut);
+}
+
+/** The normal format: the prompt as the user turn, then the generation prompt. */
+export function renderNormal(handle: Pick<ModelHandle, "tokenizer" | "source">, prompt: string): string {
+  return renderChat(handle, [{ role: "user", content: prompt }]);
+}
+
+/** The token that ends a turn, per family (steering suppresses it so responses run their full length). */
+export const END_OF_TURN: Record<Family, string> = { llama: "<|eot_id|>", gemma2: "<end_of_turn>" };
+
+/** Ids of "\n\n" and the end-of-turn token: what the notebook's steering suppresses. */
+export function steeringSuppressedIds(handle: Pick<ModelHandle, "tokenizer" | "config">): number[] {
+  const encode = (text: string) => handle.tokenizer.encode(text, { add_special_tokens: false });
+  return [...encode("\n\n").slice(0, 1), ...encode(END_OF_TURN[familyOf(handle.config)])];
+}

@@ -13,10 +13,27 @@ type Options = NonNullable<ParseArgsConfig["options"]>;
 /** Parses `args` against `options`; an unknown flag or a missing value is a {@linkcode UserError} naming `usage`. */
 export function parseFlags<T extends Options>(args: string[], options: T, usage: string) {
   try {
-    return parseArgs({ args, options, allowPositionals: false, strict: true });
+    return parseArgs({ args: joinNegativeValues(args, options), options, allowPositionals: false, strict: true });
   } catch (error) {
     throw new UserError(`${(error as Error).message.split("\n")[0]} (usage: ${usage})`);
   }
+}
+
+/**
+ * `--mag -3,3` is what researchers type; parseArgs reads `-3,3` as a flag. A string option followed
+ * by something that starts like a negative number gets it as its value (`--mag=-3,3`).
+ */
+function joinNegativeValues(args: string[], options: Options): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const name = args[i].startsWith("--") ? args[i].slice(2) : undefined;
+    const next = args[i + 1];
+    if (name && options[name]?.type === "string" && next !== undefined && /^-[\d.]/.test(next)) {
+      out.push(`${args[i]}=${next}`);
+      i++;
+    } else out.push(args[i]);
+  }
+  return out;
 }
 
 /** A positive integer flag value. */

@@ -22,6 +22,8 @@ export interface GenerateOptions {
   generation?: Record<string, unknown>;
   /** Called with each new token id as it is generated. */
   onToken?: (id: number) => void;
+  /** Called with decoded text as it is generated (word by word). */
+  onText?: (text: string) => void;
 }
 
 /** The graph inputs that carry `values` for the handle's steering sites. */
@@ -68,7 +70,7 @@ export function generate(handle: ModelHandle, promptIds: number[], options: Gene
   const n = promptIds.length;
   const input_ids = new transformers.Tensor("int64", BigInt64Array.from(promptIds, BigInt), [1, n]);
   const attention_mask = new transformers.Tensor("int64", new BigInt64Array(n).fill(1n), [1, n]);
-  const streamer = options.onToken ? tokenStreamer(handle, options.onToken) : undefined;
+  const streamer = options.onToken || options.onText ? streamerFor(handle, options) : undefined;
   return withSteering(handle, options.steering ?? [], async () => {
     const output = await handle.model.generate({
       input_ids,
@@ -82,12 +84,13 @@ export function generate(handle: ModelHandle, promptIds: number[], options: Gene
   });
 }
 
-/** A streamer that reports each generated token id (the prompt is skipped). */
-function tokenStreamer(handle: ModelHandle, onToken: (id: number) => void) {
+/** A streamer reporting new tokens and text (the prompt is skipped). */
+function streamerFor(handle: ModelHandle, options: GenerateOptions) {
   return new transformers.TextStreamer(handle.tokenizer, {
     skip_prompt: true,
-    callback_function: () => {},
-    token_callback_function: (ids: bigint[]) => ids.forEach((id) => onToken(Number(id))),
+    skip_special_tokens: false,
+    callback_function: (text: string) => options.onText?.(text),
+    token_callback_function: (ids: bigint[]) => ids.forEach((id) => options.onToken?.(Number(id))),
   });
 }
 

@@ -1,0 +1,73 @@
+/**
+ * Steering vectors from files: the sweep's `contrast_vectors.safetensors` (tensor `contrast.{L}`),
+ * any safetensors file (a named tensor, or its only one), NumPy `.npy`, or JSON (an array of numbers
+ * or `{ "vector": [...] }`).
+ *
+ * @module
+ */
+
+import { extname } from "node:path";
+import { UserError } from "./errors.ts";
+import { decodeNpy } from "./io/npz.ts";
+import { SafetensorsFile } from "./io/safetensors.ts";
+
+/** Name of the contrast vector of `layer` in the sweep's output. */
+export function contrastTensorName(layer: number): string {
+  return `contrast.${layer}`;
+}
+
+/** Loads a vector of `dModel` numbers for `layer` from `path` (`name` picks a safetensors tensor). */
+export async function loadVector(
+  path: string,
+  options: { layer: number; dModel: number; name?: string },
+): Promise<Float32Array> {
+  const extension = extname(path).toLowerCase();
+  let vector: Float32Array;
+  if (extension === ".safetensors") {
+    const file = await SafetensorsFile.open(path);
+    const names = Object.keys(file.tensors);
+    const name = options.name ??
+      (names.includes(contrastTensorName(options.layer))
+        ? contrastTensorName(options.layer)
+        : names.length === 1
+        ? names[0]
+        : undefined);
+    if (!name) {
+      throw new UserError(
+        `${path} has no tensor ${
+          contrastTensorName(options.layer)
+        } (layer ${options.layer}); pass --vector-name, it has: ${names.slice(0, 8).join(", ")}`,
+      );
+    }
+    vector = await file.float32(name);
+  } else if (extension === ".npy") {
+    vector = decodeNpy(await readBytes(path), path).data;
+  } else if (extension === ".json") {
+    const data = JSON.parse(new TextDecoder().decode(await readBytes(path)));
+    const values = Array.isArray(data) ? data : data?.vector;
+    if (!Array.isArray(values) || values.some((x) => typeof x !== "number")) {
+      throw new UserError(`${path} holds no vector: expected an array of numbers or {"vector": [...]}`);
+    }
+    vector = Float32Array.from(values);
+  } else {
+    throw new UserError(`unsupported vector file ${path}: use .safetensors, .npy or .json`);
+  }
+  if (vector.length !== options.dModel) {
+    throw new UserError(
+      `the vector in ${path} has ${vector.length} dimensions but the model has d_model ${options.dModel}: use a vector from this model`,
+    );
+  }
+  if (vector.some((x) => !Number.isFinite(x))) {
+    throw new UserError(`the vector in ${path} contains NaN or infinite values`);
+  }
+  return vector;
+}
+
+async function readBytes(path: string): Promise<Uint8Array> {
+  try {
+    return await Deno.readFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) throw new UserError(`vector file not found: ${path}`);
+    throw error;
+  }
+}

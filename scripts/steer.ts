@@ -1,0 +1,148 @@
+/**
+ * `deno task steer --mag -3,3`: generate with a vector added to (or otherwise applied to) the residual
+ * stream after a layer, at each magnitude, for each prompt; results go to
+ * `{model_short}_layer{L}_steer.json`, which later runs extend, and to the `swapped_user_role.json`
+ * export. Each response streams to the terminal as it is generated.
+ */
+
+import { join } from "node:path";
+import { renderNormal, steeringSuppressedIds, tokenizeRendered } from "../lib/chat.ts";
+import { parseFlags, positiveInt } from "../lib/cli.ts";
+import { runMain, UserError } from "../lib/errors.ts";
+import { ensureFixtureModel } from "../lib/fixtures/build.ts";
+import { ROLE_PROMPTS } from "../lib/fixtures/role_prompts.ts";
+import { generate } from "../lib/generation.ts";
+import { modelShortName, readModelShape, resolveModelDir } from "../lib/hub.ts";
+import { writeJsonAtomic } from "../lib/io/atomic.ts";
+import { readPromptFile } from "../lib/io/prompts.ts";
+import { ProgressBar } from "../lib/progress.ts";
+import {
+  appendSteerResponse,
+  loadSteerResults,
+  magnitudeKey,
+  parseMagnitudes,
+  steerExport,
+} from "../lib/report/steer_results.ts";
+import { loadModel, parseDevice, transformers } from "../lib/runtime.ts";
+import { parseInterventionKind, parsePositions } from "../lib/steering.ts";
+import { loadVector } from "../lib/vectors.ts";
+
+const USAGE = "deno task steer --mag -3,3 [--model <dir | hub id>] [--layer L] [--vector <file>] [--vector-name N] " +
+  "[--kind addition|ablation|mean_ablation|capping] [--positions all|last] [--prompts <file>] [--samples N] " +
+  "[--resume] [--baseline] [--seed N] [--max-new-tokens N] [--temperature T] [--repetition-penalty P] " +
+  "[--no-suppress] [--greedy] [--out-dir DIR] [--device webgpu|cpu]";
+
+function parseNumber(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n)) throw new UserError(`--${name} must be a number, got "${value}"`);
+  return n;
+}
+
+await runMain(async () => {
+  const { values } = parseFlags(Deno.args, {
+    mag: { type: "string", default: "-3,3" },
+    model: { type: "string" },
+    layer: { type: "string" },
+    vector: { type: "string" },
+    "vector-name": { type: "string" },
+    kind: { type: "string", default: "addition" },
+    positions: { type: "string", default: "all" },
+    prompts: { type: "string" },
+    samples: { type: "string" },
+    resume: { type: "boolean", default: false },
+    baseline: { type: "boolean", default: false },
+    seed: { type: "string", default: "0" },
+    "max-new-tokens": { type: "string" },
+    temperature: { type: "string" },
+    "repetition-penalty": { type: "string" },
+    "no-suppress": { type: "boolean", default: false },
+    greedy: { type: "boolean", default: false },
+    "out-dir": { type: "string" },
+    "model-short": { type: "string" },
+    device: { type: "string", default: "webgpu" },
+  }, USAGE);
+  const magnitudes = parseMagnitudes(values.mag!);
+  if (values.baseline && !magnitudes.includes(0)) magnitudes.unshift(0);
+  const device = parseDevice(values.device!);
+  const kind = parseInterventionKind(values.kind!);
+  const positions = parsePositions(values.positions!);
+  const samples = positiveInt("samples", values.samples, 1);
+  const maxNewTokens = positiveInt("max-new-tokens", values["max-new-tokens"], 300);
+  const temperature = parseNumber("temperature", values.temperature, 0.7);
+  const repetitionPenalty = parseNumber("repetition-penalty", values["repetition-penalty"], 1.1);
+  const seed = parseNumber("seed", values.seed, 0);
+
+  const source = values.model ?? await ensureFixtureModel("tiny-gemma2-chat", console.log);
+  const shape = await readModelShape(await resolveModelDir(source));
+  const layer = values.layer === undefined ? Math.floor(shape.layers / 2) : Number(values.layer);
+  if (!Number.isInteger(layer) || layer < 0 || layer >= shape.layers) {
+    throw new UserError(`layer ${values.layer} is out of range: this model has layers 0..${shape.layers - 1}`);
+  }
+  const short = values["model-short"] ?? modelShortName(source);
+  const outDir = values["out-dir"] ?? join("results", short);
+  const vectorPath = values.vector ?? join(outDir, "contrast_vectors.safetensors");
+  if (!values.vector && !(await Deno.stat(vectorPath).then(() => true, () => false))) {
+    throw new UserError(
+      `no steering vector: run \`deno task sweep-layers\` for this model first, or pass --vector <file>`,
+    );
+  }
+  const vector = await loadVector(vectorPath, { layer, dModel: shape.dModel, name: values["vector-name"] });
+  const prompts = values.prompts ? await readPromptFile(values.prompts) : [...ROLE_PROMPTS];
+  const resultsPath = join(outDir, `${short}_layer${layer}_steer.json`);
+  const results = await loadSteerResults(resultsPath); // refuses a corrupt file before any work
+
+  const handle = await loadModel(source, {
+    device,
+    log: console.log,
+    rewrite: { capture: [], cut: false, steering: [{ layer, kind, positions }] },
+  });
+  // The notebook suppresses "\n\n" and the end-of-turn token so every response runs its full length.
+  const suppress = values["no-suppress"] ? null : steeringSuppressedIds(handle);
+  const generation = values.greedy ? { do_sample: false } : {
+    do_sample: true,
+    temperature,
+    repetition_penalty: repetitionPenalty,
+    suppress_tokens: suppress,
+  };
+  transformers.random.seed(seed);
+
+  const todo = prompts.flatMap((prompt) =>
+    magnitudes.map((magnitude) => {
+      const done = results[prompt]?.[magnitudeKey(magnitude)]?.length ?? 0;
+      return { prompt, magnitude, count: values.resume ? Math.max(0, samples - done) : samples };
+    })
+  ).filter((job) => job.count > 0);
+  const total = todo.reduce((n, job) => n + job.count, 0);
+  const progress = new ProgressBar("steer", total, "responses");
+  const encoder = new TextEncoder();
+  for (const job of todo) {
+    const ids = tokenizeRendered(handle, renderNormal(handle, job.prompt));
+    for (let sample = 0; sample < job.count; sample++) {
+      console.log(`\n[${kind} ${job.magnitude >= 0 ? "+" : ""}${job.magnitude} @ layer ${layer}] ${job.prompt}`);
+      const tokens = await generate(handle, ids, {
+        maxNewTokens,
+        steering: [{ vector, scalar: job.magnitude }],
+        generation,
+        onText: (text) => Deno.stdout.writeSync(encoder.encode(text)),
+      });
+      console.log();
+      const response = handle.tokenizer.decode(tokens, { skip_special_tokens: false });
+      await appendSteerResponse(resultsPath, results, job.prompt, job.magnitude, response);
+      progress.tick();
+    }
+  }
+  progress.finish();
+  const exportPath = join(outDir, "swapped_user_role.json");
+  await writeJsonAtomic(
+    exportPath,
+    steerExport(results, {
+      modelName: source,
+      modelType: short,
+      layer,
+      saeTrainer: values["vector-name"] ?? "contrast",
+    }),
+  );
+  console.log(`\n${total} response(s) generated; results in ${resultsPath}, export in ${exportPath}`);
+  await handle.dispose();
+});
