@@ -1,0 +1,119 @@
+import { assert, assertEquals } from "../assert.ts";
+import { join } from "node:path";
+import { renderNormal, tokenizeRendered } from "../../lib/chat.ts";
+import { ensureFixtureModel } from "../../lib/fixtures/build.ts";
+import { SeededRandom } from "../../lib/fixtures/random.ts";
+import { generateGreedy } from "../../lib/generation.ts";
+import { fixtureHandle, meaningfulLines, runScript } from "../helpers.ts";
+
+const MODEL = "tiny-gemma2-chat";
+const PROMPTS = ["Who are you?", "What is your job?"];
+
+async function setup() {
+  const dir = await Deno.makeTempDir({ prefix: "steer-" });
+  const vector = join(dir, "vector.json");
+  await Deno.writeTextFile(vector, JSON.stringify([...new SeededRandom(7).normals(48)]));
+  const prompts = join(dir, "prompts.txt");
+  await Deno.writeTextFile(prompts, PROMPTS.join("\n"));
+  const args = ["--model", await ensureFixtureModel(MODEL), "--vector", vector, "--prompts", prompts, "--layer", "1"];
+  return {
+    dir,
+    args: [...args, "--out-dir", dir, "--device", "cpu"],
+    results: join(dir, `${MODEL}_layer1_steer.json`),
+  };
+}
+
+type Results = Record<string, Record<string, string[]>>;
+
+Deno.test("steer: +c and -c change greedy generations, 0 reproduces the unsteered model", async () => {
+  const { args, results } = await setup();
+  const run = await runScript("steer.ts", [
+    ...args,
+    "--mag",
+    "-4,4",
+    "--baseline",
+    "--greedy",
+    "--no-suppress",
+    "--max-new-tokens",
+    "8",
+  ]);
+  assertEquals(run.code, 0, run.stderr);
+  const data: Results = JSON.parse(await Deno.readTextFile(results));
+  const handle = await fixtureHandle(MODEL, "cpu");
+  for (const prompt of PROMPTS) {
+    assertEquals(Object.keys(data[prompt]).sort(), ["-4", "0", "4"]);
+    const plain = await generateGreedy(handle, tokenizeRendered(handle, renderNormal(handle, prompt)), 8);
+    assertEquals(data[prompt]["0"], [handle.tokenizer.decode(plain, { skip_special_tokens: false })]);
+    assert(data[prompt]["4"][0] !== data[prompt]["0"][0], "+c changes the generation");
+    assert(data[prompt]["-4"][0] !== data[prompt]["0"][0], "-c changes the generation");
+  }
+  const exported = JSON.parse(await Deno.readTextFile(join(results, "..", "swapped_user_role.json")));
+  assertEquals(exported.feature_id, -1);
+  assertEquals(exported.results[PROMPTS[0]].steering["4"], data[PROMPTS[0]]["4"]);
+});
+
+Deno.test("steer: re-running merges into the same JSON without duplicate magnitude keys", async () => {
+  const { args, results } = await setup();
+  // An earlier run (the notebook's float keys after a reload) left "3.0".
+  await Deno.writeTextFile(results, JSON.stringify({ [PROMPTS[0]]: { "3.0": ["old"] } }));
+  const run = await runScript("steer.ts", [...args, "--mag", "3", "--max-new-tokens", "4", "--seed", "1"]);
+  assertEquals(run.code, 0, run.stderr);
+  const data: Results = JSON.parse(await Deno.readTextFile(results));
+  assertEquals(Object.keys(data[PROMPTS[0]]), ["3"]);
+  assertEquals(data[PROMPTS[0]]["3"].length, 2);
+  assertEquals(data[PROMPTS[0]]["3"][0], "old");
+  assertEquals(data[PROMPTS[1]]["3"].length, 1);
+});
+
+Deno.test("steer: an interrupted run keeps finished responses and --resume completes it", async () => {
+  const { args, results } = await setup();
+  const full = [...args, "--mag", "2", "--samples", "3", "--max-new-tokens", "12", "--device", "webgpu"];
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../../scripts/steer.ts", import.meta.url).pathname, ...full],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  // Kill it as soon as the first response is on disk.
+  let first: Results | undefined;
+  for (let i = 0; i < 600 && !first; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    first = await Deno.readTextFile(results).then((t) => JSON.parse(t) as Results, () => undefined);
+  }
+  child.kill("SIGKILL");
+  await child.status;
+  assert(first, "a response was written before the kill");
+  const saved: Results = JSON.parse(await Deno.readTextFile(results));
+  const savedCount = Object.values(saved).flatMap((m) => Object.values(m)).flat().length;
+  assert(savedCount >= 1 && savedCount < 6, `interrupted after ${savedCount} of 6 responses`);
+  const resumed = await runScript("steer.ts", [...full, "--resume"]);
+  assertEquals(resumed.code, 0, resumed.stderr);
+  const data: Results = JSON.parse(await Deno.readTextFile(results));
+  for (const prompt of PROMPTS) assertEquals(data[prompt]["2"].length, 3);
+  for (const [prompt, byMagnitude] of Object.entries(saved)) {
+    assertEquals(data[prompt]["2"].slice(0, byMagnitude["2"].length), byMagnitude["2"], "finished responses kept");
+  }
+});
+
+Deno.test("steer: malformed --mag, layer out of range, wrong-size vector and corrupt JSON give one line", async () => {
+  const { dir, args, results } = await setup();
+  const wrong = join(dir, "wrong.json");
+  await Deno.writeTextFile(wrong, JSON.stringify([1, 2, 3]));
+  const cases: [string[], RegExp][] = [
+    [["--mag", "3,,x"], /bad --mag value "3,,x"/],
+    [["--mag", "3", "--layer", "9"], /layer 9 is out of range: this model has layers 0\.\.3/],
+    [["--mag", "3", "--vector", wrong], /has 3 dimensions but the model has d_model 48/],
+  ];
+  for (const [extra, pattern] of cases) {
+    const result = await runScript("steer.ts", [...args, ...extra]);
+    assert(result.code !== 0);
+    const lines = meaningfulLines(result.stderr);
+    assertEquals(lines.length, 1, result.stderr);
+    assert(pattern.test(lines[0]), lines[0]);
+  }
+  await Deno.writeTextFile(results, '{"Who are you?": {"3": ["trunc');
+  const corrupt = await runScript("steer.ts", [...args, "--mag", "3"]);
+  assert(corrupt.code !== 0);
+  assertEquals(meaningfulLines(corrupt.stderr).length, 1, corrupt.stderr);
+  assert(/is not valid JSON.*will not be overwritten/.test(corrupt.stderr), corrupt.stderr);
+  assertEquals(await Deno.readTextFile(results), '{"Who are you?": {"3": ["trunc');
+});
