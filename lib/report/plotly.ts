@@ -1,0 +1,71 @@
+/**
+ * Self-contained interactive pages: Plotly figures with plotly.js inlined, so a page opens offline
+ * and can be mailed around as one file.
+ *
+ * @module
+ */
+
+import { writeFileAtomic } from "../io/atomic.ts";
+
+/** A Plotly figure: traces and layout as plotly.js takes them. */
+export interface PlotlyFigure {
+  data: Record<string, unknown>[];
+  layout: Record<string, unknown>;
+}
+
+let plotlySource: Promise<string> | undefined;
+
+/**
+ * plotly.js (the basic bundle: scatter, bar, pie) from npm. It is not a module we import, so a fresh
+ * checkout may not have it in node_modules yet: `deno install` fetches it then.
+ */
+function plotlyJs(): Promise<string> {
+  plotlySource ??= (async () => {
+    const url = new URL(import.meta.resolve("plotly.js-basic-dist-min"));
+    const path = new URL("plotly-basic.min.js", url);
+    const read = () => Deno.readTextFile(path);
+    try {
+      return await read();
+    } catch {
+      await new Deno.Command(Deno.execPath(), { args: ["install", "--quiet"], stdout: "null", stderr: "null" })
+        .output();
+      return await read();
+    }
+  })();
+  return plotlySource;
+}
+
+/** Escapes text for inclusion inside a `<script>` element. */
+function scriptSafe(json: string): string {
+  return json.replace(/</g, "\\u003c").replace(/>/g, "\\u003e").replace(/&/g, "\\u0026");
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
+/** The HTML of a page showing `figure`, with plotly.js inlined. */
+export async function plotlyPage(title: string, figure: PlotlyFigure): Promise<string> {
+  const figureJson = scriptSafe(JSON.stringify(figure));
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>${escapeHtml(title)}</title>
+<script>${await plotlyJs()}</script>
+</head>
+<body style="margin:0;font-family:sans-serif">
+<div id="figure" style="width:100%;height:100vh"></div>
+<script>
+const figure = ${figureJson};
+Plotly.newPlot("figure", figure.data, figure.layout, { responsive: true });
+</script>
+</body>
+</html>
+`;
+}
+
+/** Writes `figure` as a self-contained HTML page, atomically. */
+export async function writePlotlyPage(path: string, title: string, figure: PlotlyFigure): Promise<void> {
+  await writeFileAtomic(path, await plotlyPage(title, figure));
+}
