@@ -40,6 +40,7 @@ export function featureIncreasesFigure(
   const layout: Record<string, unknown> = {
     title: { text: `${title}<br><sub>Top features per read position</sub>`, x: 0.5 },
     height: 520,
+    margin: { t: 120 },
     legend: { orientation: "v", x: 1.02, y: 1 },
     hovermode: "closest",
     annotations: [] as unknown[],
