@@ -145,6 +145,8 @@ export interface PreparedPrompt {
 export interface PrepareOptions {
   /** Tokenize the prompt as is, without the chat template. */
   raw?: boolean;
+  /** How to render a prompt (default: a user turn plus the generation prompt). */
+  render?: (prompt: string) => string;
   maxLength?: number;
   types?: readonly TokenType[];
 }
@@ -161,7 +163,7 @@ export function preparePrompts(
   const header = assistantHeaderIds(handle);
   const types = options.types ?? [];
   return prompts.map((prompt) => {
-    const text = options.raw ? prompt : renderChat(handle, [{ role: "user", content: prompt }]);
+    const text = options.raw ? prompt : options.render ? options.render(prompt) : renderNormal(handle, prompt);
     const all = options.raw
       ? handle.tokenizer.encode(text, { add_special_tokens: true })
       : tokenizeRendered(handle, text);
