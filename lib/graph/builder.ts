@@ -29,6 +29,7 @@ export class GraphBuilder {
   #counts = new Map<string, number>();
   #constants = new Map<string, string>();
   #initializerCount = 0;
+  #domains = new Set<string>();
 
   /** Runs `body` with `name` appended to the node-name scope, e.g. `model`, `layers.0`, `self_attn`. */
   scope<T>(name: string, body: () => T): T {
@@ -57,6 +58,30 @@ export class GraphBuilder {
     const output = Array.from({ length: outputCount }, (_, i) => `${name}_output_${i}`);
     this.nodes.push({ name, opType, input: inputs, output, attribute: encodeAttributes(attributes) });
     return output;
+  }
+
+  /**
+   * Adds a node with an explicit name (`<scope>/<name>`) and explicit output names, for layouts that
+   * do not follow torch's naming (onnxruntime-genai's builder); `""` leaves an optional output out.
+   */
+  named(
+    name: string,
+    opType: string,
+    inputs: string[],
+    outputs: string[],
+    attributes: Record<string, AttributeValue> = {},
+    domain = "",
+  ): string[] {
+    this.nodes.push({
+      name: `${this.prefix}/${name}`,
+      opType,
+      domain,
+      input: inputs,
+      output: outputs,
+      attribute: encodeAttributes(attributes),
+    });
+    if (domain) this.#domains.add(domain);
+    return outputs;
   }
 
   /** {@linkcode ops} for the common single-output case. */
@@ -126,7 +151,7 @@ export class GraphBuilder {
     return {
       irVersion: 8,
       producerName: "model-diff fixtures",
-      opsetImport: [{ domain: "", version: opset }],
+      opsetImport: [{ domain: "", version: opset }, ...[...this.#domains].map((domain) => ({ domain, version: 1 }))],
       graph: {
         name,
         node: this.nodes,

@@ -80,6 +80,18 @@ Deno.test("onnxruntime-genai naming: resid_post is output 3 of the next fused Sk
   }
 });
 
+Deno.test("a builder-style fixture graph is located as genai, the final norm's sum output added", async () => {
+  const map = locateResiduals(await fixtureGraph("tiny-llama-chat-genai"));
+  assertEquals(map.scheme, "genai");
+  assertEquals(map.layers[0], "/model/layers.1/input_layernorm/output_3");
+  assertEquals(map.layers[3], "/model/norm/SkipLayerNorm/output_3");
+  assertEquals(map.missingOutputs, [{
+    node: "/model/norm/SkipLayerNorm",
+    index: 3,
+    tensor: "/model/norm/SkipLayerNorm/output_3",
+  }]);
+});
+
 Deno.test("an explicit pattern or list of names overrides detection", async () => {
   const graph = await fixtureGraph("tiny-llama-chat");
   const byPattern = locateResiduals(graph, { pattern: "/model/layers.{layer}/Add_output_0", layers: 4 });
