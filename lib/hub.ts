@@ -61,7 +61,8 @@ async function downloadFromHub(id: string, modelFileName: string): Promise<strin
   return dir;
 }
 
-async function downloadFile(id: string, revision: string, file: string, dir: string, required: boolean) {
+/** Downloads `file` of hub repository `id` into `dir` unless present (404 is fine when not `required`). */
+export async function downloadFile(id: string, revision: string, file: string, dir: string, required: boolean) {
   const target = join(dir, file);
   if (await exists(target)) return;
   const endpoint = Deno.env.get("HF_ENDPOINT") ?? "https://huggingface.co";

@@ -1,0 +1,88 @@
+/**
+ * Shared plumbing of the WGSL kernel wrappers: loading a shader once per device, buffers, uniform
+ * parameters and read-back.
+ *
+ * @module
+ */
+
+import type { Gpu } from "../gpu.ts";
+
+const pipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
+
+/** The compute pipeline of `shaders/<name>.wgsl` (entry `main`), compiled once per device. */
+export async function pipeline(gpu: Gpu, name: string): Promise<GPUComputePipeline> {
+  let byName = pipelines.get(gpu.device);
+  if (!byName) pipelines.set(gpu.device, byName = new Map());
+  let found = byName.get(name);
+  if (!found) {
+    const code = await Deno.readTextFile(new URL(`../../shaders/${name}.wgsl`, import.meta.url));
+    const module = gpu.device.createShaderModule({ code, label: name });
+    found = await gpu.device.createComputePipelineAsync({ layout: "auto", compute: { module, entryPoint: "main" } });
+    byName.set(name, found);
+  }
+  return found;
+}
+
+/** A storage buffer holding `data` (or `bytes` zeroed bytes). */
+export function storageBuffer(gpu: Gpu, data: ArrayBufferView | number, readBack = false): GPUBuffer {
+  const size = Math.max(16, Math.ceil((typeof data === "number" ? data : data.byteLength) / 4) * 4);
+  const buffer = gpu.device.createBuffer({
+    size,
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | (readBack ? GPUBufferUsage.COPY_SRC : 0),
+  });
+  if (typeof data !== "number" && data.byteLength) {
+    gpu.device.queue.writeBuffer(buffer, 0, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+  }
+  return buffer;
+}
+
+/** A uniform buffer of u32 parameters. */
+export function uniformBuffer(gpu: Gpu, values: number[]): GPUBuffer {
+  const data = new Uint32Array(Math.ceil(values.length / 4) * 4);
+  data.set(values);
+  const buffer = gpu.device.createBuffer({
+    size: data.byteLength,
+    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+  });
+  gpu.device.queue.writeBuffer(buffer, 0, data);
+  return buffer;
+}
+
+/** Encodes one dispatch of `pipe` with `buffers` bound in order at group 0. */
+export function dispatch(
+  gpu: Gpu,
+  encoder: GPUCommandEncoder,
+  pipe: GPUComputePipeline,
+  buffers: GPUBuffer[],
+  groups: [number, number, number?],
+): void {
+  const bindGroup = gpu.device.createBindGroup({
+    layout: pipe.getBindGroupLayout(0),
+    entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+  });
+  const pass = encoder.beginComputePass();
+  pass.setPipeline(pipe);
+  pass.setBindGroup(0, bindGroup);
+  pass.dispatchWorkgroups(groups[0], groups[1], groups[2] ?? 1);
+  pass.end();
+}
+
+/** Copies `bytes` bytes of `source` into a mappable buffer after `encoder`'s work and reads them. */
+export async function readBack(
+  gpu: Gpu,
+  encoder: GPUCommandEncoder,
+  source: GPUBuffer,
+  bytes: number,
+): Promise<Float32Array> {
+  const staging = gpu.device.createBuffer({
+    size: Math.ceil(bytes / 4) * 4,
+    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  });
+  encoder.copyBufferToBuffer(source, 0, staging, 0, staging.size);
+  gpu.device.queue.submit([encoder.finish()]);
+  await staging.mapAsync(GPUMapMode.READ);
+  const out = new Float32Array(staging.getMappedRange().slice(0, bytes));
+  staging.unmap();
+  staging.destroy();
+  return out;
+}

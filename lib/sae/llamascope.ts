@@ -1,0 +1,52 @@
+/**
+ * Llama Scope format: `hyperparams.json` + `checkpoints/final.safetensors` holding torch Linear
+ * weights (`encoder.weight` [d_sae, d_model], `decoder.weight` [d_model, d_sae], biases). Inputs are
+ * normalised dataset-wise: x' = x · s with s = sqrt(d_model) / dataset_average_activation_norm.in.
+ * We fold s into the weights (W_enc · s, W_dec / s, b_dec / s) so the encoder takes raw residuals:
+ * the pre-activations are unchanged, so the JumpReLU threshold (defined on them) stays as it is.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { UserError } from "../errors.ts";
+import { SafetensorsFile } from "../io/safetensors.ts";
+import { transposeMatrix } from "./matrix.ts";
+import { layerOfHook, type Sae } from "./config.ts";
+
+/** Loads a Llama Scope SAE from directory `dir`. */
+export async function loadLlamaScope(dir: string, source: string): Promise<Sae> {
+  const hp = JSON.parse(await Deno.readTextFile(join(dir, "hyperparams.json"))) as Record<string, unknown>;
+  const file = await SafetensorsFile.open(join(dir, "checkpoints", "final.safetensors"));
+  const dIn = Number(hp.d_model);
+  const dSae = Number(hp.d_sae);
+  const act = String(hp.act_fn ?? "jumprelu");
+  if (act !== "jumprelu" && act !== "relu") {
+    throw new UserError(`${source}: Llama Scope act_fn "${act}" is not supported`);
+  }
+  let scale = 1;
+  if (hp.norm_activation === "dataset-wise") {
+    const norm = (hp.dataset_average_activation_norm as { in?: number } | undefined)?.in;
+    if (!norm) throw new UserError(`${source}: hyperparams.json lacks dataset_average_activation_norm.in`);
+    scale = Math.sqrt(dIn) / norm;
+  }
+  const wEnc = transposeMatrix(await file.float32("encoder.weight"), dSae, dIn).map((w) => w * scale);
+  const wDec = transposeMatrix(await file.float32("decoder.weight"), dIn, dSae).map((w) => w / scale);
+  return {
+    config: {
+      format: "llamascope",
+      architecture: act === "relu" ? "relu" : "jumprelu",
+      dIn,
+      dSae,
+      applyBDecToInput: Boolean(hp.apply_decoder_bias_to_pre_encoder),
+      hookLayer: layerOfHook(hp.hook_point_in),
+      modelName: hp.model_name as string | undefined,
+      source,
+    },
+    wEnc,
+    bEnc: await file.float32("encoder.bias"),
+    wDec,
+    bDec: (await file.float32("decoder.bias")).map((b) => b / scale),
+    threshold: new Float32Array(dSae).fill(Number(hp.jump_relu_threshold ?? 0)),
+  };
+}

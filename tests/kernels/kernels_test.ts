@@ -1,0 +1,161 @@
+import { assert, assertEquals } from "../assert.ts";
+import { UserError } from "../../lib/errors.ts";
+import { SeededRandom } from "../../lib/fixtures/random.ts";
+import { referenceEncode, type ReferenceSae } from "../../lib/fixtures/sae_reference.ts";
+import { acquireGpu } from "../../lib/gpu.ts";
+import { cosineMatrix } from "../../lib/kernels/cosine_matrix.ts";
+import { SaeEncoder } from "../../lib/kernels/sae_encode.ts";
+import type { Sae, SaeArchitecture } from "../../lib/sae/config.ts";
+import { FeatureStats } from "../../lib/stats.ts";
+import { referenceStats } from "../reference_stats.ts";
+import { worstRelativeError } from "../helpers.ts";
+
+/** A random SAE of odd sizes (not multiples of the 64-wide tiles). Feature 0 always fires, 1 never. */
+function randomSae(dIn: number, dSae: number, architecture: SaeArchitecture, seed: number, applyBDec = false): Sae {
+  const r = new SeededRandom(seed);
+  const bEnc = r.normals(dSae, 0.5);
+  bEnc[0] = 1e3;
+  bEnc[1] = -1e3;
+  return {
+    config: { format: "saelens", architecture, dIn, dSae, k: 7, applyBDecToInput: applyBDec, source: "random" },
+    wEnc: r.normals(dIn * dSae, 1 / Math.sqrt(dIn)),
+    bEnc,
+    wDec: r.normals(dSae * dIn),
+    bDec: r.normals(dIn, 0.3),
+    threshold: architecture === "jumprelu"
+      ? Float32Array.from({ length: dSae }, () => r.uniform())
+      : new Float32Array(dSae),
+  };
+}
+
+function asReference(sae: Sae): ReferenceSae {
+  return {
+    ...sae,
+    dIn: sae.config.dIn,
+    dSae: sae.config.dSae,
+    activation: sae.config.architecture,
+    k: sae.config.k,
+    applyBDecToInput: sae.config.applyBDecToInput,
+    inputScale: 1,
+  };
+}
+
+Deno.test("sae_encode matches the f64 reference for ReLU, JumpReLU and TopK at odd sizes; chunking changes nothing", async () => {
+  const gpu = await acquireGpu();
+  const rows = 37;
+  for (const architecture of ["relu", "jumprelu", "topk"] as const) {
+    const sae = randomSae(67, 203, architecture, 11, architecture === "relu");
+    const x = new SeededRandom(5).normals(rows * 67);
+    const whole = await SaeEncoder.create(gpu, sae);
+    const chunked = await SaeEncoder.create(gpu, sae, { maxChunkBytes: 67 * 4 * 64 });
+    assertEquals([whole.chunkCount, chunked.chunkCount], [1, 4]);
+    const a = await whole.encode(x, rows);
+    const b = await chunked.encode(x, rows);
+    assertEquals(new Uint32Array(b.buffer), new Uint32Array(a.buffer), "chunked == unchunked, bit for bit");
+    const pairs: [Float32Array, Float64Array][] = [];
+    for (let r = 0; r < rows; r++) {
+      pairs.push([
+        a.subarray(r * 203, (r + 1) * 203),
+        referenceEncode(asReference(sae), x.subarray(r * 67, (r + 1) * 67)),
+      ]);
+    }
+    const error = worstRelativeError(pairs);
+    assert(error < 1e-5, `${architecture}: relative error ${error}`);
+    for (let r = 0; r < rows; r++) assert(a[r * 203] > 0 && a[r * 203 + 1] === 0, "always-on / never-on features");
+    whole.destroy();
+    chunked.destroy();
+  }
+});
+
+Deno.test("NaN or infinite inputs are rejected with a clear error", async () => {
+  const gpu = await acquireGpu();
+  const encoder = await SaeEncoder.create(gpu, randomSae(8, 16, "relu", 1));
+  const x = new Float32Array(16);
+  x[11] = NaN;
+  try {
+    await encoder.encode(x, 2);
+    throw new Error("expected a failure");
+  } catch (error) {
+    assert(error instanceof UserError && /row 1 contains NaN/.test(error.message), String(error));
+  }
+});
+
+Deno.test("feature_stats matches textbook statistics; shards merge into exactly the one-shot result", async () => {
+  const gpu = await acquireGpu();
+  const [dIn, dSae, batches, perBatch] = [33, 130, 6, 9];
+  const sae = randomSae(dIn, dSae, "jumprelu", 3);
+  const encoder = await SaeEncoder.create(gpu, sae, { maxChunkBytes: dIn * 4 * 64 });
+  const types = ["asst", "endheader", "newline"];
+  const random = new SeededRandom(9);
+  const data = Array.from({ length: batches }, () => random.normals(perBatch * dIn, 2));
+  const rowType = Uint32Array.from({ length: perBatch }, (_, r) => r % 3);
+  const oneShot = FeatureStats.empty(types, dSae);
+  const shardA = FeatureStats.empty(types, dSae);
+  const shardB = FeatureStats.empty(types, dSae);
+  for (let i = 0; i < batches; i++) {
+    await encoder.encodeInto(data[i], perBatch, rowType, oneShot);
+    await encoder.encodeInto(data[i], perBatch, rowType, i < 2 ? shardA : shardB);
+  }
+  const merged = shardA.clone();
+  merged.merge(shardB);
+  assertEquals(merged.finalize(), oneShot.finalize());
+  // Against the definitions, on the f64 reference encoding of the same rows.
+  const metrics = oneShot.finalize();
+  types.forEach((type, t) => {
+    const activations: Float64Array[] = [];
+    for (const batch of data) {
+      for (let r = t; r < perBatch; r += 3) {
+        activations.push(referenceEncode(asReference(sae), batch.subarray(r * dIn, (r + 1) * dIn)));
+      }
+    }
+    const reference = referenceStats(activations);
+    for (
+      const name of [
+        "all_mean",
+        "all_std",
+        "max",
+        "num_active",
+        "sparsity",
+        "active_mean",
+        "active_std",
+        "active_min",
+      ] as const
+    ) {
+      const error = worstRelativeError([[metrics[type][name], reference[name]]]);
+      assert(error < 1e-4, `${type} ${name}: relative error ${error}`);
+    }
+    assertEquals([reference.sparsity[0], reference.sparsity[1]], [1, 0]);
+    assertEquals([metrics[type].sparsity[0], metrics[type].sparsity[1], metrics[type].active_mean[1]], [1, 0, 0]);
+  });
+});
+
+Deno.test("cosine_matrix and its reductions match f64", async () => {
+  const gpu = await acquireGpu();
+  const [n, m, d] = [6, 5, 45];
+  const r = new SeededRandom(2);
+  const a = r.normals(n * d);
+  const b = r.normals(m * d);
+  const result = await cosineMatrix(gpu, a, n, b, m, d);
+  const cos = (x: Float32Array, i: number, y: Float32Array, j: number) => {
+    let dot = 0, nx = 0, ny = 0;
+    for (let k = 0; k < d; k++) {
+      dot += x[i * d + k] * y[j * d + k];
+      nx += x[i * d + k] ** 2;
+      ny += y[j * d + k] ** 2;
+    }
+    return dot / Math.sqrt(nx * ny);
+  };
+  let cross = 0, upperA = 0, upperB = 0;
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < m; j++) {
+      assert(Math.abs(result.matrix[i * m + j] - cos(a, i, b, j)) < 1e-5);
+      cross += cos(a, i, b, j) / (n * m);
+    }
+  }
+  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) upperA += cos(a, i, a, j) / (n * (n - 1) / 2);
+  for (let i = 0; i < m; i++) for (let j = i + 1; j < m; j++) upperB += cos(b, i, b, j) / (m * (m - 1) / 2);
+  assert(
+    Math.abs(result.meanCross - cross) < 1e-6 && Math.abs(result.meanUpperA - upperA) < 1e-6 &&
+      Math.abs(result.meanUpperB - upperB) < 1e-6,
+  );
+});
