@@ -1,0 +1,75 @@
+/**
+ * `deno task sweep-layers`: compare residual activations of normal vs role-swapped chat prompts at
+ * every layer (cosine-similarity matrices on the GPU), derive the contrast vector per layer
+ * (mean normal − mean swapped), and plot the sweep. All layers come from one forward pass per prompt
+ * set.
+ */
+
+import { join } from "node:path";
+import { collectResiduals, loadForCapture, type PositionRule } from "../lib/activations.ts";
+import { parseTokenTypes, preparePrompts, renderNormal, renderSwapped } from "../lib/chat.ts";
+import { parseFlags, positiveInt } from "../lib/cli.ts";
+import { runMain, UserError } from "../lib/errors.ts";
+import { ensureFixtureModel } from "../lib/fixtures/build.ts";
+import { ROLE_PROMPTS } from "../lib/fixtures/role_prompts.ts";
+import { acquireGpu } from "../lib/gpu.ts";
+import { modelShortName, readModelShape, resolveModelDir } from "../lib/hub.ts";
+import { readPromptFile } from "../lib/io/prompts.ts";
+import { ProgressBar } from "../lib/progress.ts";
+import { writeSweepOutputs } from "../lib/report/sweep.ts";
+import { parseDevice } from "../lib/runtime.ts";
+import { sweepLayers } from "../lib/sweep.ts";
+
+const USAGE =
+  "deno task sweep-layers [--model <dir | hub id>] [--prompts <file>] [--position last | asst | endheader | newline] " +
+  "[--batch-size N] [--max-length N] [--out-dir DIR] [--device webgpu|cpu]";
+
+await runMain(async () => {
+  const { values } = parseFlags(Deno.args, {
+    model: { type: "string" },
+    prompts: { type: "string" },
+    position: { type: "string", default: "last" },
+    "batch-size": { type: "string" },
+    "max-length": { type: "string" },
+    "out-dir": { type: "string" },
+    "model-short": { type: "string" },
+    device: { type: "string", default: "webgpu" },
+  }, USAGE);
+  const device = parseDevice(values.device!);
+  const position = values.position === "last" ? undefined : parseTokenTypes(values.position!);
+  if (position && position.length !== 1) throw new UserError("--position takes one read position");
+  const batchSize = positiveInt("batch-size", values["batch-size"], 8);
+  const maxLength = positiveInt("max-length", values["max-length"], 512);
+  const source = values.model ?? await ensureFixtureModel("tiny-gemma2-chat", console.log);
+  const prompts = values.prompts ? await readPromptFile(values.prompts) : [...ROLE_PROMPTS];
+  if (prompts.length < 2) {
+    throw new UserError("the sweep needs at least two prompts (similarities are between prompts)");
+  }
+  const shape = await readModelShape(await resolveModelDir(source));
+  const layers = Array.from({ length: shape.layers }, (_, l) => l);
+  const short = values["model-short"] ?? modelShortName(source);
+  const outDir = values["out-dir"] ?? join("results", short);
+
+  const handle = await loadForCapture(source, layers, { device, cut: true, log: console.log });
+  const prepare = (render: (prompt: string) => string) =>
+    preparePrompts(handle, prompts, { render, maxLength, types: position ?? [] });
+  const sets = { normal: prepare((p) => renderNormal(handle, p)), swapped: prepare((p) => renderSwapped(handle, p)) };
+  const rule: PositionRule = position ? { kind: "types", types: position } : { kind: "last" };
+  const progress = new ProgressBar("sweep", 2 * prompts.length, "prompts");
+  const normal = await collectResiduals(handle, sets.normal, layers, rule, batchSize, (n) => progress.tick(n));
+  const swapped = await collectResiduals(handle, sets.swapped, layers, rule, batchSize, (n) => progress.tick(n));
+  progress.finish();
+  const gpu = await acquireGpu({ log: console.log });
+  const sweep = await sweepLayers(gpu, normal, swapped, layers);
+  const written = await writeSweepOutputs(outDir, sweep, {
+    model: source,
+    short,
+    position: position?.[0] ?? "last",
+    prompts,
+    normalTexts: sets.normal.map((p) => p.text),
+    swappedTexts: sets.swapped.map((p) => p.text),
+  });
+  console.log(written.summary);
+  console.log(`results in ${outDir}: ${written.files.join(", ")}`);
+  await handle.dispose();
+});
