@@ -37,6 +37,12 @@ export class ProgressBar {
     this.#render(false);
   }
 
+  /** Sets the number of units done (for callers that know the absolute count) and redraws. */
+  update(done: number): void {
+    this.#done = Math.min(this.total, done);
+    this.#render(false);
+  }
+
   /** Finishes the bar (prints the final state on its own line). */
   finish(): void {
     this.#render(true);

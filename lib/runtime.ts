@@ -189,3 +189,14 @@ export async function loadModel(source: string, options: LoadOptions): Promise<M
     throw new UserError(`could not load the model in ${localDir}: ${describeError(error)}`);
   }
 }
+
+/** Just the tokenizer and config of a model (no session): enough to format and tokenize prompts. */
+export async function loadTokenizer(
+  source: string,
+): Promise<Pick<ModelHandle, "tokenizer" | "config" | "source">> {
+  const dir = await resolveModelDir(source);
+  transformers.env.allowRemoteModels = false;
+  const tokenizer = await transformers.AutoTokenizer.from_pretrained(dir);
+  const config = JSON.parse(await Deno.readTextFile(join(dir, "config.json"))) as ModelHandle["config"];
+  return { tokenizer, config, source };
+}

@@ -1,0 +1,107 @@
+/**
+ * Collecting SAE feature statistics over many prompts for one model: batches of prompts run through
+ * the graph cut after the SAE's layer, the residuals at the read positions are encoded and reduced
+ * on the GPU, and the running statistics are checkpointed so an interrupted run resumes to exactly
+ * the result of an uninterrupted one.
+ *
+ * @module
+ */
+
+import { residuals, vectorAt } from "./activations.ts";
+import type { PreparedPrompt } from "./chat.ts";
+import { UserError } from "./errors.ts";
+import { SafetensorsFile, writeSafetensors } from "./io/safetensors.ts";
+import type { SaeEncoder } from "./kernels/sae_encode.ts";
+import type { ModelHandle } from "./runtime.ts";
+import { FeatureStats } from "./stats.ts";
+
+/** Options of {@linkcode collectStats}. */
+export interface CollectOptions {
+  handle: ModelHandle;
+  encoder: SaeEncoder;
+  layer: number;
+  prompts: PreparedPrompt[];
+  tokenTypes: readonly string[];
+  batchSize: number;
+  /** Write a checkpoint every this many batches (0: never). */
+  checkpointEvery: number;
+  checkpointPath: string;
+  /** Identifies the run; a checkpoint of another run is refused. */
+  runKey: string;
+  resume: boolean;
+  /** Told the number of prompts done so far (including resumed ones) after each batch. */
+  onProgress?: (done: number) => void;
+}
+
+/** Saves statistics and string metadata as safetensors (F64 tensors). */
+export function writeStats(path: string, stats: FeatureStats, metadata: Record<string, unknown>): Promise<void> {
+  return writeSafetensors(path, stats.toTensors(), {
+    format: "model-diff/stats/1",
+    metadata: JSON.stringify(metadata),
+  });
+}
+
+/** Loads statistics written by {@linkcode writeStats}, with their metadata. */
+export async function readStats(path: string): Promise<{ stats: FeatureStats; metadata: Record<string, unknown> }> {
+  const file = await SafetensorsFile.open(path);
+  if (file.metadata.format !== "model-diff/stats/1") {
+    throw new UserError(`${path} is not a statistics file of this toolkit`);
+  }
+  const metadata = JSON.parse(file.metadata.metadata) as Record<string, unknown>;
+  const types = metadata.token_types as string[];
+  const dSae = Number(metadata.num_features);
+  const tensors = new Map<string, Float64Array>();
+  for (const name of Object.keys(file.tensors)) {
+    const bytes = await file.bytes(name);
+    tensors.set(name, new Float64Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 8));
+  }
+  return { stats: FeatureStats.fromTensors(types, dSae, (name) => tensors.get(name)!), metadata };
+}
+
+/** Runs the prompts (resuming from a checkpoint when asked) and returns their statistics. */
+export async function collectStats(options: CollectOptions): Promise<FeatureStats> {
+  const { handle, encoder, layer, prompts, tokenTypes, batchSize } = options;
+  const dIn = encoder.sae.config.dIn;
+  let stats = FeatureStats.empty(tokenTypes, encoder.sae.config.dSae);
+  let start = 0;
+  if (options.resume) {
+    const exists = await Deno.stat(options.checkpointPath).then(() => true, () => false);
+    if (exists) {
+      const checkpoint = await readStats(options.checkpointPath);
+      if (checkpoint.metadata.run_key !== options.runKey) {
+        throw new UserError(
+          `${options.checkpointPath} belongs to another run (other prompts, model, SAE or settings): remove it or rerun without --resume`,
+        );
+      }
+      stats = checkpoint.stats;
+      start = Number(checkpoint.metadata.next_prompt);
+    }
+  }
+  let batches = 0;
+  for (let first = start; first < prompts.length; first += batchSize) {
+    const batch = prompts.slice(first, first + batchSize);
+    const result = await residuals(handle, batch.map((p) => p.ids), [layer]);
+    const rows = batch.length * tokenTypes.length;
+    const x = new Float32Array(rows * dIn);
+    const rowType = new Uint32Array(rows);
+    batch.forEach((prompt, b) => {
+      prompt.positions.forEach((t, k) => {
+        x.set(vectorAt(result, layer, b, t), (b * tokenTypes.length + k) * dIn);
+        rowType[b * tokenTypes.length + k] = k;
+      });
+    });
+    await encoder.encodeInto(x, rows, rowType, stats);
+    batches++;
+    const done = first + batch.length;
+    if (options.checkpointEvery && batches % options.checkpointEvery === 0 && done < prompts.length) {
+      await writeStats(options.checkpointPath, stats, {
+        run_key: options.runKey,
+        next_prompt: done,
+        token_types: tokenTypes,
+        num_features: encoder.sae.config.dSae,
+      });
+    }
+    options.onProgress?.(done);
+  }
+  return stats;
+}

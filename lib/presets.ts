@@ -1,0 +1,34 @@
+/**
+ * The notebooks' configurations as presets for `deno task diff --preset`. The models must be ONNX
+ * exports (e.g. `optimum-cli export onnx --task text-generation-with-past`); point --base/--chat at
+ * local export directories when the hub repositories have none.
+ *
+ * @module
+ */
+
+/** A diff configuration. */
+export interface DiffPreset {
+  base: string;
+  chat: string;
+  sae: string;
+  layer: number;
+  neuronpediaId: string;
+}
+
+/** Llama 3.1 8B base vs Instruct, layer 15, Llama Scope residual 32x; Gemma 2 9B vs IT, layer 20, Gemma Scope 131k. */
+export const DIFF_PRESETS: Record<string, DiffPreset> = {
+  "llama31-8b": {
+    base: "meta-llama/Llama-3.1-8B",
+    chat: "meta-llama/Llama-3.1-8B-Instruct",
+    sae: "fnlp/Llama3_1-8B-Base-LXR-32x/Llama3_1-8B-Base-L15R-32x",
+    layer: 15,
+    neuronpediaId: "llama3.1-8b/15-llamascope-res-131k",
+  },
+  "gemma2-9b": {
+    base: "google/gemma-2-9b",
+    chat: "google/gemma-2-9b-it",
+    sae: "google/gemma-scope-9b-pt-res-canonical/layer_20/width_131k/canonical",
+    layer: 20,
+    neuronpediaId: "gemma-2-9b/20-gemmascope-res-131k",
+  },
+};
