@@ -1,0 +1,169 @@
+import { assert, assertEquals } from "../assert.ts";
+import { join } from "node:path";
+import { parse } from "csv-parse/sync";
+import { assistantHeaderIds, preparePrompts, TOKEN_TYPES } from "../../lib/chat.ts";
+import { readStats } from "../../lib/collect.ts";
+import { changeRatio } from "../../lib/diff.ts";
+import { ensureFixtureModel, ensureFixtureSae, fixtureReferenceSae } from "../../lib/fixtures/build.ts";
+import { DEMO_PROMPTS } from "../../lib/fixtures/prompts.ts";
+import { visitPage } from "../browser.ts";
+import { fixtureHandle, fixtureReference, meaningfulLines, runScript, worstRelativeError } from "../helpers.ts";
+import { referenceActivations, referenceStats } from "../reference_stats.ts";
+
+const SAE = "tiny-llama-sae-llamascope";
+const LAYER = 2;
+
+async function args(out: string, extra: string[] = []): Promise<string[]> {
+  return [
+    "--base",
+    await ensureFixtureModel("tiny-llama-base"),
+    "--chat",
+    await ensureFixtureModel("tiny-llama-chat"),
+    "--sae",
+    await ensureFixtureSae(SAE),
+    "--layer",
+    String(LAYER),
+    "--out-dir",
+    out,
+    "--top-k",
+    "10",
+    "--device",
+    "cpu",
+    ...extra,
+  ];
+}
+
+async function diff(out: string, extra: string[] = []) {
+  const result = await runScript("diff.ts", await args(out, extra));
+  assertEquals(result.code, 0, result.stderr);
+  return result;
+}
+
+Deno.test("diff: statistics, tables, ranks and ratios equal an independent f64 computation; the page renders", async () => {
+  const out = await Deno.makeTempDir({ prefix: "diff-" });
+  await diff(out, ["--device", "webgpu"]);
+  const chatHandle = await fixtureHandle("tiny-llama-chat", "cpu");
+  const sae = await fixtureReferenceSae(SAE);
+  const ids = preparePrompts(chatHandle, DEMO_PROMPTS, {}).map((p) => p.ids);
+  const header = assistantHeaderIds(chatHandle);
+  const reference: Record<string, Record<string, ReturnType<typeof referenceStats>>> = {};
+  for (const model of ["base", "chat"]) {
+    const { config, weights } = fixtureReference(`tiny-llama-${model}`);
+    const activations = referenceActivations(config, weights, sae, ids, header, LAYER, TOKEN_TYPES);
+    reference[model] = Object.fromEntries(TOKEN_TYPES.map((t) => [t, referenceStats(activations.get(t)!)]));
+    const { stats, metadata } = await readStats(join(out, `stats_${model}.safetensors`));
+    assertEquals([metadata.num_prompts, metadata.num_features, metadata.token_types], [DEMO_PROMPTS.length, sae.dSae, [
+      ...TOKEN_TYPES,
+    ]]);
+    const ours = stats.finalize();
+    for (const type of TOKEN_TYPES) {
+      for (const [name, values] of Object.entries(reference[model][type])) {
+        const error = worstRelativeError([[ours[type][name as keyof typeof ours[string]], values]]);
+        assert(error < 1e-4, `${model} ${type} ${name}: ${error}`);
+      }
+    }
+  }
+  for (const metric of ["all_mean", "active_mean", "sparsity"] as const) {
+    const rows: Record<string, string>[] = parse(await Deno.readTextFile(join(out, `top_${metric}.csv`)), {
+      columns: true,
+    });
+    assertEquals(rows.length, 10 * TOKEN_TYPES.length);
+    for (const type of TOKEN_TYPES) {
+      const b = reference.base[type][metric];
+      const c = reference.chat[type][metric];
+      const expected = Array.from(b.keys()).sort((i, j) => (c[j] - b[j]) - (c[i] - b[i]) || i - j).slice(0, 10);
+      const ours = rows.filter((r) => r.token === type).sort((x, y) => Number(x.rank) - Number(y.rank));
+      assertEquals(ours.map((r) => Number(r.feature_id)), expected, `${metric} ${type} ranking`);
+      for (const row of ours) {
+        const f = Number(row.feature_id);
+        assert(Math.abs(Number(row[`${metric}_diff`]) - (c[f] - b[f])) < 1e-4, `${metric} diff of ${f}`);
+        const ratio = changeRatio(b[f], c[f]);
+        const written = row[`${metric}_ratio`];
+        assert(
+          Number.isFinite(ratio) ? Math.abs(Number(written) - ratio) < 1e-3 * Math.abs(ratio) : written === "inf",
+          `ratio ${written} vs ${ratio}`,
+        );
+      }
+    }
+  }
+  const visit = await visitPage<{ subplots: number; points: number }>(
+    join(out, "feature_increases.html"),
+    `(() => { const gd = document.getElementById("figure"); return { subplots: gd._fullLayout._subplots.cartesian.length, points: gd.data.filter((t) => t.mode === "markers").reduce((n, t) => n + t.x.length, 0) }; })()`,
+    new URL("../../results/screenshots/feature_increases.png", import.meta.url).pathname,
+  );
+  assertEquals(visit.errors, []);
+  assertEquals(visit.result, { subplots: 3, points: 3 * 3 * 10 });
+});
+
+Deno.test("diff: a killed collection resumed with --resume writes identical stats; two shards merge into one run", async () => {
+  const whole = await Deno.makeTempDir({ prefix: "diff-whole-" });
+  // One device for all runs: webgpu and cpu residuals differ in the last bits.
+  await diff(whole, ["--batch-size", "4", "--device", "webgpu"]);
+  const expected = await Promise.all(["base", "chat"].map((m) => Deno.readFile(join(whole, `stats_${m}.safetensors`))));
+
+  const resumed = await Deno.makeTempDir({ prefix: "diff-resume-" });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("../../scripts/diff.ts", import.meta.url).pathname,
+      ...await args(resumed, ["--batch-size", "4", "--checkpoint-every", "1", "--device", "webgpu"]),
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const checkpoint = join(resumed, "checkpoint_base.safetensors");
+  for (let i = 0; i < 600 && !(await Deno.stat(checkpoint).then(() => true, () => false)); i++) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  child.kill("SIGKILL");
+  await child.status;
+  assert(await Deno.stat(checkpoint).then(() => true, () => false), "killed after a checkpoint");
+  assert(
+    !(await Deno.stat(join(resumed, "stats_chat.safetensors")).then(() => true, () => false)),
+    "killed before the end",
+  );
+  await diff(resumed, ["--batch-size", "4", "--checkpoint-every", "1", "--resume", "--device", "webgpu"]);
+  for (const [i, m] of ["base", "chat"].entries()) {
+    assertEquals(await Deno.readFile(join(resumed, `stats_${m}.safetensors`)), expected[i], `${m} stats identical`);
+  }
+
+  const sharded = await Deno.makeTempDir({ prefix: "diff-shards-" });
+  await diff(sharded, ["--batch-size", "4", "--shard", "0/2", "--device", "webgpu"]);
+  await diff(sharded, ["--batch-size", "4", "--shard", "1/2", "--device", "webgpu"]);
+  await diff(sharded, ["--merge"]);
+  for (const m of ["base", "chat"]) {
+    const a = (await readStats(join(sharded, `stats_${m}.safetensors`))).stats.finalize();
+    const b = (await readStats(join(whole, `stats_${m}.safetensors`))).stats.finalize();
+    assertEquals(a, b, `${m}: merged shards equal the whole run`);
+  }
+  assertEquals(
+    await Deno.readTextFile(join(sharded, "top_all_mean.csv")),
+    await Deno.readTextFile(join(whole, "top_all_mean.csv")),
+  );
+});
+
+Deno.test("diff: bad input gives one line, a non-zero exit, and earlier results stay", async () => {
+  const out = await Deno.makeTempDir({ prefix: "diff-bad-" });
+  await Deno.writeTextFile(join(out, "top_all_mean.csv"), "earlier\n");
+  const empty = join(out, "empty.txt");
+  await Deno.writeTextFile(empty, "\n");
+  const parquet = join(out, "broken.parquet");
+  await Deno.writeTextFile(parquet, "PAR1 but not really");
+  const cases: [string[], RegExp][] = [
+    [["--chat", "./no/such/model"], /model directory not found/],
+    [["--sae", await ensureFixtureSae("tiny-gemma2-sae-gemmascope")], /expects d_model 48 but the model has 64/],
+    [["--layer", "4"], /layer 4 is out of range: this model has layers 0\.\.3/],
+    [["--prompts", empty], /no prompts in/],
+    [["--prompts", parquet], /could not read prompts from/],
+    [["--shard", "2/2"], /bad --shard/],
+  ];
+  for (const [extra, pattern] of cases) {
+    const result = await runScript("diff.ts", [...await args(out), ...extra]);
+    assert(result.code !== 0, `${extra}`);
+    const lines = meaningfulLines(result.stderr);
+    assertEquals(lines.length, 1, result.stderr);
+    assert(pattern.test(lines[0]), `${extra}: ${lines[0]}`);
+  }
+  assertEquals(await Deno.readTextFile(join(out, "top_all_mean.csv")), "earlier\n");
+});
