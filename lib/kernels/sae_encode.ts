@@ -13,6 +13,7 @@ import { UserError } from "../errors.ts";
 import type { Gpu } from "../gpu.ts";
 import type { Sae } from "../sae/config.ts";
 import type { FeatureStats } from "../stats.ts";
+import { featureStatsPartials } from "./feature_stats.ts";
 import { dispatch, pipeline, readBack, storageBuffer, uniformBuffer } from "./shader.ts";
 
 const ACTIVATION_CODE = { none: 0, relu: 1, jumprelu: 2 } as const;
@@ -145,7 +146,7 @@ export class SaeEncoder {
         chunk,
         this.sae.config.architecture as "relu" | "jumprelu",
       );
-      const partial = await this.#statsPass(encoder, out, rowTypes, rows, chunk.cols, types);
+      const partial = await featureStatsPartials(this.gpu, encoder, out, rowTypes, rows, chunk.cols, types);
       stats.addPartials(partial, chunk.offset, chunk.cols, perType);
       out.destroy();
       params.destroy();
@@ -168,7 +169,8 @@ export class SaeEncoder {
         block.set(features.subarray(r * dSae + chunk.offset, r * dSae + chunk.offset + chunk.cols), r * chunk.cols);
       }
       const buffer = storageBuffer(this.gpu, block);
-      const partial = await this.#statsPass(
+      const partial = await featureStatsPartials(
+        this.gpu,
         this.gpu.device.createCommandEncoder(),
         buffer,
         rowTypes,
@@ -181,26 +183,6 @@ export class SaeEncoder {
     }
     stats.addCounts(perType);
     rowTypes.destroy();
-  }
-
-  async #statsPass(
-    encoder: GPUCommandEncoder,
-    features: GPUBuffer,
-    rowTypes: GPUBuffer,
-    rows: number,
-    cols: number,
-    types: number,
-  ) {
-    const partial = storageBuffer(this.gpu, types * 8 * cols * 4, true);
-    const params = uniformBuffer(this.gpu, [rows, cols, types, 0]);
-    dispatch(this.gpu, encoder, await pipeline(this.gpu, "feature_stats"), [features, rowTypes, partial, params], [
-      Math.ceil(cols / 64),
-      types,
-    ]);
-    const values = await readBack(this.gpu, encoder, partial, types * 8 * cols * 4);
-    partial.destroy();
-    params.destroy();
-    return values;
   }
 
   /** Frees the GPU buffers. */
