@@ -37,3 +37,13 @@ export async function runMain(body: () => Promise<void>): Promise<void> {
     Deno.exit(2);
   }
 }
+
+/** Reads a file the user named; a missing one is a {@linkcode UserError} calling it `what`. */
+export async function readUserFile(path: string, what: string): Promise<Uint8Array> {
+  try {
+    return await Deno.readFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) throw new UserError(`${what} not found: ${path}`);
+    throw error;
+  }
+}

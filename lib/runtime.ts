@@ -17,7 +17,7 @@ import * as ortNode from "onnxruntime-node";
 import * as ortWeb from "onnxruntime-web/webgpu";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { describeError, UserError } from "./errors.ts";
+import { describeError, readUserFile, UserError } from "./errors.ts";
 import { acquireGpu } from "./gpu.ts";
 import { rewrittenModel } from "./graph/cache.ts";
 import { decodeModel, externalDataLocations } from "./graph/onnx.ts";
@@ -59,14 +59,7 @@ async function createWebGpuSession(source: string | Uint8Array, options: Session
   return ortWeb.InferenceSession.create(bytes, { ...options, externalData });
 }
 
-async function readModelFile(path: string): Promise<Uint8Array> {
-  try {
-    return await Deno.readFile(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) throw new UserError(`model file not found: ${path}`);
-    throw error;
-  }
-}
+const readModelFile = (path: string) => readUserFile(path, "model file");
 
 /** `instanceof` that accepts tensors of either runtime (transformers.js wraps outputs it recognises). */
 class AnyOrtTensor {

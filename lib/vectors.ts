@@ -7,7 +7,7 @@
  */
 
 import { extname } from "node:path";
-import { UserError } from "./errors.ts";
+import { readUserFile, UserError } from "./errors.ts";
 import { decodeNpy } from "./io/npz.ts";
 import { SafetensorsFile } from "./io/safetensors.ts";
 
@@ -63,11 +63,4 @@ export async function loadVector(
   return vector;
 }
 
-async function readBytes(path: string): Promise<Uint8Array> {
-  try {
-    return await Deno.readFile(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) throw new UserError(`vector file not found: ${path}`);
-    throw error;
-  }
-}
+const readBytes = (path: string) => readUserFile(path, "vector file");

@@ -8,18 +8,10 @@ import type { DecoderConfig } from "../lib/fixtures/spec.ts";
 import { referenceForward } from "../lib/fixtures/reference.ts";
 import { referenceEncode, type ReferenceSae } from "../lib/fixtures/sae_reference.ts";
 import type { Weights } from "../lib/fixtures/weights.ts";
+import type { FeatureMetrics } from "../lib/stats.ts";
 
-/** Per-feature statistics of one token type over all prompts. */
-export interface ReferenceFeatureStats {
-  all_mean: Float64Array;
-  all_std: Float64Array;
-  max: Float64Array;
-  num_active: Float64Array;
-  sparsity: Float64Array;
-  active_mean: Float64Array;
-  active_std: Float64Array;
-  active_min: Float64Array;
-}
+/** Per-feature statistics of one token type over all prompts (the same record the pipeline finalises). */
+export type ReferenceFeatureStats = FeatureMetrics;
 
 /** Feature activations [prompt][feature] at each token type, from the f64 references. */
 export function referenceActivations(

@@ -7,7 +7,7 @@
 
 import type { onnx } from "onnx-proto";
 import protoRoot from "onnx-proto";
-import { UserError } from "../errors.ts";
+import { readUserFile, UserError } from "../errors.ts";
 
 /** The generated protobuf classes (the package is CommonJS with one `onnx` namespace on its root). */
 export const proto: typeof onnx = (protoRoot as unknown as { onnx: typeof onnx }).onnx;
@@ -28,14 +28,7 @@ export type DecodedModel = onnx.ModelProto & { graph: onnx.GraphProto };
 
 /** Reads and decodes an `.onnx` file; external data stays on disk. */
 export async function readModel(path: string): Promise<DecodedModel> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) throw new UserError(`model file not found: ${path}`);
-    throw error;
-  }
-  return decodeModel(bytes, path);
+  return decodeModel(await readUserFile(path, "model file"), path);
 }
 
 /** Decodes ONNX bytes; `source` names the file in the error a corrupt file gives. */

@@ -6,7 +6,7 @@
  */
 
 import { unzipSync, zipSync } from "fflate";
-import { UserError } from "../errors.ts";
+import { readUserFile, UserError } from "../errors.ts";
 import { toFloat32 } from "./safetensors.ts";
 
 /** A decoded array: f32 data (converted from the stored dtype) and its shape. */
@@ -53,13 +53,7 @@ export function encodeNpy(array: NpyArray): Uint8Array {
 
 /** Reads every array of an `.npz` file. */
 export async function readNpz(path: string): Promise<Record<string, NpyArray>> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) throw new UserError(`file not found: ${path}`);
-    throw error;
-  }
+  const bytes = await readUserFile(path, "file");
   let entries: Record<string, Uint8Array>;
   try {
     entries = unzipSync(bytes);

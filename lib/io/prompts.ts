@@ -11,7 +11,7 @@ import { parse as parseCsv } from "csv-parse/sync";
 import { asyncBufferFromFile, parquetReadObjects } from "hyparquet";
 import { compressors } from "hyparquet-compressors";
 import { extname } from "node:path";
-import { UserError } from "../errors.ts";
+import { readUserFile, UserError } from "../errors.ts";
 import { SeededRandom } from "../fixtures/random.ts";
 
 const TEXT_FIELDS = ["prompt", "text", "content", "instruction", "question"];
@@ -36,12 +36,7 @@ export function promptOf(record: unknown): string | undefined {
 }
 
 async function readText(path: string): Promise<string> {
-  try {
-    return await Deno.readTextFile(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) throw new UserError(`prompt file not found: ${path}`);
-    throw error;
-  }
+  return new TextDecoder().decode(await readUserFile(path, "prompt file"));
 }
 
 /** All prompts in a file, in file order. */

@@ -6,7 +6,7 @@ import { acquireGpu } from "../../lib/gpu.ts";
 import { cosineMatrix } from "../../lib/kernels/cosine_matrix.ts";
 import { SaeEncoder } from "../../lib/kernels/sae_encode.ts";
 import type { Sae, SaeArchitecture } from "../../lib/sae/config.ts";
-import { FeatureStats } from "../../lib/stats.ts";
+import { FeatureStats, METRICS } from "../../lib/stats.ts";
 import { referenceStats } from "../reference_stats.ts";
 import { worstRelativeError } from "../helpers.ts";
 
@@ -109,18 +109,7 @@ Deno.test("feature_stats matches textbook statistics; shards merge into exactly 
       }
     }
     const reference = referenceStats(activations);
-    for (
-      const name of [
-        "all_mean",
-        "all_std",
-        "max",
-        "num_active",
-        "sparsity",
-        "active_mean",
-        "active_std",
-        "active_min",
-      ] as const
-    ) {
+    for (const name of METRICS) {
       const error = worstRelativeError([[metrics[type][name], reference[name]]]);
       assert(error < 1e-4, `${type} ${name}: relative error ${error}`);
     }
