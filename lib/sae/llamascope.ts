@@ -11,7 +11,7 @@
 import { join } from "node:path";
 import { UserError } from "../errors.ts";
 import { SafetensorsFile } from "../io/safetensors.ts";
-import { transposeMatrix } from "./matrix.ts";
+import { transposeMatrix } from "../matrix.ts";
 import { layerOfHook, type Sae } from "./config.ts";
 
 /** Loads a Llama Scope SAE from directory `dir`. */
