@@ -2,8 +2,10 @@
  * Llama Scope format: `hyperparams.json` + `checkpoints/final.safetensors` holding torch Linear
  * weights (`encoder.weight` [d_sae, d_model], `decoder.weight` [d_model, d_sae], biases). Inputs are
  * normalised dataset-wise: x' = x · s with s = sqrt(d_model) / dataset_average_activation_norm.in.
- * We fold s into the weights (W_enc · s, W_dec / s, b_dec / s) so the encoder takes raw residuals:
- * the pre-activations are unchanged, so the JumpReLU threshold (defined on them) stays as it is.
+ * We convert exactly as SAELens's `llama_scope_sae_huggingface_loader` does, so features match what
+ * SAELens (and Neuronpedia) compute: W_enc · s, W_dec / s, b_dec / s, b_enc unchanged, and the
+ * scalar `jump_relu_threshold` · s. Like SAELens we ignore `sparsity_include_decoder_norm` (the
+ * authors' own code scales by decoder norms there; the two agree when those norms are 1).
  *
  * @module
  */
@@ -47,6 +49,7 @@ export async function loadLlamaScope(dir: string, source: string): Promise<Sae> 
     bEnc: await file.float32("encoder.bias"),
     wDec,
     bDec: (await file.float32("decoder.bias")).map((b) => b / scale),
-    threshold: new Float32Array(dSae).fill(Number(hp.jump_relu_threshold ?? 0)),
+    // As SAELens's llama_scope loader does (and so Neuronpedia's numbers): the scalar threshold times s.
+    threshold: new Float32Array(dSae).fill(Number(hp.jump_relu_threshold ?? 0) * scale),
   };
 }

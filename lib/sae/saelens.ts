@@ -27,8 +27,9 @@ function architectureOf(cfg: Cfg): SaeArchitecture {
 export async function loadSaeLens(dir: string, source: string): Promise<Sae> {
   const cfg = JSON.parse(await Deno.readTextFile(join(dir, "cfg.json"))) as Cfg;
   const meta = { ...cfg, ...(cfg.metadata ?? {}) };
+  // Older configs use booleans; "expected_average_only_in" is folded into the weights and is a no-op here.
   const normalize = String(cfg.normalize_activations ?? "none");
-  if (normalize !== "none") {
+  if (!["none", "false", "expected_average_only_in"].includes(normalize)) {
     throw new UserError(`${source}: normalize_activations "${normalize}" is not supported (only "none")`);
   }
   const architecture = architectureOf(cfg);

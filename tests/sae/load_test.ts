@@ -48,3 +48,32 @@ Deno.test("an SAE of another d_model, a missing directory and a non-SAE director
     }
   }
 });
+
+Deno.test("older SAELens configs (hook_point, activation_fn_str topk, boolean normalize_activations) load", async () => {
+  const source = await ensureFixtureSae("tiny-llama-sae-saelens");
+  const dir = await Deno.makeTempDir({ prefix: "old-saelens-" });
+  await Deno.copyFile(`${source}/sae_weights.safetensors`, `${dir}/sae_weights.safetensors`);
+  await Deno.writeTextFile(
+    `${dir}/cfg.json`,
+    JSON.stringify({
+      d_in: 64,
+      d_sae: 256,
+      hook_point: "blocks.2.hook_resid_post",
+      activation_fn_str: "topk",
+      activation_fn_kwargs: { k: 5 },
+      normalize_activations: false,
+      apply_b_dec_to_input: true,
+      model_name: "tiny-llama-base",
+    }),
+  );
+  const sae = await loadSae(dir, { dModel: 64 });
+  assert(
+    sae.config.architecture === "topk" && sae.config.k === 5 && sae.config.hookLayer === 2,
+    JSON.stringify(sae.config),
+  );
+  assert(sae.config.applyBDecToInput);
+  const encoder = await SaeEncoder.create(await acquireGpu(), sae);
+  const f = await encoder.encode(new SeededRandom(8).normals(64, 3), 1);
+  assert(f.filter((v) => v > 0).length <= 5, "at most k features fire");
+  encoder.destroy();
+});
