@@ -16,10 +16,15 @@ const SITES: SteeringSite[] = [
   { layer: 2, kind: "mean_ablation", positions: "all" },
   { layer: 0, kind: "capping", positions: "all" },
   { layer: 3, kind: "addition", positions: "last" },
+  // The first and the last layer: on the genai layout these sit on fused norms (the final one included).
+  { layer: 0, kind: "addition", positions: "all" },
+  { layer: 3, kind: "ablation", positions: "all" },
 ];
 const STEERED: RewriteSpec = { capture: [], cut: false, steering: SITES };
-/** The scalar each site gets when active: c, c, μ, τ, c. */
-const SCALARS = [6, -2, 0.5, 0.1, 4];
+/** The scalar each site gets when active: c, c, μ, τ, c, c, c. */
+const SCALARS = [6, -2, 0.5, 0.1, 4, 3, -1];
+const EACH_ALONE = SITES.map((_, i) => [i]);
+const ALL_AT_ONCE = SITES.map((_, i) => i);
 
 function randomDirection(dModel: number, seed: number): Float32Array {
   const v = new SeededRandom(seed).normals(dModel);
@@ -56,7 +61,8 @@ async function lastLogits(handle: ModelHandle, ids: number[], steering?: Steerin
   return (logits.data as Float32Array).slice();
 }
 
-for (const name of ["tiny-llama-chat", "tiny-gemma2-chat"]) {
+// The genai fixture is the chat Llama in onnxruntime-genai's fused layout: steering must un-fuse its norms.
+for (const name of ["tiny-llama-chat", "tiny-gemma2-chat", "tiny-llama-chat-genai"]) {
   const { config, weights } = fixtureReference(name);
   const d = config.hiddenSize;
   for (const device of DEVICES) {
@@ -77,7 +83,7 @@ for (const name of ["tiny-llama-chat", "tiny-gemma2-chat"]) {
     Deno.test(`${name} on ${device}: each intervention, and all at once, match the f64 reference`, async () => {
       const steered = await fixtureHandle(name, device, STEERED);
       const [ids] = chatIds(steered, ["Explain recursion to a ten-year-old."]);
-      for (const active of [[0], [1], [2], [3], [4], [0, 1, 2, 3, 4]]) {
+      for (const active of [...EACH_ALONE, ALL_AT_ONCE]) {
         const steering = values(d, active);
         const logits = await lastLogits(steered, ids, steering);
         const reference = referenceForward(config, weights, ids, {

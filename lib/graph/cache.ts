@@ -1,8 +1,9 @@
 /**
- * Rewritten models on disk, keyed by the source graph's hash and the rewrite spec: a directory in
- * transformers.js layout whose `onnx/model.onnx` is the rewritten graph. Weights in external data are
- * hard-linked when the rewrite keeps them all, else copied tensor by tensor into a compact file
- * (a cut graph needs only the first layers), so they never pass through JS memory whole.
+ * Rewritten models on disk, keyed by the source model's identity (graph and weights), the rewrite
+ * spec and the rewriting code: a directory in transformers.js layout whose `onnx/model.onnx` is the
+ * rewritten graph. Weights in external data are hard-linked when the rewrite keeps them all, else
+ * copied tensor by tensor into a compact file (a cut graph needs only the first layers), so they never
+ * pass through JS memory whole.
  *
  * @module
  */
@@ -11,11 +12,15 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { replaceDirAtomic } from "../io/atomic.ts";
 import { decodeModel, encodeModel, type onnx, proto } from "./onnx.ts";
+import { modelIdentity, sha256Hex } from "../identity.ts";
 import type { ResidualMap } from "./residuals.ts";
 import { rewriteModel, type RewriteSpec } from "./rewrite.ts";
 
-/** Bump when rewriting changes, to invalidate cached models. */
-const REWRITE_VERSION = 1;
+/**
+ * The modules whose code determines a rewritten graph. Their source text is part of the cache key, so
+ * an upgrade (or a local edit) that changes the rewrite never reuses a graph the old code made.
+ */
+const REWRITE_SOURCES = ["./rewrite.ts", "./residuals.ts", "./builder.ts", "./onnx.ts", "./cache.ts", "../steering.ts"];
 
 /** Where rewritten models are kept (override with MODEL_DIFF_CACHE). */
 export function rewriteCacheRoot(): string {
@@ -29,16 +34,21 @@ export interface RewrittenModel {
   residuals: ResidualMap;
 }
 
-async function sha256Hex(parts: (Uint8Array | string)[]): Promise<string> {
-  const chunks = parts.map((p) => (typeof p === "string" ? new TextEncoder().encode(p) : p));
-  const total = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const chunk of chunks) {
-    total.set(chunk, at);
-    at += chunk.length;
-  }
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", total));
-  return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
+let rewriteCode: Promise<string> | undefined;
+
+/** A digest of the rewrite modules' source text. */
+export function rewriteCodeDigest(): Promise<string> {
+  rewriteCode ??= Promise.all(REWRITE_SOURCES.map((s) => Deno.readTextFile(new URL(s, import.meta.url))))
+    .then((texts) => sha256Hex(texts));
+  return rewriteCode;
+}
+
+/**
+ * The cache key of a rewrite: the source model's identity on this machine (graph, every external data
+ * file, config and tokenizer, with paths and modification times), the spec and the rewriting code.
+ */
+export async function rewriteKey(model: string, spec: RewriteSpec, code: string): Promise<string> {
+  return (await sha256Hex([model, JSON.stringify(spec), code])).slice(0, 24);
 }
 
 /** Returns the rewritten version of the model in `sourceDir`, building and caching it if needed. */
@@ -49,14 +59,14 @@ export async function rewrittenModel(
 ): Promise<RewrittenModel> {
   const fileName = options.modelFileName ?? "model";
   const graphPath = join(sourceDir, "onnx", `${fileName}.onnx`);
-  const bytes = await Deno.readFile(graphPath);
-  const key = (await sha256Hex([bytes, JSON.stringify({ REWRITE_VERSION, spec })])).slice(0, 24);
+  const identity = await modelIdentity(sourceDir, fileName);
+  const key = await rewriteKey(identity.local, spec, await rewriteCodeDigest());
   const dir = join(rewriteCacheRoot(), key);
   const stampPath = join(dir, "rewrite.json");
   const stamp = await Deno.readTextFile(stampPath).then((s) => JSON.parse(s) as { residuals: ResidualMap }, () => null);
   if (stamp) return { dir, residuals: stamp.residuals };
 
-  const model = decodeModel(bytes, graphPath);
+  const model = decodeModel(identity.graph, graphPath);
   const residuals = rewriteModel(model, spec);
   options.log?.(`rewriting ${graphPath} (${describeSpec(spec)}) into ${dir}`);
   await replaceDirAtomic(dir, async (temp) => {
@@ -68,7 +78,7 @@ export async function rewrittenModel(
     }
     await Deno.writeTextFile(
       join(temp, "rewrite.json"),
-      JSON.stringify({ source: graphPath, spec, residuals }, null, 2),
+      JSON.stringify({ source: graphPath, model: identity.content, spec, residuals }, null, 2),
     );
   });
   return { dir, residuals };

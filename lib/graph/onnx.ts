@@ -78,19 +78,20 @@ export function tensorProto(
 }
 
 /**
- * Moves every initializer of at least `minBytes` into one external data file, as Optimum exports
- * do for large models; returns the file's bytes (offsets are 4096-aligned so runtimes can map them).
+ * Moves initializers into one external data file, as exporters do for large models; returns the
+ * file's bytes (offsets are 4096-aligned so runtimes can map them). By default those of at least
+ * 1024 bytes move (onnx's `size_threshold`); `moves` picks others.
  */
 export function externaliseInitializers(
   model: onnx.IModelProto,
   location: string,
-  minBytes = 1024,
+  moves: (tensor: onnx.ITensorProto) => boolean = (t) => (t.rawData?.byteLength ?? 0) >= 1024,
 ): Uint8Array {
   const chunks: Uint8Array[] = [];
   let offset = 0;
   for (const tensor of model.graph?.initializer ?? []) {
     const raw = tensor.rawData;
-    if (!raw || raw.byteLength < minBytes) continue;
+    if (!raw || !moves(tensor)) continue;
     const padding = (4096 - (offset % 4096)) % 4096;
     if (padding) chunks.push(new Uint8Array(padding));
     offset += padding;

@@ -5,9 +5,13 @@
  * Two export schemes are recognised:
  * - Optimum (torch.onnx): each layer's residual additions are the only `Add` nodes directly in
  *   scope `/model/layers.{i}`: `Add` after attention, `Add_1` after the MLP = resid_post.
- * - onnxruntime-genai's model builder: residual additions are fused into
- *   `SkipSimplifiedLayerNormalization` nodes; output 3 (input + skip) of layer i+1's
- *   `input_layernorm` (or of the final `/model/norm` for the last layer) is resid_post of layer i.
+ * - onnxruntime-genai's model builder (`src/python/py/models/builders/base.py`, `make_layernorm`):
+ *   residual additions are fused into `Skip[Simplified]LayerNormalization` nodes named
+ *   `/model/layers.{i}/{location}_layernorm/SkipLayerNorm`; output 3 (input + skip) of layer i+1's
+ *   `input_layernorm` is resid_post of layer i, and for the last layer that of the final norm,
+ *   `/model/layers.{N}/final_norm_layernorm/SkipLayerNorm` (N = number of layers), which the builder
+ *   lists with output 0 only. Layer 0's input norm is a plain `[Simplified]LayerNormalization` of the
+ *   embeddings.
  * Anything else needs an explicit override: a pattern with `{layer}` or a list of tensor names.
  *
  * @module
@@ -28,13 +32,20 @@ export interface ResidualMap {
    * added (by node name) before the tensor exists.
    */
   missingOutputs: { node: string; index: number; tensor: string }[];
+  /**
+   * Genai: per layer, the fused norm node whose output 3 is resid_post. Steering acts on that node's
+   * inputs, because its output 0 (the next block's normalised input) is computed inside it.
+   */
+  fusedNorms?: string[];
 }
 
 /** An explicit residual location: a pattern such as `/model/layers.{layer}/Add_1_output_0`, or names. */
 export type ResidualOverride = { pattern: string; layers: number } | { names: string[] };
 
 const OPTIMUM_LAYER = /^\/model\/layers\.(\d+)\/Add(?:_(\d+))?$/;
-const GENAI_SKIP = /^\/model\/(?:layers\.(\d+)\/input_layernorm|norm)\/.*$/;
+const GENAI_NORM = /^\/model\/layers\.(\d+)\/(input|final_norm)_layernorm\/(Skip)?LayerNorm$/;
+const FUSED_NORMS = new Set(["SkipSimplifiedLayerNormalization", "SkipLayerNormalization"]);
+const PLAIN_NORMS = new Set(["SimplifiedLayerNormalization", "LayerNormalization"]);
 
 /** Locates the residual stream of `graph`, or throws a {@linkcode UserError} listing what was found. */
 export function locateResiduals(graph: onnx.IGraphProto, override?: ResidualOverride): ResidualMap {
@@ -72,34 +83,35 @@ function optimumResiduals(nodes: onnx.INodeProto[]): ResidualMap | undefined {
 }
 
 function genaiResiduals(nodes: onnx.INodeProto[]): ResidualMap | undefined {
-  const skips = new Map<number, onnx.INodeProto>(); // keyed by the layer whose resid_post it carries
-  let layerCount = 0;
-  let finalNorm: onnx.INodeProto | undefined;
+  const fused = new Map<number, onnx.INodeProto>(); // keyed by the layer whose resid_post it carries
+  let finalNorm: { layer: number; node: onnx.INodeProto } | undefined;
   let embeddings: string | undefined;
   for (const node of nodes) {
-    const match = GENAI_SKIP.exec(node.name ?? "");
+    const match = GENAI_NORM.exec(node.name ?? "");
     if (!match) continue;
-    if (match[1] === undefined) {
-      if (node.opType === "SkipSimplifiedLayerNormalization") finalNorm = node;
-      continue;
-    }
     const layer = Number(match[1]);
-    layerCount = Math.max(layerCount, layer + 1);
-    if (node.opType === "SkipSimplifiedLayerNormalization" && layer > 0) skips.set(layer - 1, node);
-    if (layer === 0 && node.opType === "SimplifiedLayerNormalization") embeddings = node.input?.[0];
+    const isFused = FUSED_NORMS.has(node.opType ?? "") && match[3] === "Skip";
+    if (match[2] === "final_norm") {
+      if (isFused) finalNorm = { layer, node };
+    } else if (layer === 0 && PLAIN_NORMS.has(node.opType ?? "")) embeddings = node.input?.[0];
+    else if (layer > 0 && isFused) fused.set(layer - 1, node);
   }
-  if (!finalNorm || !embeddings || skips.size !== layerCount - 1) return undefined;
-  skips.set(layerCount - 1, finalNorm);
+  if (!finalNorm || !embeddings) return undefined;
+  const layerCount = finalNorm.layer;
+  if (layerCount < 1 || fused.size !== layerCount - 1) return undefined;
+  fused.set(layerCount - 1, finalNorm.node);
   const layers: string[] = [];
   const missingOutputs: ResidualMap["missingOutputs"] = [];
   for (let l = 0; l < layerCount; l++) {
-    const node = skips.get(l)!;
+    const node = fused.get(l);
+    if (!node) return undefined;
     const existing = node.output?.[3];
     const tensor = existing || `${node.name}/output_3`;
     if (!existing) missingOutputs.push({ node: node.name!, index: 3, tensor });
     layers.push(tensor);
   }
-  return { scheme: "genai", embeddings, layers, missingOutputs };
+  const fusedNorms = layers.map((_, l) => fused.get(l)!.name!);
+  return { scheme: "genai", embeddings, layers, missingOutputs, fusedNorms };
 }
 
 function fromOverride(override: ResidualOverride, tensors: Set<string>, nodes: onnx.INodeProto[]): ResidualMap {

@@ -46,18 +46,20 @@ export function rewriteModel(model: DecodedModel, spec: RewriteSpec): ResidualMa
     while ((target.output ??= []).length <= index) target.output.push("");
     target.output[index] = tensor;
   }
-  const dtype = residualType(graph);
   // The tensor that currently carries each layer's resid_post (steering moves it).
   const current = new Map(residuals.layers.map((t, l) => [l, t]));
   spec.steering.forEach((site, index) => {
-    const steered = insertSteering(graph, current.get(site.layer)!, site, index, dtype);
-    current.set(site.layer, steered);
+    const fusedNorm = residuals.fusedNorms?.[site.layer];
+    if (fusedNorm) steerFusedNorm(graph, fusedNorm, site, index);
+    else current.set(site.layer, steerTensor(graph, current.get(site.layer)!, site, index));
   });
   const captured: string[] = [];
   for (const layer of spec.capture) {
     const tensor = layer < 0 ? residuals.embeddings : current.get(layer)!;
     const name = residualOutputName(layer);
-    const source = dtype === DataType.FLOAT ? tensor : castNode(graph, tensor, `/capture/${name}/Cast`, DataType.FLOAT);
+    const source = elemTypeOf(graph, tensor) === DataType.FLOAT
+      ? tensor
+      : castNode(graph, tensor, `/capture/${name}/Cast`, DataType.FLOAT);
     graph.node.push({ name: `/capture/${name}/Identity`, opType: "Identity", input: [source], output: [name] });
     graph.output.push(
       valueInfo({ name, elemType: DataType.FLOAT, dims: ["batch_size", "sequence_length", "hidden_size"] }),
@@ -71,10 +73,33 @@ export function rewriteModel(model: DecodedModel, spec: RewriteSpec): ResidualMa
   return residuals;
 }
 
-/** The residual stream's element type: that of the logits output (f16 exports keep f16 activations). */
-function residualType(graph: onnx.GraphProto): number {
-  const logits = graph.output.find((o) => o.name === "logits");
-  return logits?.type?.tensorType?.elemType ?? DataType.FLOAT;
+/**
+ * The element type of tensor `name`: declared (graph input, output, value info, initializer) or
+ * followed back through its producers (Cast gives its `to`; the other ops on the residual path keep
+ * their first input's type). Exports differ: an fp16 Optimum graph keeps an fp16 residual stream, while
+ * onnxruntime-genai's fp16 Gemma 2 keeps it in fp32 between fp16 blocks.
+ */
+export function elemTypeOf(graph: onnx.GraphProto, name: string): number {
+  const declared = new Map<string, number>();
+  for (const v of [...graph.input, ...graph.output, ...graph.valueInfo]) {
+    const type = v.type?.tensorType?.elemType;
+    if (v.name && type) declared.set(v.name, type);
+  }
+  for (const t of graph.initializer) if (t.name && t.dataType) declared.set(t.name, t.dataType);
+  const producers = new Map<string, onnx.INodeProto>();
+  for (const node of graph.node) for (const output of node.output ?? []) if (output) producers.set(output, node);
+  const seen = new Set<string>();
+  let tensor = name;
+  while (!declared.has(tensor) && !seen.has(tensor)) {
+    seen.add(tensor);
+    const node = producers.get(tensor);
+    if (!node) break;
+    if (node.opType === "Cast") return Number(node.attribute?.find((a) => a.name === "to")?.i ?? DataType.FLOAT);
+    const first = (node.input ?? []).find((t) => t);
+    if (!first) break;
+    tensor = first;
+  }
+  return declared.get(tensor) ?? DataType.FLOAT;
 }
 
 function castNode(graph: onnx.GraphProto, input: string, name: string, to: number): string {
@@ -90,60 +115,109 @@ function castNode(graph: onnx.GraphProto, input: string, name: string, to: numbe
 }
 
 /**
- * Inserts the intervention of `site` on tensor `x` right after its producer and moves every other
- * consumer (and graph output) of `x` to the result; returns the result's name.
+ * Adds the intervention of `site` on the residual `x32` (f32) to builder `b`: declares the site's
+ * vector and scalar inputs and returns the f32 delta to add to the residual. Computed in f32 whatever
+ * the residual's type: in f16, v·v overflows once |v| > 256 and the 1e-30 guard underflows to 0.
+ * A zero vector gives a delta of exactly 0 for every kind.
  */
-function insertSteering(graph: onnx.GraphProto, x: string, site: SteeringSite, index: number, dtype: number): string {
-  const b = new GraphBuilder();
+function interventionDelta(b: GraphBuilder, x32: string, site: SteeringSite, index: number): string {
   const names = steeringInputNames(index);
-  b.input({ name: names.vector, elemType: DataType.FLOAT, dims: ["hidden_size"] });
-  b.input({ name: names.scalar, elemType: DataType.FLOAT, dims: [] });
+  const v = b.input({ name: names.vector, elemType: DataType.FLOAT, dims: ["hidden_size"] });
+  const scalar = b.input({ name: names.scalar, elemType: DataType.FLOAT, dims: [] });
+  // v̂ = v / max(|v|, tiny): a zero vector gives v̂ = 0.
+  const norm = b.op("Sqrt", [b.op("ReduceSum", [b.op("Mul", [v, v]), b.int64([-1])], { keepdims: 1 })]);
+  const unit = b.op("Div", [v, b.op("Max", [norm, b.float(1e-30)])]);
+  const projection = () => b.op("ReduceSum", [b.op("Mul", [x32, unit]), b.int64([-1])], { keepdims: 1 });
+  let delta: string;
+  switch (site.kind) {
+    case "addition":
+      delta = b.op("Mul", [scalar, v]);
+      break;
+    case "ablation":
+      delta = b.op("Sub", [b.op("Mul", [scalar, v]), b.op("Mul", [projection(), unit])]);
+      break;
+    case "mean_ablation":
+      delta = b.op("Mul", [b.op("Sub", [scalar, projection()]), unit]);
+      break;
+    case "capping":
+      delta = b.op("Neg", [b.op("Mul", [b.op("Relu", [b.op("Sub", [projection(), scalar])]), unit])]);
+      break;
+  }
+  if (site.positions === "last") {
+    // 1 at the last position of this forward pass, 0 elsewhere: shape [1, S, 1].
+    const length = b.op("Gather", [b.op("Shape", [x32]), b.int64(1)], { axis: 0 });
+    const positions = b.op("Range", [b.int64(0), length, b.int64(1)]);
+    const isLast = b.op("Equal", [positions, b.op("Sub", [length, b.int64(1)])]);
+    const mask = b.op("Cast", [b.op("Unsqueeze", [isLast, b.int64([0, 2])])], { to: DataType.FLOAT });
+    delta = b.op("Mul", [delta, mask]);
+  }
+  return delta;
+}
+
+/** `t` as f32 (a Cast unless it already is). */
+function asFloat(b: GraphBuilder, t: string, type: number): string {
+  return type === DataType.FLOAT ? t : b.op("Cast", [t], { to: DataType.FLOAT });
+}
+
+/** `t32` (f32) back in `type`. */
+function fromFloat(b: GraphBuilder, t32: string, type: number): string {
+  return type === DataType.FLOAT ? t32 : b.op("Cast", [t32], { to: type });
+}
+
+/** Adds `b`'s nodes before graph node `at`, and its inputs and new initializers to the graph. */
+function insertNodes(graph: onnx.GraphProto, b: GraphBuilder, at: number): void {
+  graph.node.splice(at, 0, ...b.nodes);
+  // Builder constants are named by their value, so one already in the graph is the same tensor.
+  const existing = new Set(graph.initializer.map((t) => t.name));
+  graph.initializer.push(...b.initializers.filter((t) => !existing.has(t.name)));
+  graph.input.push(...b.inputs);
+}
+
+/**
+ * Steers plain tensor `x` (a residual Add's output): inserts x + delta right after its producer and
+ * moves every other consumer of `x` to the result, whose name it returns.
+ */
+function steerTensor(graph: onnx.GraphProto, x: string, site: SteeringSite, index: number): string {
+  for (const output of graph.output) {
+    if (output.name === x) throw new UserError(`cannot steer ${x}: it is itself a graph output`);
+  }
+  const dtype = elemTypeOf(graph, x);
+  const b = new GraphBuilder();
   const result = b.scope(`steering.${index}`, () => {
-    const asResidual = (t: string) => (dtype === DataType.FLOAT ? t : b.op("Cast", [t], { to: dtype }));
-    const v = asResidual(names.vector);
-    const scalar = asResidual(names.scalar);
-    // v̂ = v / max(|v|, tiny): a zero vector gives v̂ = 0, so every kind leaves x unchanged.
-    const norm = b.op("Sqrt", [b.op("ReduceSum", [b.op("Mul", [v, v]), b.int64([-1])], { keepdims: 1 })]);
-    const unit = b.op("Div", [v, b.op("Max", [norm, asResidual(b.float(1e-30))])]);
-    const projection = () => b.op("ReduceSum", [b.op("Mul", [x, unit]), b.int64([-1])], { keepdims: 1 });
-    let delta: string;
-    switch (site.kind) {
-      case "addition":
-        delta = b.op("Mul", [scalar, v]);
-        break;
-      case "ablation":
-        delta = b.op("Sub", [b.op("Mul", [scalar, v]), b.op("Mul", [projection(), unit])]);
-        break;
-      case "mean_ablation":
-        delta = b.op("Mul", [b.op("Sub", [scalar, projection()]), unit]);
-        break;
-      case "capping":
-        delta = b.op("Neg", [b.op("Mul", [b.op("Relu", [b.op("Sub", [projection(), scalar])]), unit])]);
-        break;
-    }
-    if (site.positions === "last") {
-      // 1 at the last position of this forward pass, 0 elsewhere: shape [1, S, 1].
-      const length = b.op("Gather", [b.op("Shape", [x]), b.int64(1)], { axis: 0 });
-      const positions = b.op("Range", [b.int64(0), length, b.int64(1)]);
-      const isLast = b.op("Equal", [positions, b.op("Sub", [length, b.int64(1)])]);
-      const mask = b.op("Cast", [b.op("Unsqueeze", [isLast, b.int64([0, 2])])], { to: dtype });
-      delta = b.op("Mul", [delta, mask]);
-    }
-    return b.op("Add", [x, delta]);
+    const x32 = asFloat(b, x, dtype);
+    return fromFloat(b, b.op("Add", [x32, interventionDelta(b, x32, site, index)]), dtype);
   });
   const newNodes = new Set(b.nodes);
   for (const node of graph.node) {
     if (newNodes.has(node) || !node.input) continue;
     node.input = node.input.map((t) => (t === x ? result : t));
   }
-  for (const output of graph.output) {
-    if (output.name === x) throw new UserError(`cannot steer ${x}: it is itself a graph output`);
-  }
-  const producer = graph.node.findIndex((n) => n.output?.includes(x));
-  graph.node.splice(producer + 1, 0, ...b.nodes);
-  graph.initializer.push(...b.initializers);
-  graph.input.push(...b.inputs);
+  insertNodes(graph, b, graph.node.findIndex((n) => n.output?.includes(x)) + 1);
   return result;
+}
+
+/**
+ * Steers the residual sum inside a fused `Skip[Simplified]LayerNormalization` (com.microsoft): its
+ * output 0 (the next block's normalised input, or the LM head's after the final norm) is computed
+ * inside the node from input + skip, so rewiring output 3 alone would leave the next block unsteered.
+ * Instead the delta, computed from input + skip (+ bias), is added to the node's skip input: both
+ * outputs then see the intervention, and a zero delta leaves the node's inputs bit for bit as they were.
+ */
+function steerFusedNorm(graph: onnx.GraphProto, nodeName: string, site: SteeringSite, index: number): void {
+  const at = graph.node.findIndex((n) => n.name === nodeName);
+  const node = graph.node[at];
+  const [input, skip, , ...rest] = node.input!;
+  // SkipSimplified: (input, skip, gamma, bias?); Skip: (input, skip, gamma, beta?, bias?).
+  const bias = node.opType === "SkipSimplifiedLayerNormalization" ? rest[0] : rest[1];
+  const skipType = elemTypeOf(graph, skip);
+  const b = new GraphBuilder();
+  node.input![1] = b.scope(`steering.${index}`, () => {
+    const skip32 = asFloat(b, skip, skipType);
+    let sum32 = b.op("Add", [asFloat(b, input, elemTypeOf(graph, input)), skip32]);
+    if (bias) sum32 = b.op("Add", [sum32, asFloat(b, bias, elemTypeOf(graph, bias))]);
+    return fromFloat(b, b.op("Add", [skip32, interventionDelta(b, sum32, site, index)]), skipType);
+  });
+  insertNodes(graph, b, at);
 }
 
 /** Keeps only what `outputs` depend on: nodes, inputs, initializers and value infos. */

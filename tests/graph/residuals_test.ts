@@ -20,7 +20,11 @@ Deno.test("Optimum naming: resid_post of layer i is /model/layers.i/Add_1, embed
   assertEquals(gemma.embeddings, "/model/Mul_output_0");
 });
 
-/** A skeleton of onnxruntime-genai's builder layout: fused SkipSimplifiedLayerNormalization residuals. */
+/**
+ * A skeleton of onnxruntime-genai's builder layout (src/python/py/models/builders/base.py,
+ * make_layernorm / make_model): fused SkipSimplifiedLayerNormalization residuals with inputs
+ * (root_input, skip_input, weight), output 3 listed except on the final norm, which sits at layer N.
+ */
 function genaiSkeleton(layers: number, listOutput3: boolean) {
   const b = new GraphBuilder();
   const nodes = b.nodes;
@@ -30,37 +34,27 @@ function genaiSkeleton(layers: number, listOutput3: boolean) {
     input: ["w", "input_ids"],
     output: ["/model/embed_tokens/Gather/output_0"],
   });
-  for (let l = 0; l < layers; l++) {
-    const p = `/model/layers.${l}`;
-    if (l === 0) {
-      nodes.push({
-        name: `${p}/input_layernorm/LayerNorm`,
-        opType: "SimplifiedLayerNormalization",
-        input: ["/model/embed_tokens/Gather/output_0", "g"],
-        output: [`${p}/input_layernorm/output_0`],
-      });
-    } else {
-      const out = [`${p}/input_layernorm/output_0`, "", "", ...(listOutput3 ? [`${p}/input_layernorm/output_3`] : [])];
-      nodes.push({
-        name: `${p}/input_layernorm/SkipLayerNorm`,
-        opType: "SkipSimplifiedLayerNormalization",
-        input: ["a", "b", "g"],
-        output: out,
-      });
-    }
+  const skip = (layer: number, location: string, withSum: boolean) => {
+    const p = `/model/layers.${layer}/${location}_layernorm`;
     nodes.push({
-      name: `${p}/post_attention_layernorm/SkipLayerNorm`,
+      name: `${p}/SkipLayerNorm`,
       opType: "SkipSimplifiedLayerNormalization",
       input: ["a", "b", "g"],
-      output: [`${p}/post_attention_layernorm/output_0`, "", "", `${p}/post_attention_layernorm/output_3`],
+      output: [`${p}/output_0`, ...(withSum ? ["", "", `${p}/output_3`] : [])],
     });
+  };
+  for (let l = 0; l < layers; l++) {
+    if (l === 0) {
+      nodes.push({
+        name: "/model/layers.0/input_layernorm/LayerNorm",
+        opType: "SimplifiedLayerNormalization",
+        input: ["/model/embed_tokens/Gather/output_0", "g"],
+        output: ["/model/layers.0/input_layernorm/output_0"],
+      });
+    } else skip(l, "input", listOutput3);
+    skip(l, "post_attention", true);
   }
-  nodes.push({
-    name: "/model/norm/SkipLayerNorm",
-    opType: "SkipSimplifiedLayerNormalization",
-    input: ["a", "b", "g"],
-    output: ["/model/norm/output_0"],
-  });
+  skip(layers, "final_norm", false);
   return b.build("genai").graph!;
 }
 
@@ -75,20 +69,22 @@ Deno.test("onnxruntime-genai naming: resid_post is output 3 of the next fused Sk
         listed ? t : t.replace("output_3", "SkipLayerNorm/output_3")
       ),
     );
-    assertEquals(map.layers[2], "/model/norm/SkipLayerNorm/output_3");
+    assertEquals(map.layers[2], "/model/layers.3/final_norm_layernorm/SkipLayerNorm/output_3");
     assertEquals(map.missingOutputs.length, listed ? 1 : 3);
+    assertEquals(map.fusedNorms?.[2], "/model/layers.3/final_norm_layernorm/SkipLayerNorm");
   }
 });
 
 Deno.test("a builder-style fixture graph is located as genai, the final norm's sum output added", async () => {
   const map = locateResiduals(await fixtureGraph("tiny-llama-chat-genai"));
   assertEquals(map.scheme, "genai");
+  assertEquals(map.embeddings, "/model/embed_tokens/Gather/output_0");
   assertEquals(map.layers[0], "/model/layers.1/input_layernorm/output_3");
-  assertEquals(map.layers[3], "/model/norm/SkipLayerNorm/output_3");
+  assertEquals(map.layers[3], "/model/layers.4/final_norm_layernorm/SkipLayerNorm/output_3");
   assertEquals(map.missingOutputs, [{
-    node: "/model/norm/SkipLayerNorm",
+    node: "/model/layers.4/final_norm_layernorm/SkipLayerNorm",
     index: 3,
-    tensor: "/model/norm/SkipLayerNorm/output_3",
+    tensor: "/model/layers.4/final_norm_layernorm/SkipLayerNorm/output_3",
   }]);
 });
 
