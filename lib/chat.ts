@@ -4,11 +4,11 @@
  * @module
  */
 
-import type { Family } from "./fixtures/spec.ts";
 import { UserError } from "./errors.ts";
 import type { ModelHandle } from "./runtime.ts";
 
-export type { Family };
+/** Architecture families the toolkit knows (chat format, header tokens). */
+export type Family = "llama" | "gemma2";
 
 /** One chat message, as Hugging Face chat templates take it. */
 export interface ChatMessage {
@@ -83,10 +83,39 @@ export function parseTokenTypes(value: string): TokenType[] {
   return types as TokenType[];
 }
 
+/** The user turn's header per family (what opens the turn after the prompt in the role swap). */
+export const USER_HEADER: Record<Family, string> = {
+  llama: "<|start_header_id|>user<|end_header_id|>",
+  gemma2: "<start_of_turn>user\n",
+};
+
 /** The assistant header's token ids for a loaded model. */
 export function assistantHeaderIds(handle: Pick<ModelHandle, "tokenizer" | "config">): number[] {
-  return handle.tokenizer.encode(ASSISTANT_HEADER[familyOf(handle.config)], { add_special_tokens: false });
+  return headerIds(handle, "assistant");
 }
+
+/** The token ids of a role's turn header for a loaded model. */
+export function headerIds(handle: Pick<ModelHandle, "tokenizer" | "config">, role: "assistant" | "user"): number[] {
+  const family = familyOf(handle.config);
+  const text = role === "assistant" ? ASSISTANT_HEADER[family] : USER_HEADER[family];
+  return handle.tokenizer.encode(text, { add_special_tokens: false });
+}
+
+/**
+ * Which header the read positions follow: the notebook's rule is the first assistant header; in the
+ * role-swapped format the prompt sits in the model's turn, so its first header precedes the prompt
+ * (and is the same for every prompt); there the positions follow the last header, the user turn
+ * that opens after the prompt, so that in both formats they read the turn header after the prompt.
+ */
+export interface HeaderRule {
+  role: "assistant" | "user";
+  occurrence: "first" | "last";
+}
+
+/** The notebook's rule: after the first assistant header. */
+export const NORMAL_HEADER: HeaderRule = { role: "assistant", occurrence: "first" };
+/** The role-swapped format's rule: after the last (open) user header. */
+export const SWAPPED_HEADER: HeaderRule = { role: "user", occurrence: "last" };
 
 /** Where each token type sits in one sequence, and whether the header was found. */
 export interface ReadPositions {
@@ -94,25 +123,32 @@ export interface ReadPositions {
   headerFound: boolean;
 }
 
-/** Index of the first occurrence of `needle` in `haystack`, or -1. */
-export function findSubsequence(haystack: readonly number[], needle: readonly number[]): number {
+/** Index of the first (or last) occurrence of `needle` in `haystack`, or -1. */
+export function findSubsequence(
+  haystack: readonly number[],
+  needle: readonly number[],
+  occurrence: "first" | "last" = "first",
+): number {
+  let found = -1;
   outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
     for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
-    return i;
+    if (occurrence === "first") return i;
+    found = i;
   }
-  return -1;
+  return found;
 }
 
 /**
- * Read positions of `types` in token sequence `ids` (unpadded): after the first assistant header,
- * clamped into the sequence; without a header, the last token (the caller counts these).
+ * Read positions of `types` in token sequence `ids` (unpadded): after the first (or last) occurrence
+ * of `header`, clamped into the sequence; without a header, the last token (the caller counts these).
  */
 export function readPositions(
   ids: readonly number[],
   header: readonly number[],
   types: readonly TokenType[],
+  occurrence: "first" | "last" = "first",
 ): ReadPositions {
-  const start = findSubsequence(ids, header);
+  const start = findSubsequence(ids, header, occurrence);
   if (start < 0) return { positions: types.map(() => ids.length - 1), headerFound: false };
   const positions = types.map((type) =>
     Math.min(ids.length - 1, Math.max(0, start + header.length + TOKEN_TYPE_OFFSETS[type]))
@@ -149,6 +185,8 @@ export interface PrepareOptions {
   render?: (prompt: string) => string;
   maxLength?: number;
   types?: readonly TokenType[];
+  /** Which header the read positions follow (default {@linkcode NORMAL_HEADER}). */
+  header?: HeaderRule;
 }
 
 /**
@@ -160,7 +198,8 @@ export function preparePrompts(
   prompts: readonly string[],
   options: PrepareOptions = {},
 ): PreparedPrompt[] {
-  const header = assistantHeaderIds(handle);
+  const rule = options.header ?? NORMAL_HEADER;
+  const header = headerIds(handle, rule.role);
   const types = options.types ?? [];
   return prompts.map((prompt) => {
     const text = options.raw ? prompt : options.render ? options.render(prompt) : renderNormal(handle, prompt);
@@ -170,7 +209,7 @@ export function preparePrompts(
     const { ids, truncated } = options.maxLength
       ? truncateIds(all, options.maxLength, options.raw ? 0 : header.length + 1)
       : { ids: all, truncated: false };
-    const { positions, headerFound } = readPositions(ids, header, types);
+    const { positions, headerFound } = readPositions(ids, header, types, rule.occurrence);
     return { prompt, text, ids, positions, headerFound, truncated };
   });
 }

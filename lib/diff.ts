@@ -7,7 +7,7 @@
 
 import { stringify } from "csv-stringify/sync";
 import { writeFileAtomic } from "./io/atomic.ts";
-import { neuronpediaLink } from "./report/neuronpedia.ts";
+import { neuronpediaLink } from "./neuronpedia.ts";
 
 /** The metrics the notebook diffs. */
 export const DIFF_METRICS = ["all_mean", "active_mean", "sparsity"] as const;

@@ -8,7 +8,16 @@
 import type { CollectedResiduals } from "./activations.ts";
 import type { Gpu } from "./gpu.ts";
 import { cosineMatrix } from "./kernels/cosine_matrix.ts";
-import type { LayerSimilarity } from "./report/figures.ts";
+
+/** One layer's cosine-similarity summary, as the sweep table has it. */
+export interface LayerSimilarity {
+  layer: number;
+  avgWithin: number;
+  avgCross: number;
+  difference: number;
+  avgNormalNormal: number;
+  avgSwappedSwapped: number;
+}
 
 /** Everything the sweep finds. */
 export interface SweepResult {

@@ -9,7 +9,7 @@ import * as ortWeb from "onnxruntime-web/webgpu";
 import "../lib/runtime.ts"; // sets up onnxruntime-web's wasm paths
 import { parseFlags } from "../lib/cli.ts";
 import { runMain, UserError } from "../lib/errors.ts";
-import { SeededRandom } from "../lib/fixtures/random.ts";
+import { SeededRandom } from "../lib/random.ts";
 import { acquireGpu, describeGpu } from "../lib/gpu.ts";
 import { GraphBuilder } from "../lib/graph/builder.ts";
 import { DataType, encodeModel } from "../lib/graph/onnx.ts";

@@ -31,7 +31,7 @@ import { SaeEncoder } from "../lib/kernels/sae_encode.ts";
 import { DIFF_PRESETS } from "../lib/presets.ts";
 import { ProgressBar } from "../lib/progress.ts";
 import { featureIncreasesFigure } from "../lib/report/figures.ts";
-import { neuronpediaId } from "../lib/report/neuronpedia.ts";
+import { neuronpediaId } from "../lib/neuronpedia.ts";
 import { writePlotlyPage } from "../lib/report/plotly.ts";
 import { loadTokenizer, parseDevice } from "../lib/runtime.ts";
 import { loadSae } from "../lib/sae/load.ts";

@@ -7,7 +7,15 @@
 
 import { join } from "node:path";
 import { collectResiduals, loadForCapture, type PositionRule } from "../lib/activations.ts";
-import { parseTokenTypes, preparePrompts, renderNormal, renderSwapped } from "../lib/chat.ts";
+import {
+  type HeaderRule,
+  NORMAL_HEADER,
+  parseTokenTypes,
+  preparePrompts,
+  renderNormal,
+  renderSwapped,
+  SWAPPED_HEADER,
+} from "../lib/chat.ts";
 import { parseFlags, positiveInt } from "../lib/cli.ts";
 import { runMain, UserError } from "../lib/errors.ts";
 import { ensureFixtureModel } from "../lib/fixtures/build.ts";
@@ -51,9 +59,13 @@ await runMain(async () => {
   const outDir = values["out-dir"] ?? join("results", short);
 
   const handle = await loadForCapture(source, layers, { device, cut: true, log: console.log });
-  const prepare = (render: (prompt: string) => string) =>
-    preparePrompts(handle, prompts, { render, maxLength, types: position ?? [] });
-  const sets = { normal: prepare((p) => renderNormal(handle, p)), swapped: prepare((p) => renderSwapped(handle, p)) };
+  const prepare = (render: (prompt: string) => string, header: HeaderRule) =>
+    preparePrompts(handle, prompts, { render, maxLength, types: position ?? [], header });
+  // Token-type positions read the turn header after the prompt in both formats (see HeaderRule).
+  const sets = {
+    normal: prepare((p) => renderNormal(handle, p), NORMAL_HEADER),
+    swapped: prepare((p) => renderSwapped(handle, p), SWAPPED_HEADER),
+  };
   const rule: PositionRule = position ? { kind: "types", types: position } : { kind: "last" };
   const progress = new ProgressBar("sweep", 2 * prompts.length, "prompts");
   const normal = await collectResiduals(handle, sets.normal, layers, rule, batchSize, (n) => progress.tick(n));

@@ -1,6 +1,6 @@
 import { assert, assertEquals } from "./assert.ts";
 import { referenceForward, type ResidualHook } from "../lib/fixtures/reference.ts";
-import { SeededRandom } from "../lib/fixtures/random.ts";
+import { SeededRandom } from "../lib/random.ts";
 import { generate, withSteering } from "../lib/generation.ts";
 import type { RewriteSpec } from "../lib/graph/rewrite.ts";
 import { DEVICES, type ModelHandle, transformers } from "../lib/runtime.ts";

@@ -12,7 +12,7 @@ import { asyncBufferFromFile, parquetReadObjects } from "hyparquet";
 import { compressors } from "hyparquet-compressors";
 import { extname } from "node:path";
 import { readUserFile, UserError } from "../errors.ts";
-import { SeededRandom } from "../fixtures/random.ts";
+import { SeededRandom } from "../random.ts";
 
 const TEXT_FIELDS = ["prompt", "text", "content", "instruction", "question"];
 

@@ -6,6 +6,7 @@
  */
 
 import { DIFF_METRICS, type DiffMetric, type DiffRow } from "../diff.ts";
+import type { LayerSimilarity } from "../sweep.ts";
 import type { PlotlyFigure } from "./plotly.ts";
 
 const TOKEN_COLORS: Record<string, string> = { asst: "#FF6B6B", endheader: "#4ECDC4", newline: "#45B7D1" };
@@ -104,16 +105,6 @@ export function featureIncreasesFigure(
     });
   });
   return { data, layout };
-}
-
-/** One layer's cosine-similarity summary, as the sweep table has it. */
-export interface LayerSimilarity {
-  layer: number;
-  avgWithin: number;
-  avgCross: number;
-  difference: number;
-  avgNormalNormal: number;
-  avgSwappedSwapped: number;
 }
 
 /** `cosine_similarity.html`: within-group (each role) and across-group similarity by layer. */

@@ -51,7 +51,15 @@ export async function writeSweepOutputs(
   info: SweepRunInfo,
 ): Promise<{ summary: string; files: string[] }> {
   const csv = stringify([
-    ["layer", "avg_within", "avg_cross", "difference", "avg_normal_normal", "avg_swapped_swapped"],
+    // The notebook's df_summary columns, in its order.
+    [
+      "layer",
+      "avg_within_category",
+      "avg_cross_category",
+      "similarity_difference",
+      "avg_normal_normal",
+      "avg_swapped_swapped",
+    ],
     ...sweep.rows.map((r) => [r.layer, r.avgWithin, r.avgCross, r.difference, r.avgNormalNormal, r.avgSwappedSwapped]),
   ]);
   await writeFileAtomic(join(outDir, "layer_similarity.csv"), csv);

@@ -9,7 +9,7 @@ import * as ortWeb from "onnxruntime-web/webgpu";
 import { assert, assertEquals } from "../assert.ts";
 import { toFloat16 } from "../../lib/fixtures/float16.ts";
 import { buildDecoderGraph, type GraphLayout } from "../../lib/fixtures/decoder_graph.ts";
-import { SeededRandom } from "../../lib/fixtures/random.ts";
+import { SeededRandom } from "../../lib/random.ts";
 import { acquireGpu } from "../../lib/gpu.ts";
 import { decodeModel, encodeModel } from "../../lib/graph/onnx.ts";
 import { residualOutputName, rewriteModel } from "../../lib/graph/rewrite.ts";

@@ -1,6 +1,6 @@
 import { assert, assertEquals } from "../assert.ts";
 import { UserError } from "../../lib/errors.ts";
-import { SeededRandom } from "../../lib/fixtures/random.ts";
+import { SeededRandom } from "../../lib/random.ts";
 import { referenceEncode, type ReferenceSae } from "../../lib/fixtures/sae_reference.ts";
 import { acquireGpu } from "../../lib/gpu.ts";
 import { cosineMatrix } from "../../lib/kernels/cosine_matrix.ts";

@@ -1,7 +1,7 @@
 import { assert } from "../assert.ts";
 import { UserError } from "../../lib/errors.ts";
 import { ensureFixtureSae, fixtureReferenceSae } from "../../lib/fixtures/build.ts";
-import { SeededRandom } from "../../lib/fixtures/random.ts";
+import { SeededRandom } from "../../lib/random.ts";
 import { referenceEncode } from "../../lib/fixtures/sae_reference.ts";
 import { FIXTURE_SAES } from "../../lib/fixtures/saes.ts";
 import { acquireGpu } from "../../lib/gpu.ts";

@@ -2,7 +2,7 @@ import { assert, assertEquals } from "../assert.ts";
 import { join } from "node:path";
 import { renderNormal, tokenizeRendered } from "../../lib/chat.ts";
 import { ensureFixtureModel } from "../../lib/fixtures/build.ts";
-import { SeededRandom } from "../../lib/fixtures/random.ts";
+import { SeededRandom } from "../../lib/random.ts";
 import { generateGreedy } from "../../lib/generation.ts";
 import { fixtureHandle, meaningfulLines, runScript } from "../helpers.ts";
 

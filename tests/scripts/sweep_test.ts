@@ -1,7 +1,7 @@
-import { assert, assertEquals } from "../assert.ts";
+import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { join } from "node:path";
 import { parse } from "csv-parse/sync";
-import { renderNormal, renderSwapped, tokenizeRendered } from "../../lib/chat.ts";
+import { preparePrompts, renderNormal, renderSwapped, SWAPPED_HEADER, tokenizeRendered } from "../../lib/chat.ts";
 import { ensureFixtureModel } from "../../lib/fixtures/build.ts";
 import { referenceForward } from "../../lib/fixtures/reference.ts";
 import { ROLE_PROMPTS } from "../../lib/fixtures/role_prompts.ts";
@@ -61,9 +61,14 @@ for (const [name, device] of [["tiny-gemma2-chat", "webgpu"], ["tiny-llama-chat"
       }
       const row = rows[layer];
       const expected = [nn, ss, cross, (nn + ss) / 2, (nn + ss) / 2 - cross];
-      const got = ["avg_normal_normal", "avg_swapped_swapped", "avg_cross", "avg_within", "difference"].map((k) =>
-        Number(row[k])
-      );
+      // The seed notebook's column names (df_summary).
+      const got = [
+        "avg_normal_normal",
+        "avg_swapped_swapped",
+        "avg_cross_category",
+        "avg_within_category",
+        "similarity_difference",
+      ].map((k) => Number(row[k]));
       got.forEach((g, k) =>
         assert(Math.abs(g - expected[k]) < 1e-5, `layer ${layer} column ${k}: ${g} vs ${expected[k]}`)
       );
@@ -82,6 +87,52 @@ for (const [name, device] of [["tiny-gemma2-chat", "webgpu"], ["tiny-llama-chat"
       );
       assertEquals(visit.errors, []);
       assertEquals(visit.result, 3);
+    }
+  });
+}
+
+for (const name of ["tiny-gemma2-chat", "tiny-llama-chat"]) {
+  Deno.test(`sweep-layers --position on ${name}: swapped prompts are read at the turn header after the prompt`, async () => {
+    const handle = await fixtureHandle(name, "cpu");
+    const types = ["asst", "endheader", "newline"] as const;
+    const swapped = preparePrompts(handle, ROLE_PROMPTS, {
+      render: (p) => renderSwapped(handle, p),
+      types,
+      header: SWAPPED_HEADER,
+    });
+    const decode = (id: number) => handle.tokenizer.decode([id], { skip_special_tokens: false });
+    for (const prepared of swapped) {
+      assert(prepared.headerFound, prepared.text);
+      const [asst, endheader] = prepared.positions;
+      assertEquals(decode(prepared.ids[asst]), "user", "asst reads the role token of the turn after the prompt");
+      assertMatch(decode(prepared.ids[endheader]), /^(<\|end_header_id\|>|\n)$/);
+      // Every read position lies after the prompt's last token.
+      const promptIds = tokenizeRendered(handle, prepared.prompt);
+      const promptEnd = prepared.ids.lastIndexOf(promptIds.at(-1)!);
+      assert(Math.min(...prepared.positions) > promptEnd, `${prepared.positions} after ${promptEnd}`);
+    }
+    const out = await Deno.makeTempDir({ prefix: "sweep-position-" });
+    try {
+      const run = await runScript("sweep_layers.ts", [
+        "--model",
+        await ensureFixtureModel(name),
+        "--position",
+        "asst",
+        "--out-dir",
+        out,
+        "--device",
+        "cpu",
+      ]);
+      assertEquals(run.code, 0, run.stderr);
+      const rows: Record<string, string>[] = parse(await Deno.readTextFile(join(out, "layer_similarity.csv")), {
+        columns: true,
+      });
+      // Read before the prompt, every swapped vector would be the same one (cosine 1).
+      for (const row of rows) {
+        assert(Number(row.avg_swapped_swapped) < 0.9999, `layer ${row.layer}: ${row.avg_swapped_swapped}`);
+      }
+    } finally {
+      await Deno.remove(out, { recursive: true });
     }
   });
 }
