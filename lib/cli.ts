@@ -44,6 +44,16 @@ export function positiveInt(name: string, value: string | undefined, fallback: n
   return n;
 }
 
+/** A non-negative integer flag value (0 allowed, e.g. "never"). */
+export function nonNegativeInt(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isInteger(n) || n < 0) {
+    throw new UserError(`--${name} must be a non-negative integer, got "${value}"`);
+  }
+  return n;
+}
+
 /** Parses `all` or a list of layers such as `0,2,5` or `3-7`, checked against `layerCount`. */
 export function parseLayers(value: string, layerCount: number): number[] {
   if (value.trim() === "all") return Array.from({ length: layerCount }, (_, i) => i);

@@ -26,8 +26,11 @@ export interface CollectOptions {
   /** Write a checkpoint every this many batches (0: never). */
   checkpointEvery: number;
   checkpointPath: string;
-  /** Identifies the run; a checkpoint of another run is refused. */
-  runKey: string;
+  /**
+   * Identifies the run and the model within it (a digest, never the prompts themselves); a
+   * checkpoint of another run is refused.
+   */
+  fingerprint: string;
   resume: boolean;
   /** Told the number of prompts done so far (including resumed ones) after each batch. */
   onProgress?: (done: number) => void;
@@ -68,9 +71,9 @@ export async function collectStats(options: CollectOptions): Promise<FeatureStat
     const exists = await Deno.stat(options.checkpointPath).then(() => true, () => false);
     if (exists) {
       const checkpoint = await readStats(options.checkpointPath);
-      if (checkpoint.metadata.run_key !== options.runKey) {
+      if (checkpoint.metadata.run_fingerprint !== options.fingerprint) {
         throw new UserError(
-          `${options.checkpointPath} belongs to another run (other prompts, model, SAE or settings): remove it or rerun without --resume`,
+          `${options.checkpointPath} belongs to another run (other prompts, models, SAE or settings): remove it or rerun without --resume`,
         );
       }
       stats = checkpoint.stats;
@@ -95,7 +98,7 @@ export async function collectStats(options: CollectOptions): Promise<FeatureStat
     const done = first + batch.length;
     if (options.checkpointEvery && batches % options.checkpointEvery === 0 && done < prompts.length) {
       await writeStats(options.checkpointPath, stats, {
-        run_key: options.runKey,
+        run_fingerprint: options.fingerprint,
         next_prompt: done,
         token_types: tokenTypes,
         num_features: encoder.sae.config.dSae,

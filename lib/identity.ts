@@ -9,6 +9,7 @@
 
 import { join } from "node:path";
 import { decodeModel, externalDataLocations } from "./graph/onnx.ts";
+import type { Sae } from "./sae/config.ts";
 
 /** Files at most this large are hashed whole; larger ones by evenly spaced samples. */
 const WHOLE_FILE_BYTES = 64 * 1024 * 1024;
@@ -110,4 +111,11 @@ export async function sampledArrayDigest(arrays: Record<string, Float32Array>, s
     parts.push(`${name}:${data.length}:${await sha256Hex([new Uint8Array(picked.buffer)])}`);
   }
   return sha256Hex([parts.join(";")]);
+}
+
+/** An SAE's identity: its configuration (what it computes) and a sampled digest of its weights. */
+export async function saeIdentity(sae: Sae): Promise<string> {
+  const { source: _, ...config } = sae.config;
+  const { wEnc, bEnc, wDec, bDec, threshold } = sae;
+  return sha256Hex([JSON.stringify(config), await sampledArrayDigest({ wEnc, bEnc, wDec, bDec, threshold })]);
 }

@@ -14,6 +14,8 @@ import type { TensorToWrite } from "./io/safetensors.ts";
 /** Accumulator rows per token type, in the order feature_stats.wgsl writes its partials. */
 export const ACCUMULATORS = ["sum", "sumSq", "max", "activeCount", "activeSum", "activeSumSq", "activeMin"] as const;
 const SUMMED = new Set([0, 1, 3, 4, 5]);
+/** Rows per token type of feature_stats.wgsl's partials: the accumulators, then the two shifts. */
+export const PARTIAL_ROWS = 9;
 const MAX = 2;
 const MIN = 6;
 
@@ -90,19 +92,19 @@ export class FeatureStats {
   }
 
   /**
-   * Adds one batch's partials for features [offset, offset + cols): `partials` is [types, 8, cols] as
-   * feature_stats.wgsl writes it (sums of deviations from a shift c, then c), `rows[t]` the batch's
-   * rows of type t. Σv = S1 + n·c and Σv² = S2 + 2c·S1 + n·c², formed in f64.
+   * Adds one batch's partials for features [offset, offset + cols): `partials` is [types, 9, cols] as
+   * feature_stats.wgsl writes it (sums of deviations from a shift c, then c for all rows and c' for
+   * the active rows), `rows[t]` the batch's rows of type t. Σv = S1 + n·c and
+   * Σv² = S2 + 2c·S1 + n·c², formed in f64.
    */
   addPartials(partials: Float32Array, offset: number, cols: number, rows: ArrayLike<number>): void {
     for (let t = 0; t < this.tokenTypes.length; t++) {
       if (!rows[t]) continue;
-      const at = (a: number, c: number) => partials[(t * 8 + a) * cols + c];
+      const at = (a: number, c: number) => partials[(t * PARTIAL_ROWS + a) * cols + c];
       const to = (a: number) => (t * 7 + a) * this.dSae + offset;
       for (let c = 0; c < cols; c++) {
-        const shift = at(7, c);
         const active = at(3, c);
-        for (const [a, n] of [[0, rows[t]], [4, active]] as const) {
+        for (const [a, n, shift] of [[0, rows[t], at(7, c)], [4, active, at(8, c)]] as const) {
           const s1 = at(a, c);
           const s2 = at(a + 1, c);
           // Each term is an exact (or nearly exact) f64 product; the double-double sum takes them one by one.

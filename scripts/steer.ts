@@ -13,15 +13,19 @@ import { ensureFixtureModel } from "../lib/fixtures/build.ts";
 import { ROLE_PROMPTS } from "../lib/fixtures/role_prompts.ts";
 import { generate } from "../lib/generation.ts";
 import { modelShortName, readModelShape, resolveModelDir } from "../lib/hub.ts";
-import { writeJsonAtomic } from "../lib/io/atomic.ts";
+import { modelIdentity, sha256Hex } from "../lib/identity.ts";
+import { ensureOutDir, writeJsonAtomic } from "../lib/io/atomic.ts";
 import { readPromptFile } from "../lib/io/prompts.ts";
 import { ProgressBar } from "../lib/progress.ts";
 import {
   appendSteerResponse,
+  BASELINE_KEY,
+  checkSteerRun,
   loadSteerResults,
   magnitudeKey,
   parseMagnitudes,
   steerExport,
+  steerResultsName,
 } from "../lib/report/steer_results.ts";
 import { loadModel, parseDevice, transformers } from "../lib/runtime.ts";
 import { parseInterventionKind, parsePositions } from "../lib/steering.ts";
@@ -62,8 +66,8 @@ await runMain(async () => {
     "model-short": { type: "string" },
     device: { type: "string", default: "webgpu" },
   }, USAGE);
-  const magnitudes = parseMagnitudes(values.mag!);
-  if (values.baseline && !magnitudes.includes(0)) magnitudes.unshift(0);
+  const magnitudes: (number | typeof BASELINE_KEY)[] = parseMagnitudes(values.mag!);
+  if (values.baseline) magnitudes.unshift(BASELINE_KEY);
   const device = parseDevice(values.device!);
   const kind = parseInterventionKind(values.kind!);
   const positions = parsePositions(values.positions!);
@@ -81,6 +85,7 @@ await runMain(async () => {
   }
   const short = values["model-short"] ?? modelShortName(source);
   const outDir = values["out-dir"] ?? join("results", short);
+  await ensureOutDir(outDir);
   const vectorPath = values.vector ?? join(outDir, "contrast_vectors.safetensors");
   if (!values.vector && !(await Deno.stat(vectorPath).then(() => true, () => false))) {
     throw new UserError(
@@ -89,8 +94,18 @@ await runMain(async () => {
   }
   const vector = await loadVector(vectorPath, { layer, dModel: shape.dModel, name: values["vector-name"] });
   const prompts = values.prompts ? await readPromptFile(values.prompts) : [...ROLE_PROMPTS];
-  const resultsPath = join(outDir, `${short}_layer${layer}_steer.json`);
+  const resultsPath = join(outDir, steerResultsName(short, layer, kind, positions));
   const results = await loadSteerResults(resultsPath); // refuses a corrupt file before any work
+  const recordRun = await checkSteerRun(resultsPath, {
+    model: (await modelIdentity(await resolveModelDir(source))).content,
+    vector: await sha256Hex([new Uint8Array(vector.buffer, vector.byteOffset, vector.byteLength)]),
+    layer,
+    kind,
+    positions,
+    generation: values.greedy
+      ? { greedy: true }
+      : { temperature, repetitionPenalty, suppress: !values["no-suppress"], maxNewTokens },
+  });
 
   const handle = await loadModel(source, {
     device,
@@ -114,15 +129,25 @@ await runMain(async () => {
     })
   ).filter((job) => job.count > 0);
   const total = todo.reduce((n, job) => n + job.count, 0);
+  await recordRun();
   const progress = new ProgressBar("steer", total, "responses");
   const encoder = new TextEncoder();
   for (const job of todo) {
     const ids = tokenizeRendered(handle, renderNormal(handle, job.prompt));
     for (let sample = 0; sample < job.count; sample++) {
-      console.log(`\n[${kind} ${job.magnitude >= 0 ? "+" : ""}${job.magnitude} @ layer ${layer}] ${job.prompt}`);
+      const magnitude = job.magnitude;
+      const label = magnitude === BASELINE_KEY
+        ? "baseline (no intervention)"
+        : `${kind} ${magnitude >= 0 ? "+" : ""}${magnitude}`;
+      console.log(`\n[${label} @ layer ${layer}] ${job.prompt}`);
       const tokens = await generate(handle, ids, {
         maxNewTokens,
-        steering: [{ vector, scalar: job.magnitude }],
+        // A zero vector switches every kind off exactly (v̂ = 0 and c·v = 0 in the graph).
+        steering: [
+          magnitude === BASELINE_KEY
+            ? { vector: new Float32Array(vector.length), scalar: 0 }
+            : { vector, scalar: magnitude },
+        ],
         generation,
         onText: (text) => Deno.stdout.writeSync(encoder.encode(text)),
       });

@@ -22,6 +22,7 @@ import { ensureFixtureModel } from "../lib/fixtures/build.ts";
 import { ROLE_PROMPTS } from "../lib/fixtures/role_prompts.ts";
 import { acquireGpu } from "../lib/gpu.ts";
 import { modelShortName, readModelShape, resolveModelDir } from "../lib/hub.ts";
+import { ensureOutDir } from "../lib/io/atomic.ts";
 import { readPromptFile } from "../lib/io/prompts.ts";
 import { ProgressBar } from "../lib/progress.ts";
 import { writeSweepOutputs } from "../lib/report/sweep.ts";
@@ -57,6 +58,7 @@ await runMain(async () => {
   const layers = Array.from({ length: shape.layers }, (_, l) => l);
   const short = values["model-short"] ?? modelShortName(source);
   const outDir = values["out-dir"] ?? join("results", short);
+  await ensureOutDir(outDir);
 
   const handle = await loadForCapture(source, layers, { device, cut: true, log: console.log });
   const prepare = (render: (prompt: string) => string, header: HeaderRule) =>

@@ -1,7 +1,9 @@
 // Per-batch feature statistics: one thread per (token type, feature) of a chunk of encoded rows,
-// reducing over the rows of that token type. Sums are of deviations from a shift c (the type's first
-// row in the batch), so f32 keeps the variance of features with a large mean; the host turns them
-// into plain sums in f64 and adds them into double-double accumulators.
+// reducing over the rows of that token type. Sums are of deviations from a shift: the type's first
+// row for the all-rows sums, its first active row for the active sums (a first row that is inactive
+// would shift active values by 0 and leave their variance to cancel in f32). So f32 keeps the
+// variance of features with a large mean; the host turns them into plain sums in f64 and adds them
+// into double-double accumulators.
 
 struct Params {
   rows: u32,
@@ -12,7 +14,7 @@ struct Params {
 
 @group(0) @binding(0) var<storage, read> f: array<f32>;            // [rows, cols] activations
 @group(0) @binding(1) var<storage, read> rowType: array<u32>;      // [rows] token type of each row
-@group(0) @binding(2) var<storage, read_write> partial: array<f32>;// [types, 8, cols]
+@group(0) @binding(2) var<storage, read_write> partial: array<f32>;// [types, 9, cols]
 @group(0) @binding(3) var<uniform> p: Params;
 
 @compute @workgroup_size(64)
@@ -29,6 +31,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   var activeMin = 3.4028234663852886e38;
   var shift = 0.0;
   var first = true;
+  var activeShift = 0.0;
   for (var r = 0u; r < p.rows; r++) {
     if (rowType[r] != t) { continue; }
     let v = f[r * p.cols + c];
@@ -41,13 +44,17 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     sumSq += dv * dv;
     mx = max(mx, v);
     if (v > 0.0) {
+      if (activeCount == 0.0) {
+        activeShift = v;
+      }
       activeCount += 1.0;
-      activeSum += dv;
-      activeSumSq += dv * dv;
+      let da = v - activeShift;
+      activeSum += da;
+      activeSumSq += da * da;
       activeMin = min(activeMin, v);
     }
   }
-  let base = t * 8u * p.cols + c;
+  let base = t * 9u * p.cols + c;
   partial[base] = sum;
   partial[base + p.cols] = sumSq;
   partial[base + 2u * p.cols] = mx;
@@ -56,4 +63,5 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   partial[base + 5u * p.cols] = activeSumSq;
   partial[base + 6u * p.cols] = activeMin;
   partial[base + 7u * p.cols] = shift;
+  partial[base + 8u * p.cols] = activeShift;
 }

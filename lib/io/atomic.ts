@@ -6,6 +6,7 @@
  */
 
 import { dirname } from "node:path";
+import { UserError } from "../errors.ts";
 
 /** Writes `data` to `path` atomically (temp file in the same directory, then rename). */
 export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
@@ -44,4 +45,13 @@ export async function replaceDirAtomic(dir: string, fill: (tempDir: string) => P
     await Deno.remove(temp, { recursive: true }).catch(() => {});
     throw error;
   }
+}
+
+/** Creates output directory `dir` if needed; a file in its place is a {@linkcode UserError}. */
+export async function ensureOutDir(dir: string): Promise<void> {
+  const existing = await Deno.stat(dir).catch(() => undefined);
+  if (existing && !existing.isDirectory) {
+    throw new UserError(`--out-dir ${dir} is a file, not a directory: pass a directory (it is created if missing)`);
+  }
+  await Deno.mkdir(dir, { recursive: true });
 }

@@ -127,7 +127,7 @@ export class SaeEncoder {
 
   /**
    * Encodes `rows` vectors and adds their statistics to `stats`; `rowType[r]` is row r's token type
-   * index. Activations stay on the GPU; only [types, 8, chunk] partials are read back per chunk.
+   * index. Activations stay on the GPU; only [types, 9, chunk] partials are read back per chunk.
    */
   async encodeInto(x: Float32Array, rows: number, rowType: Uint32Array, stats: FeatureStats): Promise<void> {
     const types = stats.tokenTypes.length;

@@ -8,13 +8,22 @@
  */
 
 import { UserError } from "../errors.ts";
+import { sha256Hex } from "../identity.ts";
 import { writeJsonAtomic } from "../io/atomic.ts";
+import type { InterventionKind, SteeringPositions } from "../steering.ts";
 
 /** prompt → magnitude key → responses. */
 export type SteerResults = Record<string, Record<string, string[]>>;
 
+/**
+ * The key of responses generated with the intervention switched off (for every kind; magnitude 0 is a
+ * no-op only for `addition`).
+ */
+export const BASELINE_KEY = "baseline";
+
 /** The canonical key of a magnitude: JavaScript's shortest round-trip form (`3`, `-0.5`, `0`). */
 export function magnitudeKey(magnitude: number | string): string {
+  if (magnitude === BASELINE_KEY) return BASELINE_KEY;
   const value = typeof magnitude === "number" ? magnitude : Number(magnitude);
   if (!Number.isFinite(value) || (typeof magnitude === "string" && magnitude.trim() === "")) {
     throw new UserError(`bad magnitude "${magnitude}"`);
@@ -76,7 +85,7 @@ export async function appendSteerResponse(
   path: string,
   results: SteerResults,
   prompt: string,
-  magnitude: number,
+  magnitude: number | typeof BASELINE_KEY,
   response: string,
 ): Promise<void> {
   ((results[prompt] ??= {})[magnitudeKey(magnitude)] ??= []).push(response);
@@ -109,4 +118,37 @@ export function steerExport(results: SteerResults, metadata: SteerExportMetadata
       Object.entries(results).map(([prompt, byMagnitude]) => [prompt, { steering: byMagnitude }]),
     ),
   };
+}
+
+/**
+ * The results file of one intervention: the notebook's `{model_short}_layer{L}_steer.json` for
+ * `addition` at all positions, the kind (and `last`) in the name otherwise, so that different
+ * interventions never land under the same magnitude keys.
+ */
+export function steerResultsName(short: string, layer: number, kind: InterventionKind, positions: SteeringPositions) {
+  const variant = kind === "addition" && positions === "all" ? "" : `_${kind}${positions === "last" ? "_last" : ""}`;
+  return `${short}_layer${layer}${variant}_steer.json`;
+}
+
+/**
+ * Refuses to extend results made by another run setting: `settings` (model identity, vector digest,
+ * intervention, generation options) is recorded in `{results}.run.json` beside the file and must
+ * match on later runs. A results file without a record (the notebook's, say) is accepted as it is.
+ */
+export async function checkSteerRun(
+  resultsPath: string,
+  settings: Record<string, unknown>,
+): Promise<() => Promise<void>> {
+  const recordPath = `${resultsPath}.run.json`;
+  const fingerprint = await sha256Hex([JSON.stringify(settings)]);
+  const recorded = await Deno.readTextFile(recordPath).then(
+    (t) => JSON.parse(t) as { fingerprint?: string },
+    () => null,
+  );
+  if (recorded && recorded.fingerprint !== fingerprint) {
+    throw new UserError(
+      `${resultsPath} holds responses of another model, vector, intervention or generation setting: pass another --out-dir or move it away`,
+    );
+  }
+  return () => writeJsonAtomic(recordPath, { fingerprint, settings });
 }

@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "../assert.ts";
+import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { join } from "node:path";
 import { parse } from "csv-parse/sync";
 import { assistantHeaderIds, preparePrompts, TOKEN_TYPES } from "../../lib/chat.ts";
@@ -157,6 +157,12 @@ Deno.test("diff: bad input gives one line, a non-zero exit, and earlier results 
     [["--prompts", empty], /no prompts in/],
     [["--prompts", parquet], /could not read prompts from/],
     [["--shard", "2/2"], /bad --shard/],
+    [["--checkpoint-every", "abc"], /--checkpoint-every must be a non-negative integer, got "abc"/],
+    [["--out-dir", empty], /--out-dir .*empty\.txt is a file, not a directory/],
+    [
+      ["--base", await ensureFixtureModel("tiny-gemma2-base")],
+      /the base and chat models differ \(model_type gemma2 vs llama, hidden size 48 vs 64, vocabulary 256000 vs 128256\).*--allow-mismatch/,
+    ],
   ];
   for (const [extra, pattern] of cases) {
     const result = await runScript("diff.ts", [...await args(out), ...extra]);
@@ -166,4 +172,32 @@ Deno.test("diff: bad input gives one line, a non-zero exit, and earlier results 
     assert(pattern.test(lines[0]), `${extra}: ${lines[0]}`);
   }
   assertEquals(await Deno.readTextFile(join(out, "top_all_mean.csv")), "earlier\n");
+});
+
+Deno.test("diff: --token-types asst shards merge; shards of two different runs are refused in one line", async () => {
+  const out = await Deno.makeTempDir({ prefix: "diff-asst-shards-" });
+  try {
+    const common = ["--n", "8", "--batch-size", "4", "--token-types", "asst"];
+    await diff(out, [...common, "--shard", "0/2"]);
+    await diff(out, [...common, "--shard", "1/2"]);
+    // The report takes the token types from the shards, whatever the command line says.
+    await diff(out, ["--merge"]);
+    const rows: Record<string, string>[] = parse(await Deno.readTextFile(join(out, "top_all_mean.csv")), {
+      columns: true,
+    });
+    assertEquals(new Set(rows.map((r) => r.token)), new Set(["asst"]));
+    assertEquals((await readStats(join(out, "stats_chat.safetensors"))).metadata.num_prompts, 8);
+
+    // Shard 1 again, from another run (another batch size): the merge must not mix the two.
+    await diff(out, [...common.slice(0, 2), "--batch-size", "2", "--token-types", "asst", "--shard", "1/2"]);
+    const before = await Deno.readTextFile(join(out, "top_all_mean.csv"));
+    const result = await runScript("diff.ts", ["--merge", "--out-dir", out]);
+    assert(result.code !== 0, "refused");
+    const lines = meaningfulLines(result.stderr);
+    assertEquals(lines.length, 1, result.stderr);
+    assertMatch(lines[0], /holds shards of 2 different runs/);
+    assertEquals(await Deno.readTextFile(join(out, "top_all_mean.csv")), before, "earlier report untouched");
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
 });

@@ -25,7 +25,7 @@ async function setup() {
 
 type Results = Record<string, Record<string, string[]>>;
 
-Deno.test("steer: +c and -c change greedy generations, 0 reproduces the unsteered model", async () => {
+Deno.test("steer: +c and -c change greedy generations, --baseline reproduces the unsteered model", async () => {
   const { args, results } = await setup();
   const run = await runScript("steer.ts", [
     ...args,
@@ -41,11 +41,11 @@ Deno.test("steer: +c and -c change greedy generations, 0 reproduces the unsteere
   const data: Results = JSON.parse(await Deno.readTextFile(results));
   const handle = await fixtureHandle(MODEL, "cpu");
   for (const prompt of PROMPTS) {
-    assertEquals(Object.keys(data[prompt]).sort(), ["-4", "0", "4"]);
+    assertEquals(Object.keys(data[prompt]).sort(), ["-4", "4", "baseline"]);
     const plain = await generateGreedy(handle, tokenizeRendered(handle, renderNormal(handle, prompt)), 8);
-    assertEquals(data[prompt]["0"], [handle.tokenizer.decode(plain, { skip_special_tokens: false })]);
-    assert(data[prompt]["4"][0] !== data[prompt]["0"][0], "+c changes the generation");
-    assert(data[prompt]["-4"][0] !== data[prompt]["0"][0], "-c changes the generation");
+    assertEquals(data[prompt].baseline, [handle.tokenizer.decode(plain, { skip_special_tokens: false })]);
+    assert(data[prompt]["4"][0] !== data[prompt].baseline[0], "+c changes the generation");
+    assert(data[prompt]["-4"][0] !== data[prompt].baseline[0], "-c changes the generation");
   }
   const exported = JSON.parse(await Deno.readTextFile(join(results, "..", "swapped_user_role.json")));
   assertEquals(exported.feature_id, -1);
@@ -116,4 +116,32 @@ Deno.test("steer: malformed --mag, layer out of range, wrong-size vector and cor
   assertEquals(meaningfulLines(corrupt.stderr).length, 1, corrupt.stderr);
   assert(/is not valid JSON.*will not be overwritten/.test(corrupt.stderr), corrupt.stderr);
   assertEquals(await Deno.readTextFile(results), '{"Who are you?": {"3": ["trunc');
+});
+
+Deno.test("steer --kind ablation: --baseline is the unsteered model (magnitude 0 is not); other settings get their own file", async () => {
+  const { dir, args } = await setup();
+  try {
+    const greedy = ["--greedy", "--no-suppress", "--max-new-tokens", "8"];
+    const run = await runScript("steer.ts", [...args, "--kind", "ablation", "--mag", "0", "--baseline", ...greedy]);
+    assertEquals(run.code, 0, run.stderr);
+    const data: Results = JSON.parse(await Deno.readTextFile(join(dir, `${MODEL}_layer1_ablation_steer.json`)));
+    const handle = await fixtureHandle(MODEL, "cpu");
+    let ablationChanged = false;
+    for (const prompt of PROMPTS) {
+      const plain = await generateGreedy(handle, tokenizeRendered(handle, renderNormal(handle, prompt)), 8);
+      assertEquals(data[prompt].baseline, [handle.tokenizer.decode(plain, { skip_special_tokens: false })]);
+      ablationChanged ||= data[prompt]["0"][0] !== data[prompt].baseline[0];
+    }
+    assert(ablationChanged, "ablation at magnitude 0 removes the component: not the baseline");
+    // The same results file with other generation settings is refused, and left as it was.
+    const before = await Deno.readTextFile(join(dir, `${MODEL}_layer1_ablation_steer.json`));
+    const other = await runScript("steer.ts", [...args, "--kind", "ablation", "--mag", "0", "--max-new-tokens", "4"]);
+    assert(other.code !== 0, "refused");
+    const lines = meaningfulLines(other.stderr);
+    assertEquals(lines.length, 1, other.stderr);
+    assert(/holds responses of another model, vector, intervention or generation setting/.test(lines[0]), lines[0]);
+    assertEquals(await Deno.readTextFile(join(dir, `${MODEL}_layer1_ablation_steer.json`)), before);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

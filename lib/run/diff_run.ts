@@ -1,0 +1,362 @@
+/**
+ * One feature-diffing run, built around its fingerprint: a digest of everything that determines its
+ * statistics (the prompts, both models' content, the SAE, layer, token types, batch size, max
+ * length). Collection (whole or one shard, with checkpoints and resume), shard merging and the report
+ * all carry or check it, so statistics of different runs are never resumed into, merged with or
+ * diffed against each other.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { loadForCapture } from "../activations.ts";
+import { preparePrompts, type TokenType } from "../chat.ts";
+import { collectStats, readStats, writeStats } from "../collect.ts";
+import { DIFF_METRICS, type DiffMetric, type DiffRow, type MetricTable, topChanges, writeDiffCsv } from "../diff.ts";
+import { UserError } from "../errors.ts";
+import { acquireGpu } from "../gpu.ts";
+import { readModelShape, resolveModelDir } from "../hub.ts";
+import { modelIdentity, saeIdentity, sha256Hex } from "../identity.ts";
+import { ensureOutDir } from "../io/atomic.ts";
+import { SaeEncoder } from "../kernels/sae_encode.ts";
+import { describePairMismatch } from "../model_pair.ts";
+import { neuronpediaId } from "../neuronpedia.ts";
+import { featureIncreasesFigure } from "../report/figures.ts";
+import { writePlotlyPage } from "../report/plotly.ts";
+import { type Device, loadTokenizer } from "../runtime.ts";
+import { loadSae } from "../sae/load.ts";
+import type { FeatureStats } from "../stats.ts";
+
+/** The two models of a diff, in file-name order. */
+export const DIFF_MODELS = ["base", "chat"] as const;
+
+/** One slice of a run's prompts: `[start, end)`, shard `index` of `count`. */
+export interface ShardSpec {
+  index: number;
+  count: number;
+  start: number;
+  end: number;
+}
+
+/** Shard `index` of `count` over `total` prompts (contiguous, sizes differing by at most one). */
+export function shardOf(total: number, index: number, count: number): ShardSpec {
+  return {
+    index,
+    count,
+    start: Math.floor((index * total) / count),
+    end: Math.floor(((index + 1) * total) / count),
+  };
+}
+
+/** Parses `--shard i/n`. */
+export function parseShard(value: string): { index: number; count: number } {
+  const match = /^(\d+)\/(\d+)$/.exec(value);
+  const [index, count] = match ? [Number(match[1]), Number(match[2])] : [NaN, NaN];
+  if (!match || count < 1 || index >= count) {
+    throw new UserError(`bad --shard "${value}": use i/n with 0 <= i < n, e.g. --shard 0/4`);
+  }
+  return { index, count };
+}
+
+/** The stats file of `model` in `dir`, for the whole run or one shard. */
+export function statsPath(dir: string, model: string, shard?: { index: number; count: number }): string {
+  return join(
+    dir,
+    shard ? `stats_${model}.shard-${shard.index}-of-${shard.count}.safetensors` : `stats_${model}.safetensors`,
+  );
+}
+
+function checkpointPath(dir: string, model: string, shard?: ShardSpec): string {
+  return join(dir, `checkpoint_${model}${shard ? `.shard-${shard.index}-of-${shard.count}` : ""}.safetensors`);
+}
+
+/** A progress display the caller supplies (the scripts' bar). */
+export interface Progress {
+  update(done: number): void;
+  finish(): void;
+}
+
+/** What a diff run collects over. */
+export interface DiffRunOptions {
+  base: string;
+  chat: string;
+  sae: string;
+  layer: number;
+  /** The whole run's prompts (after sampling); a shard reads its slice of them. */
+  prompts: readonly string[];
+  shard?: ShardSpec;
+  tokenTypes: TokenType[];
+  batchSize: number;
+  maxLength: number;
+  /** Checkpoint every this many batches (0: never). */
+  checkpointEvery: number;
+  resume: boolean;
+  device: Device;
+  outDir: string;
+  /** Diff models of different architectures or tokenizers anyway. */
+  allowMismatch?: boolean;
+  /** The SAE's Neuronpedia id when known from outside its files (a preset). */
+  neuronpediaId?: string;
+  log?: (line: string) => void;
+  progress?: (label: string, total: number) => Progress;
+}
+
+/** What a collection did. */
+export interface DiffCollection {
+  fingerprint: string;
+  prompts: number;
+  /** Prompts whose assistant header was not found (read at the last token). */
+  fallbacks: number;
+  truncated: number;
+}
+
+/**
+ * The fingerprint of a run: every input that determines its statistics. Shards of one run share it
+ * (the shard is not part of it); prompts enter only as a digest.
+ */
+export async function diffFingerprint(parts: {
+  prompts: readonly string[];
+  base: string;
+  chat: string;
+  sae: string;
+  layer: number;
+  tokenTypes: readonly string[];
+  batchSize: number;
+  maxLength: number;
+}): Promise<string> {
+  const prompts = await sha256Hex([JSON.stringify(parts.prompts)]);
+  return (await sha256Hex([JSON.stringify({ version: 1, ...parts, prompts })])).slice(0, 32);
+}
+
+/**
+ * Collects both models' statistics for the run (or its shard) into `stats_{base,chat}[.shard-i-of-n]`
+ * in `outDir`, checkpointing and resuming as asked.
+ */
+export async function collectDiff(options: DiffRunOptions): Promise<DiffCollection> {
+  const log = options.log ?? (() => {});
+  await ensureOutDir(options.outDir);
+  const [baseDir, chatDir] = await Promise.all([resolveModelDir(options.base), resolveModelDir(options.chat)]);
+  const mismatch = await describePairMismatch(baseDir, chatDir);
+  if (mismatch && !options.allowMismatch) {
+    throw new UserError(
+      `the base and chat models differ (${mismatch}): a diff needs two versions of one model; pass --allow-mismatch if this is deliberate`,
+    );
+  }
+  const shape = await readModelShape(chatDir);
+  if (!Number.isInteger(options.layer) || options.layer < 0 || options.layer >= shape.layers) {
+    throw new UserError(`layer ${options.layer} is out of range: this model has layers 0..${shape.layers - 1}`);
+  }
+  const sae = await loadSae(options.sae, { dModel: shape.dModel });
+  if (sae.config.hookLayer !== undefined && sae.config.hookLayer !== options.layer) {
+    console.error(`warning: the SAE was trained on layer ${sae.config.hookLayer}, reading layer ${options.layer}`);
+  }
+  const fingerprint = await diffFingerprint({
+    prompts: options.prompts,
+    base: (await modelIdentity(baseDir)).content,
+    chat: (await modelIdentity(chatDir)).content,
+    sae: await saeIdentity(sae),
+    layer: options.layer,
+    tokenTypes: options.tokenTypes,
+    batchSize: options.batchSize,
+    maxLength: options.maxLength,
+  });
+  const shard = options.shard;
+  const slice = shard ? options.prompts.slice(shard.start, shard.end) : options.prompts;
+  const gpu = await acquireGpu({ log });
+  const encoder = await SaeEncoder.create(gpu, sae);
+  // Prompts are formatted with the chat model's template for both models, as the notebook does.
+  const prepared = preparePrompts(await loadTokenizer(options.chat), slice, {
+    maxLength: options.maxLength,
+    types: options.tokenTypes,
+  });
+  const summary: DiffCollection = {
+    fingerprint,
+    prompts: prepared.length,
+    fallbacks: prepared.filter((p) => !p.headerFound).length,
+    truncated: prepared.filter((p) => p.truncated).length,
+  };
+  try {
+    for (const model of DIFF_MODELS) {
+      const source = model === "base" ? options.base : options.chat;
+      const handle = await loadForCapture(source, [options.layer], { device: options.device, cut: true, log });
+      const progress = options.progress?.(`${model} model`, prepared.length);
+      const checkpoint = checkpointPath(options.outDir, model, shard);
+      try {
+        const stats = await collectStats({
+          handle,
+          encoder,
+          layer: options.layer,
+          prompts: prepared,
+          tokenTypes: options.tokenTypes,
+          batchSize: options.batchSize,
+          checkpointEvery: options.checkpointEvery,
+          checkpointPath: checkpoint,
+          fingerprint: `${fingerprint}:${model}:${shard ? `${shard.start}-${shard.end}` : "all"}`,
+          resume: options.resume,
+          onProgress: (done) => progress?.update(done),
+        });
+        progress?.finish();
+        await writeStats(statsPath(options.outDir, model, shard), stats, {
+          source: `${model}_layer${options.layer}`,
+          model: source,
+          model_ver: model,
+          sae_layer: options.layer,
+          sae: options.sae,
+          sae_format: sae.config.format,
+          neuronpedia_id: neuronpediaId({
+            explicit: options.neuronpediaId ?? sae.config.neuronpediaId,
+            format: sae.config.format,
+            modelName: sae.config.modelName,
+            layer: options.layer,
+            dSae: sae.config.dSae,
+          }) ?? null,
+          run_fingerprint: fingerprint,
+          num_prompts: summary.prompts,
+          num_features: sae.config.dSae,
+          token_types: options.tokenTypes,
+          header_fallbacks: summary.fallbacks,
+          truncated: summary.truncated,
+          shard: shard ? `${shard.index}/${shard.count}` : null,
+          prompt_range: shard ? [shard.start, shard.end] : [0, options.prompts.length],
+        });
+        await Deno.remove(checkpoint).catch(() => {});
+      } finally {
+        await handle.dispose();
+      }
+    }
+  } finally {
+    encoder.destroy();
+  }
+  return summary;
+}
+
+type StatsFile = Awaited<ReturnType<typeof readStats>>;
+
+/**
+ * Merges the shard statistics in `outDir` (every shard of one run, both models) into
+ * `stats_{base,chat}.safetensors`. Shards of different runs, missing shards or overlapping ranges
+ * are refused in one line.
+ */
+export async function mergeDiffShards(outDir: string): Promise<{ shards: number; prompts: number }> {
+  const entries = await Array.fromAsync(Deno.readDir(outDir)).catch(() => [] as Deno.DirEntry[]);
+  const byModel = new Map<string, { index: number; count: number; file: StatsFile }[]>();
+  for (const model of DIFF_MODELS) {
+    const shards = [];
+    for (const entry of entries) {
+      const match = new RegExp(`^stats_${model}\\.shard-(\\d+)-of-(\\d+)\\.safetensors$`).exec(entry.name);
+      if (match) {
+        shards.push({
+          index: Number(match[1]),
+          count: Number(match[2]),
+          file: await readStats(join(outDir, entry.name)),
+        });
+      }
+    }
+    shards.sort((a, b) => a.index - b.index);
+    byModel.set(model, shards);
+  }
+  const all = [...byModel.values()].flat();
+  const fingerprints = [...new Set(all.map((s) => String(s.file.metadata.run_fingerprint)))];
+  if (fingerprints.length > 1) {
+    throw new UserError(
+      `${outDir} holds shards of ${fingerprints.length} different runs (other prompts, models, SAE or settings): keep one run's shards per directory`,
+    );
+  }
+  let prompts = 0;
+  for (const [model, shards] of byModel) {
+    const count = shards[0]?.count;
+    const indices = shards.map((s) => s.index).join();
+    const expected = Array.from({ length: count ?? 0 }, (_, i) => i).join();
+    if (!count || shards.some((s) => s.count !== count) || indices !== expected) {
+      throw new UserError(
+        `--merge needs every shard of the ${model} model in ${outDir} (found ${shards.length}${
+          count ? ` of ${count}` : ""
+        }); run the missing --shard i/${count ?? "n"} first`,
+      );
+    }
+    // Contiguous ranges that tile the run's prompts, or the shards are not one run's slices.
+    let next = 0;
+    for (const { file } of shards) {
+      const [start, end] = file.metadata.prompt_range as [number, number];
+      if (start !== next) throw new UserError(`the shards in ${outDir} do not cover the prompts contiguously`);
+      next = end;
+    }
+    let merged: FeatureStats | undefined;
+    const sum = (key: string) => shards.reduce((n, s) => n + Number(s.file.metadata[key]), 0);
+    for (const { file } of shards) {
+      if (!merged) merged = file.stats;
+      else merged.merge(file.stats);
+    }
+    prompts = sum("num_prompts");
+    await writeStats(statsPath(outDir, model), merged!, {
+      ...shards[0].file.metadata,
+      num_prompts: prompts,
+      header_fallbacks: sum("header_fallbacks"),
+      truncated: sum("truncated"),
+      shard: null,
+      prompt_range: [0, next],
+      merged_shards: count,
+    });
+  }
+  return { shards: byModel.get("base")!.length, prompts };
+}
+
+/** What the report wrote and the top rows per metric, for printing. */
+export interface DiffReport {
+  tables: Record<DiffMetric, DiffRow[]>;
+  files: string[];
+  title: string;
+  prompts: number;
+  features: number;
+}
+
+/**
+ * Diffs `stats_base` against `stats_chat` in `outDir` (they must come from one run) and writes
+ * `top_{metric}.csv` (and `top_decreases_*` when asked) and `feature_increases.html`.
+ */
+export async function writeDiffReport(
+  outDir: string,
+  options: { topK: number; decreases: boolean },
+): Promise<DiffReport> {
+  const [base, chat] = await Promise.all(DIFF_MODELS.map((m) => readStats(statsPath(outDir, m))));
+  if (base.metadata.run_fingerprint !== chat.metadata.run_fingerprint) {
+    throw new UserError(
+      `${statsPath(outDir, "base")} and ${
+        statsPath(outDir, "chat")
+      } come from different runs: collect both in one run (or --merge one run's shards)`,
+    );
+  }
+  const tokenTypes = chat.metadata.token_types as TokenType[];
+  const table = (stats: FeatureStats): MetricTable => {
+    const metrics = stats.finalize();
+    return Object.fromEntries(tokenTypes.map((t) => [t, metrics[t]])) as MetricTable;
+  };
+  const [b, c] = [table(base.stats), table(chat.stats)];
+  const id = (chat.metadata.neuronpedia_id as string | null) ?? undefined;
+  const tables = {} as Record<DiffMetric, DiffRow[]>;
+  const files: string[] = [];
+  for (const metric of DIFF_METRICS) {
+    tables[metric] = topChanges(b, c, metric, tokenTypes, options.topK, { neuronpediaId: id });
+    await writeDiffCsv(join(outDir, `top_${metric}.csv`), tables[metric], metric);
+    files.push(`top_${metric}.csv`);
+    if (options.decreases) {
+      const down = topChanges(b, c, metric, tokenTypes, options.topK, { neuronpediaId: id, decreases: true });
+      await writeDiffCsv(join(outDir, `top_decreases_${metric}.csv`), down, metric);
+      files.push(`top_decreases_${metric}.csv`);
+    }
+  }
+  const title = `${base.metadata.model} → ${chat.metadata.model} (layer ${chat.metadata.sae_layer})`;
+  await writePlotlyPage(
+    join(outDir, "feature_increases.html"),
+    "feature increases",
+    featureIncreasesFigure(tables, tokenTypes, title),
+  );
+  files.push("feature_increases.html", "stats_base.safetensors", "stats_chat.safetensors");
+  return {
+    tables,
+    files,
+    title,
+    prompts: Number(chat.metadata.num_prompts),
+    features: Number(chat.metadata.num_features),
+  };
+}

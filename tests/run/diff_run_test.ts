@@ -1,0 +1,96 @@
+import { assert, assertEquals, assertMatch } from "../assert.ts";
+import { join } from "node:path";
+import { TOKEN_TYPES } from "../../lib/chat.ts";
+import { collectStats, readStats, writeStats } from "../../lib/collect.ts";
+import { UserError } from "../../lib/errors.ts";
+import type { SaeEncoder } from "../../lib/kernels/sae_encode.ts";
+import { ensureFixtureModel, ensureFixtureSae } from "../../lib/fixtures/build.ts";
+import { DEMO_PROMPTS } from "../../lib/fixtures/prompts.ts";
+import { collectDiff, type DiffRunOptions, mergeDiffShards, statsPath } from "../../lib/run/diff_run.ts";
+import { FeatureStats, METRICS } from "../../lib/stats.ts";
+
+const PROMPTS = DEMO_PROMPTS.slice(0, 20);
+
+async function options(outDir: string): Promise<DiffRunOptions> {
+  return {
+    base: await ensureFixtureModel("tiny-llama-base"),
+    chat: await ensureFixtureModel("tiny-llama-chat"),
+    sae: await ensureFixtureSae("tiny-llama-sae-llamascope"),
+    layer: 2,
+    prompts: PROMPTS,
+    tokenTypes: [...TOKEN_TYPES],
+    batchSize: 4,
+    maxLength: 512,
+    checkpointEvery: 0,
+    resume: false,
+    device: "cpu",
+    outDir,
+  };
+}
+
+Deno.test("shards of 7 and 13 prompts (batch size 4) merge to one run's statistics within 1e-6 relative", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "diff-run-" });
+  try {
+    const whole = join(dir, "whole");
+    const sharded = join(dir, "sharded");
+    await collectDiff(await options(whole));
+    await collectDiff({ ...await options(sharded), shard: { index: 0, count: 2, start: 0, end: 7 } });
+    await collectDiff({ ...await options(sharded), shard: { index: 1, count: 2, start: 7, end: 20 } });
+    assertEquals(await mergeDiffShards(sharded), { shards: 2, prompts: 20 });
+    let worst = 0;
+    for (const model of ["base", "chat"]) {
+      const one = (await readStats(statsPath(whole, model))).stats.finalize();
+      const merged = await readStats(statsPath(sharded, model));
+      assertEquals(merged.metadata.num_prompts, 20);
+      const two = merged.stats.finalize();
+      for (const type of TOKEN_TYPES) {
+        for (const metric of METRICS) {
+          const [a, b] = [two[type][metric], one[type][metric]];
+          for (let j = 0; j < b.length; j++) {
+            const error = Math.abs(a[j] - b[j]);
+            worst = Math.max(worst, error / Math.max(Math.abs(b[j]), 1e-30));
+            assert(
+              error <= 1e-6 * Math.abs(b[j]) + 1e-12,
+              `${model} ${type} ${metric}[${j}]: merged ${a[j]} vs one run ${b[j]}`,
+            );
+          }
+        }
+      }
+    }
+    console.log(`worst relative difference ${worst}`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a checkpoint of another run is refused on --resume, in one line naming it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "diff-checkpoint-" });
+  try {
+    const path = join(dir, "checkpoint_base.safetensors");
+    await writeStats(path, FeatureStats.empty(["asst"], 4), {
+      run_fingerprint: "another-run:base:all",
+      next_prompt: 4,
+      token_types: ["asst"],
+      num_features: 4,
+    });
+    // Refused before any model or encoder is touched.
+    const unused = {} as never;
+    const refused = await collectStats({
+      handle: unused,
+      encoder: { sae: { config: { dIn: 8, dSae: 4 } } } as unknown as SaeEncoder,
+      layer: 0,
+      prompts: [],
+      tokenTypes: ["asst"],
+      batchSize: 4,
+      checkpointEvery: 1,
+      checkpointPath: path,
+      fingerprint: "this-run:base:all",
+      resume: true,
+    }).then(() => undefined, (error: unknown) => error);
+    assert(refused instanceof UserError, String(refused));
+    assertMatch(refused.message, /checkpoint_base\.safetensors belongs to another run/);
+    assert(!refused.message.includes("\n"), "one line");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
