@@ -8,7 +8,10 @@
 
 import { dirname, join, resolve } from "node:path";
 import { UserError } from "./errors.ts";
+import { isCheckpointDir } from "./checkpoint/checkpoint.ts";
 import { externalDataLocations, readModel } from "./graph/onnx.ts";
+import { modelDirFromCheckpoint } from "./models/from_checkpoint.ts";
+import { ProgressBar } from "./progress.ts";
 
 /** Files a causal LM needs besides its ONNX graph (the optional ones may be absent). */
 const REQUIRED_FILES = ["config.json", "tokenizer.json", "tokenizer_config.json"];
@@ -39,10 +42,22 @@ export async function resolveModelDir(source: string, modelFileName = "model"): 
   if (isDir) dir = resolve(source);
   else if (isHubId(source) && !source.startsWith(".")) dir = await downloadFromHub(source, modelFileName);
   else throw new UserError(`model directory not found: ${source} (pass a local directory or a hub id like org/name)`);
+  // A Hugging Face checkpoint (no ONNX graph): build the graph from config.json (cached).
+  if (!(await exists(join(dir, "onnx", `${modelFileName}.onnx`))) && await isCheckpointDir(dir)) {
+    let bar: ProgressBar | undefined;
+    dir = await modelDirFromCheckpoint(dir, {
+      log: (line) => console.error(line),
+      onProgress: (done, total) => {
+        bar ??= new ProgressBar("converting weights to f32", Math.ceil(total / 1e6), "MB");
+        bar.update(Math.floor(done / 1e6));
+        if (done === total) bar.finish();
+      },
+    });
+  }
   for (const file of [...REQUIRED_FILES, `onnx/${modelFileName}.onnx`]) {
     if (!(await exists(join(dir, file)))) {
       throw new UserError(
-        `${dir} has no ${file}: a model directory needs config.json, tokenizer files and onnx/${modelFileName}.onnx (transformers.js layout, e.g. an Optimum export)`,
+        `${dir} has no ${file}: a model directory needs config.json and tokenizer files, and model.safetensors (a Hugging Face checkpoint) or onnx/${modelFileName}.onnx (an ONNX export in transformers.js layout)`,
       );
     }
   }

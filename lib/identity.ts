@@ -119,3 +119,8 @@ export async function saeIdentity(sae: Sae): Promise<string> {
   const { wEnc, bEnc, wDec, bDec, threshold } = sae;
   return sha256Hex([JSON.stringify(config), await sampledArrayDigest({ wEnc, bEnc, wDec, bDec, threshold })]);
 }
+
+/** A digest of the source text of `modules` (e.g. the code that produced a cached artefact). */
+export async function codeDigest(modules: URL[]): Promise<string> {
+  return sha256Hex(await Promise.all(modules.map((url) => Deno.readTextFile(url))));
+}

@@ -14,7 +14,8 @@ const LAYERS = [-1, 0, 1, 2, 3];
 const PROMPTS = ["Why is the sky blue?", "Hi", "Write a limerick about a cat who loves coffee."];
 
 // The genai fixture is the chat Llama laid out as onnxruntime-genai's builder exports it.
-for (const name of ["tiny-llama-chat", "tiny-gemma2-chat", "tiny-llama-chat-genai"]) {
+// The dynamo fixture is the chat Llama named as torch's dynamo exporter names nodes.
+for (const name of ["tiny-llama-chat", "tiny-gemma2-chat", "tiny-llama-chat-genai", "tiny-llama-chat-dynamo"]) {
   for (const device of DEVICES) {
     Deno.test(`${name} on ${device}: captured residuals at every layer match the f64 reference; the cut graph agrees`, async () => {
       const cutSpec: RewriteSpec = { capture: LAYERS, cut: true, steering: [] };
@@ -44,7 +45,7 @@ for (const name of ["tiny-llama-chat", "tiny-gemma2-chat", "tiny-llama-chat-gena
     });
   }
 
-  if (name.endsWith("genai")) continue;
+  if (name.endsWith("genai") || name.endsWith("dynamo")) continue;
   Deno.test(`${name}: the cut graph runs fewer nodes and has no logits`, async () => {
     const cut = await fixtureHandle(name, "cpu", { capture: [1], cut: true, steering: [] });
     const full = await fixtureHandle(name, "cpu", { capture: [1], cut: false, steering: [] });

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { DataType, type onnx, tensorProto } from "./onnx.ts";
+import { DataType, type onnx, proto, tensorProto } from "./onnx.ts";
 
 /** A graph input or output declaration: element type and dims (numbers or symbolic names). */
 export interface ValueSpec {
@@ -97,6 +97,32 @@ export class GraphBuilder {
     dataType?: number,
   ): string {
     this.initializers.push(tensorProto(name, dims, data, dataType));
+    return name;
+  }
+
+  /**
+   * Adds an initializer whose bytes stay in file `location` (relative to the model), `length` bytes
+   * from `offset`: e.g. a tensor of a safetensors file, referenced where it lies.
+   */
+  externalInitializer(
+    name: string,
+    dims: readonly number[],
+    dataType: number,
+    location: string,
+    offset: number,
+    length: number,
+  ): string {
+    this.initializers.push({
+      name,
+      dims: [...dims],
+      dataType,
+      dataLocation: proto.TensorProto.DataLocation.EXTERNAL,
+      externalData: [
+        { key: "location", value: location },
+        { key: "offset", value: String(offset) },
+        { key: "length", value: String(length) },
+      ],
+    });
     return name;
   }
 

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { replaceDirAtomic } from "../io/atomic.ts";
 import { decodeModel, encodeModel, type onnx, proto } from "./onnx.ts";
-import { modelIdentity, sha256Hex } from "../identity.ts";
+import { codeDigest, modelIdentity, sha256Hex } from "../identity.ts";
 import type { ResidualMap } from "./residuals.ts";
 import { rewriteModel, type RewriteSpec } from "./rewrite.ts";
 
@@ -38,8 +38,7 @@ let rewriteCode: Promise<string> | undefined;
 
 /** A digest of the rewrite modules' source text. */
 export function rewriteCodeDigest(): Promise<string> {
-  rewriteCode ??= Promise.all(REWRITE_SOURCES.map((s) => Deno.readTextFile(new URL(s, import.meta.url))))
-    .then((texts) => sha256Hex(texts));
+  rewriteCode ??= codeDigest(REWRITE_SOURCES.map((s) => new URL(s, import.meta.url)));
   return rewriteCode;
 }
 

@@ -12,6 +12,11 @@
  *   `/model/layers.{N}/final_norm_layernorm/SkipLayerNorm` (N = number of layers), which the builder
  *   lists with output 0 only. Layer 0's input norm is a plain `[Simplified]LayerNormalization` of the
  *   embeddings.
+ * - Any other export of such a decoder, e.g. torch's dynamo exporter (`torch.onnx.export(...,
+ *   dynamo=True)`, Optimum's `--dynamo`), which names nodes after FX nodes (`node_add_8` producing
+ *   `add_8`, torch/onnx/_internal/exporter/_core.py) with no layer in the name: the residual stream
+ *   is found by structure, as the chain of Adds that starts at the token embedding, each adding a
+ *   block's output to the previous sum; two per layer, the second being resid_post.
  * Anything else needs an explicit override: a pattern with `{layer}` or a list of tensor names.
  *
  * @module
@@ -22,7 +27,7 @@ import type { onnx } from "./onnx.ts";
 
 /** Where the residual stream is in one graph. */
 export interface ResidualMap {
-  scheme: "optimum" | "genai" | "override";
+  scheme: "optimum" | "genai" | "chain" | "override";
   /** hidden_states[0]: the input of the first decoder layer. */
   embeddings: string;
   /** resid_post[i]: the output of decoder layer i (= hidden_states[i + 1]). */
@@ -52,7 +57,7 @@ export function locateResiduals(graph: onnx.IGraphProto, override?: ResidualOver
   const nodes = graph.node ?? [];
   const tensors = new Set(nodes.flatMap((n) => n.output ?? []));
   if (override) return fromOverride(override, tensors, nodes);
-  return optimumResiduals(nodes) ?? genaiResiduals(nodes) ?? notFound(nodes);
+  return optimumResiduals(nodes) ?? genaiResiduals(nodes) ?? chainResiduals(graph) ?? notFound(nodes);
 }
 
 function optimumResiduals(nodes: onnx.INodeProto[]): ResidualMap | undefined {
@@ -114,6 +119,57 @@ function genaiResiduals(nodes: onnx.INodeProto[]): ResidualMap | undefined {
   return { scheme: "genai", embeddings, layers, missingOutputs, fusedNorms };
 }
 
+/**
+ * The residual chain: from the token embedding (the Gather of `input_ids`, through a constant scale
+ * as in Gemma), each residual Add consumes the running sum and a block output that itself depends on
+ * that sum. Stops where the sum is no longer added to (the final norm).
+ */
+function chainResiduals(graph: onnx.IGraphProto): ResidualMap | undefined {
+  const nodes = graph.node ?? [];
+  const constants = new Set((graph.initializer ?? []).map((t) => t.name!));
+  const consumers = new Map<string, onnx.INodeProto[]>();
+  const producer = new Map<string, onnx.INodeProto>();
+  for (const node of nodes) {
+    for (const input of node.input ?? []) if (input) consumers.set(input, [...(consumers.get(input) ?? []), node]);
+    for (const output of node.output ?? []) if (output) producer.set(output, node);
+  }
+  const gather = nodes.find((n) => n.opType === "Gather" && n.input?.[1] === "input_ids" && constants.has(n.input[0]));
+  if (!gather) return undefined;
+  let embeddings = gather.output![0];
+  const scale = consumers.get(embeddings) ?? [];
+  if (scale.length === 1 && scale[0].opType === "Mul" && scale[0].input!.some((t) => constants.has(t))) {
+    embeddings = scale[0].output![0];
+  }
+  /** Whether `tensor` is computed from `source` (bounded walk back through producers). */
+  const dependsOn = (tensor: string, source: string) => {
+    const seen = new Set<string>();
+    const stack = [tensor];
+    while (stack.length) {
+      const t = stack.pop()!;
+      if (t === source) return true;
+      if (seen.has(t)) continue;
+      seen.add(t);
+      for (const input of producer.get(t)?.input ?? []) if (input && !constants.has(input)) stack.push(input);
+    }
+    return false;
+  };
+  const sums: string[] = [];
+  let current = embeddings;
+  for (;;) {
+    const adds = (consumers.get(current) ?? []).filter((n) => {
+      if (n.opType !== "Add" || n.input?.length !== 2) return false;
+      const other = n.input[0] === current ? n.input[1] : n.input[0];
+      return other !== current && !constants.has(other) && dependsOn(other, current);
+    });
+    if (adds.length !== 1) break;
+    current = adds[0].output![0];
+    sums.push(current);
+  }
+  if (sums.length < 2 || sums.length % 2) return undefined;
+  const layers = sums.filter((_, i) => i % 2 === 1);
+  return { scheme: "chain", embeddings, layers, missingOutputs: [] };
+}
+
 function fromOverride(override: ResidualOverride, tensors: Set<string>, nodes: onnx.INodeProto[]): ResidualMap {
   const names = "names" in override
     ? override.names
@@ -151,7 +207,7 @@ function describeFound(nodes: onnx.INodeProto[]): string {
 
 function notFound(nodes: onnx.INodeProto[]): never {
   throw new UserError(
-    `could not find the residual stream: no Optimum (/model/layers.{i}/Add_1) or onnxruntime-genai (SkipSimplifiedLayerNormalization) layer pattern matched; ${
+    `could not find the residual stream: no Optimum (/model/layers.{i}/Add_1) or onnxruntime-genai (SkipSimplifiedLayerNormalization) layer pattern matched, nor a chain of residual Adds from the embedding; ${
       describeFound(nodes)
     }; pass --residual-pattern with a {layer} placeholder or --residual-names`,
   );

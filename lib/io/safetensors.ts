@@ -11,17 +11,40 @@ import { UserError } from "../errors.ts";
 import { writeFileAtomic } from "./atomic.ts";
 
 /** Element types this toolkit reads and writes. */
-export type SafetensorsDtype = "F64" | "F32" | "F16" | "BF16" | "I64" | "I32" | "U8" | "BOOL";
+export type SafetensorsDtype =
+  | "F64"
+  | "F32"
+  | "F16"
+  | "BF16"
+  | "I64"
+  | "I32"
+  | "I16"
+  | "I8"
+  | "U64"
+  | "U32"
+  | "U16"
+  | "U8"
+  | "BOOL"
+  | "F8_E4M3"
+  | "F8_E5M2";
 
-const BYTES_PER_ELEMENT: Record<SafetensorsDtype, number> = {
+/** Bytes per element of every dtype the format defines (so any valid header parses). */
+export const BYTES_PER_ELEMENT: Record<SafetensorsDtype, number> = {
   F64: 8,
   F32: 4,
   F16: 2,
   BF16: 2,
   I64: 8,
   I32: 4,
+  I16: 2,
+  I8: 1,
+  U64: 8,
+  U32: 4,
+  U16: 2,
   U8: 1,
   BOOL: 1,
+  F8_E4M3: 1,
+  F8_E5M2: 1,
 };
 
 /** One tensor's entry in the header. */
@@ -108,10 +131,10 @@ export class SafetensorsFile {
       const dataLength = size - 8 - headerLength;
       for (const [name, info] of Object.entries(tensors as Record<string, TensorInfo>)) {
         const [begin, end] = info.data_offsets;
-        const expected = info.shape.reduce((a, b) => a * b, 1) * (BYTES_PER_ELEMENT[info.dtype] ?? NaN);
-        if (!(end - begin === expected && end <= dataLength)) {
-          throw new Error(`tensor ${name} has inconsistent offsets`);
-        }
+        if (!(info.dtype in BYTES_PER_ELEMENT)) throw new Error(`tensor ${name} has unknown dtype ${info.dtype}`);
+        const expected = info.shape.reduce((a, b) => a * b, 1) * BYTES_PER_ELEMENT[info.dtype];
+        if (end > dataLength) throw new Error(`tensor ${name} lies past the end of the file: truncated`);
+        if (end - begin !== expected) throw new Error(`tensor ${name} has inconsistent offsets`);
       }
       return new SafetensorsFile(
         path,
@@ -125,6 +148,11 @@ export class SafetensorsFile {
     } finally {
       file.close();
     }
+  }
+
+  /** Where tensor `name`'s bytes start in the file (header included). */
+  fileOffset(name: string): number {
+    return this.dataStart + this.info(name).data_offsets[0];
   }
 
   /** The raw bytes of tensor `name`. */

@@ -8,7 +8,7 @@
 import * as ortWeb from "onnxruntime-web/webgpu";
 import { assert, assertEquals } from "../assert.ts";
 import { toFloat16 } from "../../lib/fixtures/float16.ts";
-import { buildDecoderGraph, type GraphLayout } from "../../lib/fixtures/decoder_graph.ts";
+import { buildFixtureGraph, type GraphLayout } from "../../lib/fixtures/decoder_graph.ts";
 import { SeededRandom } from "../../lib/random.ts";
 import { acquireGpu } from "../../lib/gpu.ts";
 import { decodeModel, encodeModel } from "../../lib/graph/onnx.ts";
@@ -63,7 +63,7 @@ for (const layout of ["optimum", "genai"] as GraphLayout[]) {
       name: `fp16 ${layout} graph, layer ${layer}: |v| = 1000 ablation removes the component, zero vector is a no-op`,
       ignore: !hasF16,
       fn: async () => {
-        const model = buildDecoderGraph(config, weights, layout);
+        const model = buildFixtureGraph(config, weights, layout);
         toFloat16(model);
         const plainBytes = encodeModel(model);
         const steered = decodeModel(plainBytes, "fp16 fixture");

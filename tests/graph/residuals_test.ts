@@ -98,6 +98,8 @@ Deno.test("an explicit pattern or list of names overrides detection", async () =
 Deno.test("a graph no pattern matches gives one clear error line listing what was found", async () => {
   const graph = await fixtureGraph("tiny-llama-chat");
   for (const node of graph.node) node.name = node.name!.replace("/model/layers.", "/transformer/h.");
+  // No Gather of input_ids either, so the residual chain cannot be followed from the embedding.
+  for (const node of graph.node) node.input = node.input!.map((t) => (t === "input_ids" ? "tokens" : t));
   for (const run of [() => locateResiduals(graph), () => locateResiduals(graph, { names: ["nope"] })]) {
     try {
       run();
@@ -112,5 +114,30 @@ Deno.test("a graph no pattern matches gives one clear error line listing what wa
     locateResiduals(graph);
   } catch (error) {
     assertMatch((error as Error).message, /could not find the residual stream.*--residual-pattern/);
+  }
+});
+
+Deno.test("torch dynamo naming (node_add_8 producing add_8): the residual chain is followed from the embedding", async () => {
+  const dynamo = locateResiduals(await fixtureGraph("tiny-llama-chat-dynamo"));
+  assertEquals(dynamo.scheme, "chain");
+  assert(dynamo.layers.every((t) => /^add_\d+$/.test(t)), `${dynamo.layers}`);
+  assertEquals(dynamo.embeddings, "gather");
+  // The same tensors as the Optimum-named graph: the dynamo fixture only renames.
+  const optimum = locateResiduals(await fixtureGraph("tiny-llama-chat"));
+  const producers = async (name: string, tensors: string[]) => {
+    const nodes = (await fixtureGraph(name)).node;
+    return tensors.map((t) => nodes.findIndex((n) => n.output?.includes(t)));
+  };
+  assertEquals(
+    await producers("tiny-llama-chat-dynamo", dynamo.layers),
+    await producers("tiny-llama-chat", optimum.layers),
+  );
+  // The chain rule finds the Optimum graph's residuals too (Gemma's scaled embedding included).
+  for (const name of ["tiny-llama-chat", "tiny-gemma2-chat"]) {
+    const graph = await fixtureGraph(name);
+    for (const node of graph.node) node.name = `renamed_${node.name}`;
+    const located = locateResiduals(graph);
+    const expected = locateResiduals(await fixtureGraph(name));
+    assertEquals([located.scheme, located.embeddings, located.layers], ["chain", expected.embeddings, expected.layers]);
   }
 });

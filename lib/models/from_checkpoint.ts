@@ -1,0 +1,181 @@
+/**
+ * A Hugging Face checkpoint made runnable without an export step: the decoder graph is built from
+ * config.json (lib/models/decoder_graph.ts, Optimum's layout and naming) with its weights as external
+ * data. F32 tensors are referenced where they lie in the checkpoint's safetensors files (offset into
+ * the file, no copy); F16 and BF16 tensors are converted to f32 once, tensor by tensor, into one file
+ * (onnxruntime-web has no BF16 kernels). The result is a transformers.js-layout directory in a cache
+ * keyed by the checkpoint's identity and the building code, so every other part of the toolkit
+ * (capture, cut, steering, generation) treats it like an ONNX export.
+ *
+ * @module
+ */
+
+import { basename, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type Checkpoint, type CheckpointTensor, openCheckpoint } from "../checkpoint/checkpoint.ts";
+import type { GraphBuilder } from "../graph/builder.ts";
+import { DataType, encodeModel } from "../graph/onnx.ts";
+import { codeDigest, fileIdentity, sha256Hex } from "../identity.ts";
+import { replaceDirAtomic } from "../io/atomic.ts";
+import { toFloat32 } from "../io/safetensors.ts";
+import { buildDecoderGraph, type WeightSource } from "./decoder_graph.ts";
+
+/** Where graphs built from checkpoints are kept (override with MODEL_DIFF_CHECKPOINT_CACHE). */
+export function checkpointCacheRoot(): string {
+  return Deno.env.get("MODEL_DIFF_CHECKPOINT_CACHE") ??
+    fileURLToPath(new URL("../../.cache/checkpoints", import.meta.url));
+}
+
+/** The modules whose code determines the built graph (part of the cache key). */
+const BUILD_SOURCES = [
+  "./from_checkpoint.ts",
+  "./decoder_graph.ts",
+  "./config.ts",
+  "../checkpoint/checkpoint.ts",
+  "../graph/builder.ts",
+  "../graph/onnx.ts",
+];
+
+/** Name of the file that holds converted (non-f32) tensors, beside the graph. */
+const CONVERTED = "converted_f32.bin";
+
+/** Progress of a conversion (bytes written so far of `total`). */
+export type ConversionProgress = (done: number, total: number) => void;
+
+/**
+ * The identity of a checkpoint: every safetensors file (size, sampled content), the index, config
+ * and tokenizer files, with paths and modification times (the cache is machine-local).
+ */
+async function checkpointIdentity(checkpoint: Checkpoint): Promise<string> {
+  const names = [...checkpoint.files, "model.safetensors.index.json", "config.json", "tokenizer.json"];
+  const parts: string[] = [];
+  for (const name of names) {
+    const identity = await fileIdentity(join(checkpoint.dir, name)).catch(() => undefined);
+    if (identity) parts.push(JSON.stringify([name, identity]));
+  }
+  return sha256Hex(parts);
+}
+
+/** Links `from` to `to` (hard link, else symlink, else copy): the same bytes, never a second copy if avoidable. */
+async function linkFile(from: string, to: string): Promise<void> {
+  try {
+    await Deno.link(from, to);
+  } catch {
+    try {
+      await Deno.symlink(from, to);
+    } catch {
+      await Deno.copyFile(from, to);
+    }
+  }
+}
+
+/**
+ * Writes every tensor that is not f32 into `path` as f32, one tensor at a time (4096-aligned), and
+ * returns where each went.
+ */
+async function convertTensors(
+  checkpoint: Checkpoint,
+  path: string,
+  onProgress?: ConversionProgress,
+): Promise<Map<string, { offset: number; length: number }>> {
+  const todo = [...checkpoint.tensors.values()].filter((t) => t.dtype !== "F32");
+  const placed = new Map<string, { offset: number; length: number }>();
+  if (!todo.length) return placed;
+  const total = todo.reduce((n, t) => n + t.length * 2, 0);
+  const out = await Deno.open(path, { write: true, create: true, truncate: true });
+  const sources = new Map<string, Deno.FsFile>();
+  try {
+    let offset = 0;
+    let done = 0;
+    for (const tensor of todo) {
+      if (!sources.has(tensor.file)) sources.set(tensor.file, await Deno.open(join(checkpoint.dir, tensor.file)));
+      const raw = await readRange(sources.get(tensor.file)!, tensor, checkpoint.dir);
+      const values = toFloat32(tensor.dtype, raw, `${tensor.file}:${tensor.name}`);
+      offset = Math.ceil(offset / 4096) * 4096;
+      await out.seek(offset, Deno.SeekMode.Start);
+      const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+      for (let written = 0; written < bytes.length;) written += await out.write(bytes.subarray(written));
+      placed.set(tensor.name, { offset, length: bytes.length });
+      offset += bytes.length;
+      done += bytes.length;
+      onProgress?.(done, total);
+    }
+  } finally {
+    out.close();
+    for (const file of sources.values()) file.close();
+  }
+  return placed;
+}
+
+async function readRange(file: Deno.FsFile, tensor: CheckpointTensor, dir: string): Promise<Uint8Array> {
+  const buffer = new Uint8Array(tensor.length);
+  await file.seek(tensor.offset, Deno.SeekMode.Start);
+  for (let read = 0; read < tensor.length;) {
+    const n = await file.read(buffer.subarray(read));
+    if (n === null) throw new Error(`${join(dir, tensor.file)} ends inside ${tensor.name}`);
+    read += n;
+  }
+  return buffer;
+}
+
+/** External-data initializers into the checkpoint's files (f32) or the converted file (others). */
+function checkpointWeights(checkpoint: Checkpoint, converted: Map<string, { offset: number; length: number }>) {
+  const made = new Map<string, string>();
+  const source: WeightSource = {
+    has: (name) => checkpoint.tensors.has(name),
+    tensor(b: GraphBuilder, name: string, shape: number[], graphName = name) {
+      const key = `${name}->${graphName}`;
+      if (!made.has(key)) {
+        const tensor = checkpoint.tensors.get(name)!;
+        const moved = converted.get(name);
+        made.set(
+          key,
+          moved
+            ? b.externalInitializer(graphName, shape, DataType.FLOAT, CONVERTED, moved.offset, moved.length)
+            : b.externalInitializer(graphName, shape, DataType.FLOAT, tensor.file, tensor.offset, tensor.length),
+        );
+      }
+      return made.get(key)!;
+    },
+    // HF Linear weights are [out, in]; the graph multiplies by their transpose (folded at load).
+    linear(b: GraphBuilder, name: string, out: number, inp: number) {
+      return b.op("Transpose", [source.tensor(b, name, [out, inp])], { perm: [1, 0] });
+    },
+  };
+  return source;
+}
+
+/**
+ * The transformers.js-layout directory for the checkpoint in `dir` (graph built and non-f32 weights
+ * converted on first use, then cached). Bad checkpoints are refused in one line; nothing is left
+ * half-written in the cache.
+ */
+export async function modelDirFromCheckpoint(
+  dir: string,
+  options: { log?: (line: string) => void; onProgress?: ConversionProgress } = {},
+): Promise<string> {
+  const checkpoint = await openCheckpoint(dir);
+  const code = await codeDigest(BUILD_SOURCES.map((s) => new URL(s, import.meta.url)));
+  const key = (await sha256Hex([await checkpointIdentity(checkpoint), code, "fp32"])).slice(0, 24);
+  const target = join(checkpointCacheRoot(), key);
+  if (await Deno.stat(join(target, "checkpoint.json")).then(() => true, () => false)) return target;
+  options.log?.(`building the ${checkpoint.config.family} graph of ${dir} into ${target}`);
+  await replaceDirAtomic(target, async (temp) => {
+    const onnxDir = join(temp, "onnx");
+    await Deno.mkdir(onnxDir);
+    for (const file of checkpoint.files) await linkFile(join(dir, file), join(onnxDir, basename(file)));
+    const converted = await convertTensors(checkpoint, join(onnxDir, CONVERTED), options.onProgress);
+    const model = buildDecoderGraph(checkpoint.config, checkpointWeights(checkpoint, converted));
+    await Deno.writeFile(join(onnxDir, "model.onnx"), encodeModel(model));
+    for await (const entry of Deno.readDir(dir)) {
+      if (entry.isFile && !entry.name.endsWith(".safetensors")) {
+        await linkFile(join(dir, entry.name), join(temp, entry.name));
+      }
+    }
+    await Deno.writeTextFile(
+      join(temp, "checkpoint.json"),
+      JSON.stringify({ source: dir, family: checkpoint.config.family, converted: [...converted.keys()] }, null, 2),
+    );
+  });
+  return target;
+}

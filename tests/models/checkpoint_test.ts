@@ -1,0 +1,153 @@
+/**
+ * Hugging Face checkpoints in, no export step: each family's fixture checkpoint (F32, F16 and BF16;
+ * single and sharded) is built into a graph by lib/models and must compute what the independent f64
+ * reference computes on the weights as stored, on both runtimes.
+ */
+
+import { assert, assertEquals, assertMatch } from "../assert.ts";
+import { join } from "node:path";
+import { residuals, vectorAt } from "../../lib/activations.ts";
+import { UserError } from "../../lib/errors.ts";
+import { ensureFixtureModel } from "../../lib/fixtures/build.ts";
+import { referenceForward } from "../../lib/fixtures/reference.ts";
+import { generateGreedy } from "../../lib/generation.ts";
+import { modelDirFromCheckpoint } from "../../lib/models/from_checkpoint.ts";
+import { DEVICES, transformers } from "../../lib/runtime.ts";
+import { argmax, chatIds, fixtureHandle, fixtureReference } from "../helpers.ts";
+
+const CHECKPOINTS = [
+  "tiny-llama31-chat-hf",
+  "tiny-gemma2-chat-hf",
+  "tiny-mistral-hf",
+  "tiny-qwen2-hf",
+  "tiny-qwen3-hf",
+];
+// Longer than the Mistral fixture's window of 6, so sliding-window attention is exercised.
+const PROMPT = "Name three rivers in Europe and say which is longest.";
+
+/** Every element within rtol relative (with an absolute floor) of the reference; names the first that is not. */
+function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string, rtol = 1e-4, atol = 1e-4) {
+  assertEquals(actual.length, expected.length, `${what}: length`);
+  for (let i = 0; i < expected.length; i++) {
+    const error = Math.abs(actual[i] - expected[i]);
+    assert(error <= rtol * Math.abs(expected[i]) + atol, `${what}[${i}]: ${actual[i]} vs ${expected[i]}`);
+  }
+}
+
+for (const name of CHECKPOINTS) {
+  for (const device of DEVICES) {
+    Deno.test(`${name} on ${device}: logits, residuals at every layer and greedy tokens equal the f64 reference`, async () => {
+      const { config, weights } = fixtureReference(name);
+      const layers = Array.from({ length: config.numLayers }, (_, l) => l);
+      // One session serves all three checks: the uncut capture graph still has logits and the KV cache.
+      const handle = await fixtureHandle(name, device, { capture: layers, cut: false, steering: [] });
+      const [ids] = chatIds(handle, [PROMPT]);
+      assert(ids.length > 12, "long enough for the sliding window");
+      const reference = referenceForward(config, weights, ids, { withLogits: true });
+
+      const captured = await residuals(handle, [ids], layers);
+      for (const layer of layers) {
+        for (let t = 0; t < ids.length; t++) {
+          assertClose(vectorAt(captured, layer, 0, t), reference.residuals[layer + 1][t], `layer ${layer} token ${t}`);
+        }
+      }
+      const inputs = {
+        input_ids: new transformers.Tensor("int64", BigInt64Array.from(ids, BigInt), [1, ids.length]),
+        attention_mask: new transformers.Tensor("int64", new BigInt64Array(ids.length).fill(1n), [1, ids.length]),
+      };
+      const { logits } = await handle.model(inputs) as { logits: InstanceType<typeof transformers.Tensor> };
+      const vocab = config.vocabSize;
+      for (const t of [0, ids.length - 1]) {
+        const row = (logits.data as Float32Array).subarray(t * vocab, (t + 1) * vocab);
+        assertClose(row, reference.logits[t], `logits at token ${t}`);
+      }
+
+      const tokens = await generateGreedy(handle, ids, 4);
+      const sequence = [...ids];
+      for (let step = 0; step < tokens.length; step++) {
+        const next = referenceForward(config, weights, sequence, { withLogits: true, logitsFrom: sequence.length - 1 });
+        sequence.push(argmax(next.logits[0]));
+      }
+      assertEquals(tokens, sequence.slice(ids.length));
+    });
+  }
+}
+
+Deno.test("bad checkpoints: one line each, and nothing half-written in the cache", async () => {
+  const temp = await Deno.makeTempDir({ prefix: "bad-checkpoints-" });
+  const cache = join(temp, "cache");
+  Deno.env.set("MODEL_DIFF_CHECKPOINT_CACHE", cache);
+  try {
+    const sharded = await ensureFixtureModel("tiny-qwen3-hf");
+    const single = await ensureFixtureModel("tiny-llama31-chat-hf");
+    const copy = async (from: string, label: string) => {
+      const dir = join(temp, label);
+      await Deno.mkdir(dir);
+      for await (const entry of Deno.readDir(from)) await Deno.copyFile(join(from, entry.name), join(dir, entry.name));
+      return dir;
+    };
+    const edit = async (path: string, change: (text: string) => string) =>
+      await Deno.writeTextFile(path, change(await Deno.readTextFile(path)));
+    /** Rewrites the header of a safetensors file (same length, so the data stays where it was). */
+    const editHeader = async (path: string, change: (header: string) => string) => {
+      const bytes = await Deno.readFile(path);
+      const length = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+      const header = new TextDecoder().decode(bytes.subarray(8, 8 + length));
+      const changed = new TextEncoder().encode(change(header).padEnd(length, " "));
+      assertEquals(changed.length, length, "header edit keeps the length");
+      bytes.set(changed, 8);
+      await Deno.writeFile(path, bytes);
+    };
+
+    const missingShard = await copy(sharded, "missing-shard");
+    await Deno.remove(join(missingShard, "model-00002-of-00003.safetensors"));
+    const absent = await copy(sharded, "index-names-absent");
+    await edit(
+      join(absent, "model.safetensors.index.json"),
+      (t) =>
+        t.replace(
+          `"model.norm.weight": "model-00003-of-00003.safetensors"`,
+          `"model.norm.weight": "model-00001-of-00003.safetensors"`,
+        ),
+    );
+    const wrongShape = await copy(single, "wrong-shape");
+    await edit(
+      join(wrongShape, "config.json"),
+      (t) => t.replace(`"intermediate_size": 128`, `"intermediate_size": 96`),
+    );
+    const int8 = await copy(single, "int8");
+    await editHeader(
+      join(int8, "model.safetensors"),
+      (h) =>
+        h.replace(
+          /"model\.norm\.weight":\{"dtype":"F32","shape":\[64\]/,
+          `"model.norm.weight":{"dtype":"I8","shape":[256]`,
+        ),
+    );
+    const truncated = await copy(single, "truncated");
+    const file = join(truncated, "model.safetensors");
+    await Deno.truncate(file, (await Deno.stat(file)).size - 100);
+    const noType = await copy(single, "no-model-type");
+    await edit(join(noType, "config.json"), (t) => t.replace(`"model_type": "llama",`, ""));
+
+    const cases: [string, RegExp][] = [
+      [missingShard, /is missing model-00002-of-00003\.safetensors \(named by model\.safetensors\.index\.json\)/],
+      [absent, /puts model\.norm\.weight in model-00001-of-00003\.safetensors, which does not hold it/],
+      [wrongShape, /has shape \[128,64\] but config\.json implies \[96,64\]/],
+      [int8, /model\.norm\.weight has dtype I8; checkpoints must be F32, F16, BF16/],
+      [truncated, /is not a valid safetensors file \(tensor .* lies past the end of the file: truncated\)/],
+      [noType, /config\.json has no "model_type"/],
+    ];
+    for (const [dir, pattern] of cases) {
+      const error = await modelDirFromCheckpoint(dir).then(() => undefined, (e: unknown) => e);
+      assert(error instanceof UserError, `${dir}: ${error}`);
+      assert(!error.message.includes("\n"), "one line");
+      assertMatch(error.message, pattern);
+    }
+    const left = await Array.fromAsync(Deno.readDir(cache)).catch(() => []);
+    assertEquals(left, [], "no cache entry, complete or partial");
+  } finally {
+    Deno.env.delete("MODEL_DIFF_CHECKPOINT_CACHE");
+    await Deno.remove(temp, { recursive: true });
+  }
+});
