@@ -1,7 +1,7 @@
 /**
- * Model sources: a local directory in transformers.js layout is used in place; a Hugging Face hub id
- * is downloaded once (streamed to disk, never held in memory) into a local cache, so graph rewriting
- * and both runtimes always work on local files.
+ * Model sources: a local directory (a Hugging Face checkpoint, or an ONNX export in transformers.js
+ * layout) is used in place; a Hugging Face hub id is downloaded once (streamed to disk, never held in
+ * memory) into a local cache, so graph building, rewriting and both runtimes work on local files.
  *
  * @module
  */
@@ -64,13 +64,29 @@ export async function resolveModelDir(source: string, modelFileName = "model"): 
   return dir;
 }
 
-/** Downloads the files of hub model `id` (skipping those already cached) and returns their directory. */
+/**
+ * Downloads the files of hub model `id` (skipping those already cached) and returns their directory:
+ * a Hugging Face checkpoint (`model.safetensors`, or the shards its index names) when the repository
+ * has one, else a transformers.js export's `onnx/` graph and its external data.
+ */
 async function downloadFromHub(id: string, modelFileName: string): Promise<string> {
   const revision = Deno.env.get("MODEL_DIFF_REVISION") ?? "main";
   const dir = join(hubCacheDir(), id, revision);
-  const graph = `onnx/${modelFileName}.onnx`;
-  for (const file of [...REQUIRED_FILES, graph]) await downloadFile(id, revision, file, dir, true);
+  for (const file of REQUIRED_FILES) await downloadFile(id, revision, file, dir, true);
   for (const file of OPTIONAL_FILES) await downloadFile(id, revision, file, dir, false);
+  await downloadFile(id, revision, "model.safetensors.index.json", dir, false);
+  const index = join(dir, "model.safetensors.index.json");
+  if (await exists(index)) {
+    const { weight_map: weightMap = {} } = JSON.parse(await Deno.readTextFile(index)) as {
+      weight_map?: Record<string, string>;
+    };
+    for (const shard of new Set(Object.values(weightMap))) await downloadFile(id, revision, shard, dir, true);
+    return dir;
+  }
+  await downloadFile(id, revision, "model.safetensors", dir, false);
+  if (await exists(join(dir, "model.safetensors"))) return dir;
+  const graph = `onnx/${modelFileName}.onnx`;
+  await downloadFile(id, revision, graph, dir, true);
   const model = await readModel(join(dir, graph));
   for (const location of externalDataLocations(model)) await downloadFile(id, revision, `onnx/${location}`, dir, true);
   return dir;
@@ -105,7 +121,19 @@ export async function downloadFile(id: string, revision: string, file: string, d
   await Deno.mkdir(dirname(target), { recursive: true });
   const temp = `${target}.${Deno.pid}.download`;
   const out = await Deno.open(temp, { write: true, create: true, truncate: true });
-  await response.body!.pipeTo(out.writable);
+  const size = Number(response.headers.get("content-length") ?? 0);
+  // Weights are gigabytes: show MB/s and an ETA for anything large.
+  const bar = size > 16e6 ? new ProgressBar(`downloading ${file}`, Math.ceil(size / 1e6), "MB") : undefined;
+  let received = 0;
+  const counter = new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, controller) {
+      received += chunk.length;
+      bar?.update(Math.floor(received / 1e6));
+      controller.enqueue(chunk);
+    },
+  });
+  await response.body!.pipeThrough(counter).pipeTo(out.writable);
+  bar?.finish();
   await Deno.rename(temp, target);
 }
 

@@ -1,7 +1,7 @@
 /**
- * The notebooks' configurations as presets for `deno task diff --preset`. The models must be ONNX
- * exports (e.g. `optimum-cli export onnx --task text-generation-with-past`); point --base/--chat at
- * local export directories when the hub repositories have none.
+ * The notebooks' configurations as presets for `deno task diff --preset`. The hub repositories hold
+ * Hugging Face checkpoints (safetensors), from which the toolkit builds the graphs itself; both are
+ * gated, so `HF_TOKEN` must name an account that accepted their licences.
  *
  * @module
  */

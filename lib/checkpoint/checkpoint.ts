@@ -105,16 +105,16 @@ export async function openCheckpoint(dir: string): Promise<Checkpoint> {
   for (const [name, shape] of parameterShapes(config)) {
     const tensor = tensors.get(name);
     if (!tensor) throw new UserError(`${dir} has no tensor ${name}, which a ${config.family} checkpoint needs`);
-    if (tensor.shape.join() !== shape.join()) {
-      throw new UserError(
-        `${name} in ${basename(join(dir, tensor.file))} has shape [${tensor.shape}] but config.json implies [${shape}]`,
-      );
-    }
     if (!CHECKPOINT_DTYPES.includes(tensor.dtype)) {
       throw new UserError(
         `${name} has dtype ${tensor.dtype}; checkpoints must be ${
           CHECKPOINT_DTYPES.join(", ")
         } (quantised weights are not supported)`,
+      );
+    }
+    if (tensor.shape.join() !== shape.join()) {
+      throw new UserError(
+        `${name} in ${basename(join(dir, tensor.file))} has shape [${tensor.shape}] but config.json implies [${shape}]`,
       );
     }
   }

@@ -43,8 +43,20 @@ async function capture(name: string, device: string, positions: string, layers: 
   return { file, metadata: JSON.parse(file.metadata.metadata) as CaptureMetadata };
 }
 
-for (const name of ["tiny-llama-chat", "tiny-gemma2-chat"]) {
-  for (const [device, positions] of [["cpu", "asst,endheader,newline"], ["webgpu", "all"], ["cpu", "last"]]) {
+const CASES = ["tiny-llama-chat", "tiny-gemma2-chat"].flatMap((name) =>
+  [["cpu", "asst,endheader,newline"], ["webgpu", "all"], ["cpu", "last"]].map(([device, positions]) => [
+    name,
+    device,
+    positions,
+  ])
+).concat([
+  // Hugging Face checkpoints straight from their safetensors (F32 Llama 3.1, BF16 sharded Gemma 2).
+  ["tiny-llama31-chat-hf", "cpu", "asst,endheader,newline"],
+  ["tiny-gemma2-chat-hf", "webgpu", "last"],
+]);
+
+for (const [name, device, positions] of CASES) {
+  {
     Deno.test(`capture ${name} (${device}, positions ${positions}): tensors equal the f64 reference`, async () => {
       const { file, metadata } = await capture(name, device, positions, "0,2,3");
       const handle = await fixtureHandle(name, "cpu");

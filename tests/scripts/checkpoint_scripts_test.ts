@@ -1,0 +1,46 @@
+/**
+ * The tasks run on Hugging Face checkpoint directories as they run on ONNX exports: the sweep, steering
+ * with the vector it saved, and a diff whose chat model is a checkpoint (capture is in capture_test.ts).
+ */
+
+import { assert, assertEquals } from "../assert.ts";
+import { join } from "node:path";
+import { parse } from "csv-parse/sync";
+import { readStats } from "../../lib/collect.ts";
+import { ensureFixtureModel, ensureFixtureSae } from "../../lib/fixtures/build.ts";
+import { runScript } from "../helpers.ts";
+
+Deno.test("sweep-layers, steer and diff run end to end on Hugging Face checkpoint directories", async () => {
+  const out = await Deno.makeTempDir({ prefix: "checkpoint-scripts-" });
+  try {
+    const gemma = await ensureFixtureModel("tiny-gemma2-chat-hf");
+    const sweep = await runScript("sweep_layers.ts", ["--model", gemma, "--out-dir", out, "--device", "cpu"]);
+    assertEquals(sweep.code, 0, sweep.stderr);
+    const rows = parse(await Deno.readTextFile(join(out, "layer_similarity.csv")), { columns: true });
+    assertEquals(rows.length, 4);
+
+    const steer = await runScript("steer.ts", [
+      ...["--model", gemma, "--out-dir", out, "--layer", "2", "--mag", "3", "--greedy", "--max-new-tokens", "4"],
+      ...["--device", "cpu", "--model-short", "gemma-hf"],
+    ]);
+    assertEquals(steer.code, 0, steer.stderr);
+    const results = JSON.parse(await Deno.readTextFile(join(out, "gemma-hf_layer2_steer.json")));
+    assert(Object.values(results).every((byMagnitude) => Object.keys(byMagnitude as object).join() === "3"));
+
+    const diffDir = join(out, "diff");
+    const diff = await runScript("diff.ts", [
+      ...[
+        "--base",
+        await ensureFixtureModel("tiny-llama-base"),
+        "--chat",
+        await ensureFixtureModel("tiny-llama31-chat-hf"),
+      ],
+      ...["--sae", await ensureFixtureSae("tiny-llama-sae-saelens"), "--layer", "2", "--n", "4", "--top-k", "5"],
+      ...["--out-dir", diffDir, "--device", "cpu"],
+    ]);
+    assertEquals(diff.code, 0, diff.stderr);
+    assertEquals((await readStats(join(diffDir, "stats_chat.safetensors"))).metadata.num_prompts, 4);
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
