@@ -11,6 +11,7 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { replaceDirAtomic } from "../io/atomic.ts";
+import { linkFile, readRange, writeRange } from "../io/files.ts";
 import { decodeModel, encodeModel, type onnx, proto } from "./onnx.ts";
 import { codeDigest, modelIdentity, sha256Hex } from "../identity.ts";
 import type { ResidualMap } from "./residuals.ts";
@@ -73,7 +74,7 @@ export async function rewrittenModel(
     await placeExternalData(model.graph, join(sourceDir, "onnx"), join(temp, "onnx"), spec.cut);
     await Deno.writeFile(join(temp, "onnx", "model.onnx"), encodeModel(model));
     for await (const entry of Deno.readDir(sourceDir)) {
-      if (entry.isFile) await linkOrCopy(join(sourceDir, entry.name), join(temp, entry.name));
+      if (entry.isFile) await linkFile(join(sourceDir, entry.name), join(temp, entry.name));
     }
     await Deno.writeTextFile(
       join(temp, "rewrite.json"),
@@ -91,18 +92,10 @@ function describeSpec(spec: RewriteSpec): string {
   return parts.join("; ") || "unchanged";
 }
 
-async function linkOrCopy(from: string, to: string): Promise<void> {
-  try {
-    await Deno.link(from, to);
-  } catch {
-    await Deno.copyFile(from, to);
-  }
-}
-
 /**
- * Gives the rewritten graph's external initializers a home in `targetDir`: hard links to the source
- * files when everything is kept (and the filesystem allows), otherwise one compact file written
- * tensor by tensor.
+ * Gives the rewritten graph's external initializers a home in `targetDir`: links to the source files
+ * when everything is kept, otherwise (a cut graph) one compact file of what it needs, written tensor
+ * by tensor.
  */
 async function placeExternalData(
   graph: { initializer: onnx.ITensorProto[] },
@@ -115,12 +108,8 @@ async function placeExternalData(
   const field = (t: (typeof external)[number], key: string) => t.externalData?.find((e) => e.key === key)?.value;
   const locations = [...new Set(external.map((t) => field(t, "location")!))];
   if (!compact) {
-    try {
-      for (const location of locations) await Deno.link(join(sourceDir, location), join(targetDir, location));
-      return;
-    } catch {
-      // different filesystem: fall through to copying what is needed
-    }
+    for (const location of locations) await linkFile(join(sourceDir, location), join(targetDir, location));
+    return;
   }
   const out = await Deno.open(join(targetDir, "model.onnx_data"), { write: true, create: true, truncate: true });
   const sources = new Map<string, Deno.FsFile>();
@@ -132,16 +121,9 @@ async function placeExternalData(
       const source = sources.get(location)!;
       const start = Number(field(tensor, "offset") ?? 0);
       const length = Number(field(tensor, "length"));
-      const buffer = new Uint8Array(length);
-      await source.seek(start, Deno.SeekMode.Start);
-      for (let read = 0; read < length;) {
-        const n = await source.read(buffer.subarray(read));
-        if (n === null) throw new Error(`${location} ends before ${tensor.name}'s data`);
-        read += n;
-      }
+      const buffer = await readRange(source, start, length, join(sourceDir, location));
       offset = Math.ceil(offset / 4096) * 4096;
-      await out.seek(offset, Deno.SeekMode.Start);
-      for (let written = 0; written < length;) written += await out.write(buffer.subarray(written));
+      await writeRange(out, offset, buffer);
       tensor.externalData = [
         { key: "location", value: "model.onnx_data" },
         { key: "offset", value: String(offset) },

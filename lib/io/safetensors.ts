@@ -9,6 +9,7 @@
 
 import { UserError } from "../errors.ts";
 import { writeFileAtomic } from "./atomic.ts";
+import { readRange } from "./files.ts";
 
 /** Element types this toolkit reads and writes. */
 export type SafetensorsDtype =
@@ -123,10 +124,10 @@ export class SafetensorsFile {
     }
     try {
       const size = (await file.stat()).size;
-      const prefix = await readExactly(file, 0, 8, path);
+      const prefix = await readRange(file, 0, 8, path);
       const headerLength = Number(new DataView(prefix.buffer).getBigUint64(0, true));
       if (headerLength <= 0 || 8 + headerLength > size) throw new Error("header length out of range");
-      const header = JSON.parse(new TextDecoder().decode(await readExactly(file, 8, headerLength, path)));
+      const header = JSON.parse(new TextDecoder().decode(await readRange(file, 8, headerLength, path)));
       const { __metadata__: metadata = {}, ...tensors } = header as Record<string, unknown>;
       const dataLength = size - 8 - headerLength;
       for (const [name, info] of Object.entries(tensors as Record<string, TensorInfo>)) {
@@ -161,7 +162,7 @@ export class SafetensorsFile {
     const file = await Deno.open(this.path);
     try {
       const [begin, end] = info.data_offsets;
-      return await readExactly(file, this.dataStart + begin, end - begin, this.path);
+      return await readRange(file, this.dataStart + begin, end - begin, this.path);
     } finally {
       file.close();
     }
@@ -180,18 +181,6 @@ export class SafetensorsFile {
     }
     return info;
   }
-}
-
-async function readExactly(file: Deno.FsFile, position: number, length: number, path: string): Promise<Uint8Array> {
-  const out = new Uint8Array(length);
-  await file.seek(position, Deno.SeekMode.Start);
-  let read = 0;
-  while (read < length) {
-    const n = await file.read(out.subarray(read));
-    if (n === null) throw new UserError(`${path} is truncated`);
-    read += n;
-  }
-  return out;
 }
 
 /** Converts little-endian F32/F16/BF16/F64 bytes to a Float32Array. */

@@ -12,11 +12,12 @@
 
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Checkpoint, type CheckpointTensor, openCheckpoint } from "../checkpoint/checkpoint.ts";
+import { type Checkpoint, openCheckpoint } from "../checkpoint/checkpoint.ts";
 import type { GraphBuilder } from "../graph/builder.ts";
 import { DataType, encodeModel } from "../graph/onnx.ts";
 import { codeDigest, fileIdentity, sha256Hex } from "../identity.ts";
 import { replaceDirAtomic } from "../io/atomic.ts";
+import { linkFile, readRange, writeRange } from "../io/files.ts";
 import { toFloat32 } from "../io/safetensors.ts";
 import { buildDecoderGraph, type WeightSource } from "./decoder_graph.ts";
 
@@ -56,19 +57,6 @@ async function checkpointIdentity(checkpoint: Checkpoint): Promise<string> {
   return sha256Hex(parts);
 }
 
-/** Links `from` to `to` (hard link, else symlink, else copy): the same bytes, never a second copy if avoidable. */
-async function linkFile(from: string, to: string): Promise<void> {
-  try {
-    await Deno.link(from, to);
-  } catch {
-    try {
-      await Deno.symlink(from, to);
-    } catch {
-      await Deno.copyFile(from, to);
-    }
-  }
-}
-
 /**
  * Writes every tensor that is not f32 into `path` as f32, one tensor at a time (4096-aligned), and
  * returns where each went.
@@ -89,12 +77,16 @@ async function convertTensors(
     let done = 0;
     for (const tensor of todo) {
       if (!sources.has(tensor.file)) sources.set(tensor.file, await Deno.open(join(checkpoint.dir, tensor.file)));
-      const raw = await readRange(sources.get(tensor.file)!, tensor, checkpoint.dir);
+      const raw = await readRange(
+        sources.get(tensor.file)!,
+        tensor.offset,
+        tensor.length,
+        join(checkpoint.dir, tensor.file),
+      );
       const values = toFloat32(tensor.dtype, raw, `${tensor.file}:${tensor.name}`);
       offset = Math.ceil(offset / 4096) * 4096;
-      await out.seek(offset, Deno.SeekMode.Start);
       const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
-      for (let written = 0; written < bytes.length;) written += await out.write(bytes.subarray(written));
+      await writeRange(out, offset, bytes);
       placed.set(tensor.name, { offset, length: bytes.length });
       offset += bytes.length;
       done += bytes.length;
@@ -105,17 +97,6 @@ async function convertTensors(
     for (const file of sources.values()) file.close();
   }
   return placed;
-}
-
-async function readRange(file: Deno.FsFile, tensor: CheckpointTensor, dir: string): Promise<Uint8Array> {
-  const buffer = new Uint8Array(tensor.length);
-  await file.seek(tensor.offset, Deno.SeekMode.Start);
-  for (let read = 0; read < tensor.length;) {
-    const n = await file.read(buffer.subarray(read));
-    if (n === null) throw new Error(`${join(dir, tensor.file)} ends inside ${tensor.name}`);
-    read += n;
-  }
-  return buffer;
 }
 
 /** External-data initializers into the checkpoint's files (f32) or the converted file (others). */

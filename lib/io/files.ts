@@ -1,0 +1,44 @@
+/**
+ * Plain file helpers shared by the caches and readers: byte ranges read exactly, and links that
+ * avoid a second copy of multi-gigabyte weight files where the filesystem allows.
+ *
+ * @module
+ */
+
+import { UserError } from "../errors.ts";
+
+/** Reads exactly `length` bytes at `position`; a file that ends first is a {@linkcode UserError} naming `path`. */
+export async function readRange(
+  file: Deno.FsFile,
+  position: number,
+  length: number,
+  path: string,
+): Promise<Uint8Array> {
+  const out = new Uint8Array(length);
+  await file.seek(position, Deno.SeekMode.Start);
+  for (let read = 0; read < length;) {
+    const n = await file.read(out.subarray(read));
+    if (n === null) throw new UserError(`${path} is truncated`);
+    read += n;
+  }
+  return out;
+}
+
+/** Writes all of `bytes` at `position`. */
+export async function writeRange(file: Deno.FsFile, position: number, bytes: Uint8Array): Promise<void> {
+  await file.seek(position, Deno.SeekMode.Start);
+  for (let written = 0; written < bytes.length;) written += await file.write(bytes.subarray(written));
+}
+
+/** Makes `to` show the bytes of `from`: a hard link, else a symbolic link, else a copy. */
+export async function linkFile(from: string, to: string): Promise<void> {
+  try {
+    await Deno.link(from, to);
+  } catch {
+    try {
+      await Deno.symlink(from, to);
+    } catch {
+      await Deno.copyFile(from, to);
+    }
+  }
+}
