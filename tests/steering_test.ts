@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "./assert.ts";
+import { assert, assertBytesEqual, assertEquals } from "./assert.ts";
 import { referenceForward, type ResidualHook } from "../lib/fixtures/reference.ts";
 import { SeededRandom } from "../lib/fixtures/random.ts";
 import { generate, withSteering } from "../lib/generation.ts";
@@ -67,7 +67,7 @@ for (const name of ["tiny-llama-chat", "tiny-gemma2-chat"]) {
       const zero = values(d, []);
       const a = await lastLogits(plain, ids);
       const b = await lastLogits(steered, ids, zero);
-      assertEquals(new Uint32Array(b.buffer), new Uint32Array(a.buffer));
+      assertBytesEqual(b, a, "logits");
       assertEquals(
         await generate(steered, ids, { maxNewTokens: 12, steering: zero }),
         await generate(plain, ids, { maxNewTokens: 12 }),

@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "../assert.ts";
+import { assert, assertBytesEqual, assertEquals } from "../assert.ts";
 import { UserError } from "../../lib/errors.ts";
 import { SeededRandom } from "../../lib/fixtures/random.ts";
 import { referenceEncode, type ReferenceSae } from "../../lib/fixtures/sae_reference.ts";
@@ -51,7 +51,7 @@ Deno.test("sae_encode matches the f64 reference for ReLU, JumpReLU and TopK at o
     assertEquals([whole.chunkCount, chunked.chunkCount], [1, 4]);
     const a = await whole.encode(x, rows);
     const b = await chunked.encode(x, rows);
-    assertEquals(new Uint32Array(b.buffer), new Uint32Array(a.buffer), "chunked == unchunked, bit for bit");
+    assertBytesEqual(b, a, "chunked == unchunked, bit for bit");
     const pairs: [Float32Array, Float64Array][] = [];
     for (let r = 0; r < rows; r++) {
       pairs.push([
