@@ -3,9 +3,10 @@ import { join } from "node:path";
 import { ensureFixtureModel } from "../../lib/fixtures/build.ts";
 import { rewrittenModel } from "../../lib/graph/cache.ts";
 import { externalDataLocations, readModel } from "../../lib/graph/onnx.ts";
+import { tempDir } from "../temp.ts";
 
 Deno.test("rewritten models are cached by graph hash and spec; cut graphs get a compact weight file", async () => {
-  const cache = await Deno.makeTempDir({ prefix: "rewrite-cache-" });
+  const cache = await tempDir("rewrite-cache-");
   Deno.env.set("MODEL_DIFF_CACHE", cache);
   try {
     const source = await ensureFixtureModel("tiny-llama-chat");

@@ -8,6 +8,7 @@ import { acquireGpu } from "../../lib/gpu.ts";
 import { SaeEncoder } from "../../lib/kernels/sae_encode.ts";
 import { loadSae } from "../../lib/sae/load.ts";
 import { worstRelativeError } from "../helpers.ts";
+import { tempDir } from "../temp.ts";
 
 Deno.test("every fixture SAE format loads and encodes on the GPU like its reference", async () => {
   const gpu = await acquireGpu();
@@ -37,7 +38,7 @@ Deno.test("an SAE of another d_model, a missing directory and a non-SAE director
   const cases: [() => Promise<unknown>, RegExp][] = [
     [() => loadSae(dir, { dModel: 64 }), /expects d_model 48 but the model has 64/],
     [() => loadSae("./no/such/sae"), /SAE directory not found/],
-    [async () => loadSae(await Deno.makeTempDir()), /is not an SAE directory/],
+    [async () => loadSae(await tempDir()), /is not an SAE directory/],
   ];
   for (const [run, pattern] of cases) {
     try {
@@ -51,7 +52,7 @@ Deno.test("an SAE of another d_model, a missing directory and a non-SAE director
 
 Deno.test("older SAELens configs (hook_point, activation_fn_str topk, boolean normalize_activations) load", async () => {
   const source = await ensureFixtureSae("tiny-llama-sae-saelens");
-  const dir = await Deno.makeTempDir({ prefix: "old-saelens-" });
+  const dir = await tempDir("old-saelens-");
   await Deno.copyFile(`${source}/sae_weights.safetensors`, `${dir}/sae_weights.safetensors`);
   await Deno.writeTextFile(
     `${dir}/cfg.json`,

@@ -4,6 +4,7 @@ import { ensureFixtureModel } from "../../lib/fixtures/build.ts";
 import { referenceForward } from "../../lib/fixtures/reference.ts";
 import { SafetensorsFile } from "../../lib/io/safetensors.ts";
 import { fixtureHandle, fixtureReference, meaningfulLines, runScript, worstRelativeError } from "../helpers.ts";
+import { tempDir } from "../temp.ts";
 
 const PROMPTS = ["Who are you?", "What is the meaning of life?", "Write a SQL query that counts orders per customer."];
 
@@ -29,7 +30,7 @@ interface CaptureMetadata {
 }
 
 async function capture(name: string, device: string, positions: string, layers: string) {
-  const dir = await Deno.makeTempDir({ prefix: "capture-" });
+  const dir = await tempDir("capture-");
   const promptFile = join(dir, "prompts.txt");
   await Deno.writeTextFile(promptFile, PROMPTS.join("\n") + "\n");
   const out = join(dir, "out.safetensors");
@@ -85,7 +86,7 @@ for (const name of ["tiny-llama-chat", "tiny-gemma2-chat"]) {
 }
 
 Deno.test("capture: bad layers, empty or missing prompt files give one line and leave earlier output alone", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "capture-bad-" });
+  const dir = await tempDir("capture-bad-");
   const out = join(dir, "keep.safetensors");
   await Deno.writeTextFile(out, "earlier result");
   const empty = join(dir, "empty.txt");

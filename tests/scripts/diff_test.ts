@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "../assert.ts";
+import { assert, assertBytesEqual, assertEquals } from "../assert.ts";
 import { join } from "node:path";
 import { parse } from "csv-parse/sync";
 import { assistantHeaderIds, preparePrompts, TOKEN_TYPES } from "../../lib/chat.ts";
@@ -8,6 +8,7 @@ import { ensureFixtureModel, ensureFixtureSae, fixtureReferenceSae } from "../..
 import { DEMO_PROMPTS } from "../../lib/fixtures/prompts.ts";
 import { visitPage } from "../browser.ts";
 import { fixtureHandle, fixtureReference, meaningfulLines, runScript, worstRelativeError } from "../helpers.ts";
+import { tempDir } from "../temp.ts";
 import { referenceActivations, referenceStats } from "../reference_stats.ts";
 
 const SAE = "tiny-llama-sae-llamascope";
@@ -40,7 +41,7 @@ async function diff(out: string, extra: string[] = []) {
 }
 
 Deno.test("diff: statistics, tables, ranks and ratios equal an independent f64 computation; the page renders", async () => {
-  const out = await Deno.makeTempDir({ prefix: "diff-" });
+  const out = await tempDir("diff-");
   await diff(out, ["--device", "webgpu"]);
   const chatHandle = await fixtureHandle("tiny-llama-chat", "cpu");
   const sae = await fixtureReferenceSae(SAE);
@@ -96,12 +97,12 @@ Deno.test("diff: statistics, tables, ranks and ratios equal an independent f64 c
 });
 
 Deno.test("diff: a killed collection resumed with --resume writes identical stats; two shards merge into one run", async () => {
-  const whole = await Deno.makeTempDir({ prefix: "diff-whole-" });
+  const whole = await tempDir("diff-whole-");
   // One device for all runs: webgpu and cpu residuals differ in the last bits.
   await diff(whole, ["--batch-size", "4", "--device", "webgpu"]);
   const expected = await Promise.all(["base", "chat"].map((m) => Deno.readFile(join(whole, `stats_${m}.safetensors`))));
 
-  const resumed = await Deno.makeTempDir({ prefix: "diff-resume-" });
+  const resumed = await tempDir("diff-resume-");
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -125,10 +126,10 @@ Deno.test("diff: a killed collection resumed with --resume writes identical stat
   );
   await diff(resumed, ["--batch-size", "4", "--checkpoint-every", "1", "--resume", "--device", "webgpu"]);
   for (const [i, m] of ["base", "chat"].entries()) {
-    assertEquals(await Deno.readFile(join(resumed, `stats_${m}.safetensors`)), expected[i], `${m} stats identical`);
+    assertBytesEqual(await Deno.readFile(join(resumed, `stats_${m}.safetensors`)), expected[i], `${m} stats identical`);
   }
 
-  const sharded = await Deno.makeTempDir({ prefix: "diff-shards-" });
+  const sharded = await tempDir("diff-shards-");
   await diff(sharded, ["--batch-size", "4", "--shard", "0/2", "--device", "webgpu"]);
   await diff(sharded, ["--batch-size", "4", "--shard", "1/2", "--device", "webgpu"]);
   await diff(sharded, ["--merge"]);
@@ -144,7 +145,7 @@ Deno.test("diff: a killed collection resumed with --resume writes identical stat
 });
 
 Deno.test("diff: bad input gives one line, a non-zero exit, and earlier results stay", async () => {
-  const out = await Deno.makeTempDir({ prefix: "diff-bad-" });
+  const out = await tempDir("diff-bad-");
   await Deno.writeTextFile(join(out, "top_all_mean.csv"), "earlier\n");
   const empty = join(out, "empty.txt");
   await Deno.writeTextFile(empty, "\n");

@@ -5,12 +5,13 @@ import { ensureFixtureModel } from "../../lib/fixtures/build.ts";
 import { SeededRandom } from "../../lib/fixtures/random.ts";
 import { generateGreedy } from "../../lib/generation.ts";
 import { fixtureHandle, meaningfulLines, runScript } from "../helpers.ts";
+import { tempDir } from "../temp.ts";
 
 const MODEL = "tiny-gemma2-chat";
 const PROMPTS = ["Who are you?", "What is your job?"];
 
 async function setup() {
-  const dir = await Deno.makeTempDir({ prefix: "steer-" });
+  const dir = await tempDir("steer-");
   const vector = join(dir, "vector.json");
   await Deno.writeTextFile(vector, JSON.stringify([...new SeededRandom(7).normals(48)]));
   const prompts = join(dir, "prompts.txt");

@@ -8,6 +8,7 @@ import { ROLE_PROMPTS } from "../../lib/fixtures/role_prompts.ts";
 import { SafetensorsFile } from "../../lib/io/safetensors.ts";
 import { visitPage } from "../browser.ts";
 import { fixtureHandle, fixtureReference, runScript, worstRelativeError } from "../helpers.ts";
+import { tempDir } from "../temp.ts";
 
 function cosine(a: Float64Array, b: Float64Array): number {
   let dot = 0, na = 0, nb = 0;
@@ -21,7 +22,7 @@ function cosine(a: Float64Array, b: Float64Array): number {
 
 for (const [name, device] of [["tiny-gemma2-chat", "webgpu"], ["tiny-llama-chat", "cpu"]]) {
   Deno.test(`sweep-layers on ${name} (${device}): table and contrast vectors equal the f64 reference`, async () => {
-    const out = await Deno.makeTempDir({ prefix: "sweep-" });
+    const out = await tempDir("sweep-");
     const run = await runScript("sweep_layers.ts", [
       "--model",
       await ensureFixtureModel(name),
