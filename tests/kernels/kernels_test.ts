@@ -67,6 +67,49 @@ Deno.test("sae_encode matches the f64 reference for ReLU, JumpReLU and TopK at o
   }
 });
 
+Deno.test("JumpReLU is off at a pre-activation exactly on its threshold; TopK ties keep the lower feature id", async () => {
+  const gpu = await acquireGpu();
+  // Small integers and quarters: every pre-activation is exact in f32 whatever the summation order, so
+  // a pre-activation can be put exactly on its threshold.
+  const [dIn, dSae, rows] = [4, 6, 2];
+  const r = new SeededRandom(21);
+  const wEnc = Float32Array.from({ length: dIn * dSae }, () => Math.round(6 * r.uniform()) - 3);
+  const x = Float32Array.from({ length: rows * dIn }, () => Math.round(8 * r.uniform()) / 4);
+  const bEnc = Float32Array.from({ length: dSae }, (_, j) => 20 + j);
+  const pre = (row: number, j: number) => {
+    let sum = bEnc[j];
+    for (let i = 0; i < dIn; i++) sum += x[row * dIn + i] * wEnc[i * dSae + j];
+    return sum;
+  };
+  // Row 0: even features sit exactly on their threshold (off), odd ones a quarter above it (on).
+  const threshold = Float32Array.from({ length: dSae }, (_, j) => pre(0, j) - (j % 2 ? 0.25 : 0));
+  const base = { format: "saelens", dIn, dSae, applyBDecToInput: false, source: "exact" } as const;
+  const zeros = (n: number) => new Float32Array(n);
+  const jump = await SaeEncoder.create(gpu, {
+    config: { ...base, architecture: "jumprelu" },
+    wEnc,
+    bEnc,
+    wDec: zeros(dSae * dIn),
+    bDec: zeros(dIn),
+    threshold,
+  });
+  const f = await jump.encode(x, rows);
+  const expected = Array.from({ length: dSae }, (_, j) => (j % 2 ? pre(0, j) : 0));
+  assertEquals([...f.subarray(0, dSae)], expected, "row 0: on the threshold is off");
+  jump.destroy();
+  // TopK with k = 2 over pre-activations 1, 3, 3, 2, 3, 0.5: of the three tied 3s, features 1 and 2 stay.
+  const topk = await SaeEncoder.create(gpu, {
+    config: { ...base, architecture: "topk", k: 2 },
+    wEnc: zeros(dIn * dSae),
+    bEnc: Float32Array.from([1, 3, 3, 2, 3, 0.5]),
+    wDec: zeros(dSae * dIn),
+    bDec: zeros(dIn),
+    threshold: zeros(dSae),
+  });
+  assertEquals([...await topk.encode(x.subarray(0, dIn), 1)], [0, 3, 3, 0, 0, 0]);
+  topk.destroy();
+});
+
 Deno.test("NaN or infinite inputs are rejected with a clear error", async () => {
   const gpu = await acquireGpu();
   const encoder = await SaeEncoder.create(gpu, randomSae(8, 16, "relu", 1));
