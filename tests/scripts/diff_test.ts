@@ -3,7 +3,6 @@ import { join } from "node:path";
 import { parse } from "csv-parse/sync";
 import { assistantHeaderIds, preparePrompts, TOKEN_TYPES } from "../../lib/chat.ts";
 import { readStats } from "../../lib/collect.ts";
-import { changeRatio } from "../../lib/diff.ts";
 import { ensureFixtureModel, ensureFixtureSae, fixtureReferenceSae } from "../../lib/fixtures/build.ts";
 import { DEMO_PROMPTS } from "../../lib/fixtures/prompts.ts";
 import { visitPage } from "../browser.ts";
@@ -78,12 +77,14 @@ Deno.test("diff: statistics, tables, ranks and ratios equal an independent f64 c
       for (const row of ours) {
         const f = Number(row.feature_id);
         assert(Math.abs(Number(row[`${metric}_diff`]) - (c[f] - b[f])) < 1e-4, `${metric} diff of ${f}`);
-        const ratio = changeRatio(b[f], c[f]);
+        // The README's rule, not the product's changeRatio: chat / base; base 0 gives inf (-inf), or 1 if chat is 0 too.
         const written = row[`${metric}_ratio`];
-        assert(
-          Number.isFinite(ratio) ? Math.abs(Number(written) - ratio) < 1e-3 * Math.abs(ratio) : written === "inf",
-          `ratio ${written} vs ${ratio}`,
-        );
+        if (b[f] === 0) {
+          assertEquals(written, c[f] === 0 ? "1" : c[f] > 0 ? "inf" : "-inf", `ratio of ${f}`);
+        } else {
+          const ratio = c[f] / b[f];
+          assert(Math.abs(Number(written) - ratio) < 1e-3 * Math.abs(ratio), `ratio ${written} vs ${ratio}`);
+        }
       }
     }
   }
