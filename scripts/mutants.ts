@@ -95,7 +95,11 @@ async function repositoryFiles(): Promise<string[]> {
   return new TextDecoder().decode(stdout).split("\0").filter(Boolean);
 }
 
-/** Copies the repository's files into `dir`, with `node_modules` linked (the copy only reads it). */
+/**
+ * Copies the repository's files into `dir` and installs its npm packages there. (A symlinked
+ * node_modules is not enough: Deno refuses the dynamic imports onnxruntime-web makes through it.
+ * `deno install` fills the copy from Deno's global cache, by hard links where it can.)
+ */
 async function copyRepository(files: string[], dir: string): Promise<void> {
   for (const file of files) {
     const source = join(ROOT, file);
@@ -104,8 +108,16 @@ async function copyRepository(files: string[], dir: string): Promise<void> {
     await Deno.mkdir(dirname(join(dir, file)), { recursive: true });
     await Deno.copyFile(source, join(dir, file));
   }
-  const modules = join(ROOT, "node_modules");
-  if (await Deno.stat(modules).then(() => true, () => false)) await Deno.symlink(modules, join(dir, "node_modules"));
+  const install = await new Deno.Command(Deno.execPath(), {
+    args: ["install"],
+    cwd: dir,
+    stdout: "null",
+    stderr: "piped",
+  })
+    .output();
+  if (!install.success) {
+    throw new UserError(`deno install failed in the copy: ${new TextDecoder().decode(install.stderr).trim()}`);
+  }
 }
 
 /** Runs `deno test` on `tests` in the copy `dir`, with its own rewrite cache, within `timeoutMs`. */
@@ -167,6 +179,12 @@ if (import.meta.main) {
     await ensureAllFixtures((line) => console.log(line));
     const files = await repositoryFiles();
     const scratch = await Deno.makeTempDir({ prefix: "model-diff-mutants-" });
+    // An interrupted run removes its copies too (a finally block does not run on a signal).
+    const interrupted = () => {
+      Deno.removeSync(scratch, { recursive: true });
+      Deno.exit(130);
+    };
+    for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, interrupted);
     const results: { mutant: Mutant; verdict: string; ok: boolean }[] = [];
     try {
       const copy = async (name: string) => {
@@ -217,6 +235,7 @@ if (import.meta.main) {
         await Deno.remove(dir, { recursive: true });
       }
     } finally {
+      for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.removeSignalListener(signal, interrupted);
       await Deno.remove(scratch, { recursive: true }).catch(() => {});
     }
     const width = Math.max(...results.map((r) => r.mutant.id.length));
