@@ -1,4 +1,4 @@
-import { assert, assertBytesEqual, assertEquals } from "../assert.ts";
+import { assert, assertBytesEqual, assertClose, assertEquals } from "../assert.ts";
 import { UserError } from "../../lib/errors.ts";
 import { SeededRandom } from "../../lib/fixtures/random.ts";
 import { referenceEncode, type ReferenceSae } from "../../lib/fixtures/sae_reference.ts";
@@ -8,7 +8,14 @@ import { SaeEncoder } from "../../lib/kernels/sae_encode.ts";
 import type { Sae, SaeArchitecture } from "../../lib/sae/config.ts";
 import { FeatureStats, METRICS } from "../../lib/stats.ts";
 import { referenceStats } from "../reference_stats.ts";
-import { worstRelativeError } from "../helpers.ts";
+
+/**
+ * f32 encodes against f64, per element. Observed: under 3.1e-5 absolute, on the always-on feature's
+ * values near 1e3 (3e-8 of them); the needed relative part beyond the floor is 2e-8.
+ */
+const ENCODE_TOLERANCE = { rtol: 1e-5, atol: 1e-5 };
+/** Statistics of f32 activations against f64 ones, per element. Observed worst: 1.8e-6 relative (all_std). */
+const STATS_TOLERANCE = { rtol: 1e-5, atol: 1e-6 };
 
 /** A random SAE of odd sizes (not multiples of the 64-wide tiles). Feature 0 always fires, 1 never. */
 function randomSae(dIn: number, dSae: number, architecture: SaeArchitecture, seed: number, applyBDec = false): Sae {
@@ -52,15 +59,13 @@ Deno.test("sae_encode matches the f64 reference for ReLU, JumpReLU and TopK at o
     const a = await whole.encode(x, rows);
     const b = await chunked.encode(x, rows);
     assertBytesEqual(b, a, "chunked == unchunked, bit for bit");
-    const pairs: [Float32Array, Float64Array][] = [];
     for (let r = 0; r < rows; r++) {
-      pairs.push([
-        a.subarray(r * 203, (r + 1) * 203),
-        referenceEncode(asReference(sae), x.subarray(r * 67, (r + 1) * 67)),
-      ]);
+      const expected = referenceEncode(asReference(sae), x.subarray(r * 67, (r + 1) * 67));
+      assertClose(a.subarray(r * 203, (r + 1) * 203), expected, {
+        ...ENCODE_TOLERANCE,
+        label: `${architecture} row ${r}`,
+      });
     }
-    const error = worstRelativeError(pairs);
-    assert(error < 1e-5, `${architecture}: relative error ${error}`);
     for (let r = 0; r < rows; r++) assert(a[r * 203] > 0 && a[r * 203 + 1] === 0, "always-on / never-on features");
     whole.destroy();
     chunked.destroy();
@@ -153,8 +158,7 @@ Deno.test("feature_stats matches textbook statistics; shards merge into exactly 
     }
     const reference = referenceStats(activations);
     for (const name of METRICS) {
-      const error = worstRelativeError([[metrics[type][name], reference[name]]]);
-      assert(error < 1e-4, `${type} ${name}: relative error ${error}`);
+      assertClose(metrics[type][name], reference[name], { ...STATS_TOLERANCE, label: `${type} ${name}` });
     }
     assertEquals([reference.sparsity[0], reference.sparsity[1]], [1, 0]);
     assertEquals([metrics[type].sparsity[0], metrics[type].sparsity[1], metrics[type].active_mean[1]], [1, 0, 0]);

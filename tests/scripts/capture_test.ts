@@ -4,10 +4,10 @@ import { join } from "node:path";
 import { ensureFixtureModel } from "../../lib/fixtures/build.ts";
 import { referenceForward } from "../../lib/fixtures/reference.ts";
 import { SafetensorsFile } from "../../lib/io/safetensors.ts";
-import { fixtureHandle, fixtureReference, meaningfulLines, runScript, worstRelativeError } from "../helpers.ts";
+import { fixtureHandle, fixtureReference, meaningfulLines, runScript } from "../helpers.ts";
 import { tempDir } from "../temp.ts";
 
-/** Residuals (f32 runtimes) against the f64 reference, per element. */
+/** Residuals (f32 runtimes) against the f64 reference, per element. Observed worst: 1.9e-5 absolute (values up to 11). */
 const RESIDUAL_TOLERANCE = { rtol: 1e-4, atol: 1e-4 };
 
 const PROMPTS = ["Who are you?", "What is the meaning of life?", "Write a SQL query that counts orders per customer."];
@@ -76,8 +76,9 @@ for (const name of ["tiny-llama-chat", "tiny-gemma2-chat"]) {
         if (positions === "all") assertEquals(shape, [metadata.offsets!.at(-1)!, d]);
         else assertEquals(shape, [PROMPTS.length, positions === "last" ? 1 : 3, d]);
       }
-      const error = worstRelativeError(pairs);
-      assert(error <= 1e-4, `relative error ${error}`);
+      pairs.forEach(([ours, reference], i) =>
+        assertClose(ours, reference, { ...RESIDUAL_TOLERANCE, label: `vector ${i}` })
+      );
       if (positions.startsWith("asst")) {
         // The positions read are the header's tokens: "assistant"/"model", then what follows it.
         const roleToken = handle.tokenizer.encode(name.includes("llama") ? "assistant" : "model", {
