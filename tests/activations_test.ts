@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "./assert.ts";
+import { assert, assertClose, assertEquals } from "./assert.ts";
 import { join } from "node:path";
 import { residuals, vectorAt } from "../lib/activations.ts";
 import { referenceForward } from "../lib/fixtures/reference.ts";
@@ -6,10 +6,12 @@ import { rewrittenModel } from "../lib/graph/cache.ts";
 import { readModel } from "../lib/graph/onnx.ts";
 import type { RewriteSpec } from "../lib/graph/rewrite.ts";
 import { DEVICES } from "../lib/runtime.ts";
-import { chatIds, fixtureHandle, fixtureReference, worstRelativeError } from "./helpers.ts";
+import { chatIds, fixtureHandle, fixtureReference } from "./helpers.ts";
 
-/** Residual tolerance relative to the largest reference component: f32 against f64. */
-const RESIDUAL_TOLERANCE = 1e-4;
+/** Residuals, f32 runtimes against the f64 reference, per element. Observed worst: 1.7e-5 absolute (values up to 11). */
+const RESIDUAL_TOLERANCE = { rtol: 1e-4, atol: 1e-4 };
+/** The cut and the full graph on one runtime run the same kernels on the same inputs (observed: identical). */
+const CUT_TOLERANCE = { rtol: 1e-6, atol: 1e-6 };
 const LAYERS = [-1, 0, 1, 2, 3];
 const PROMPTS = ["Why is the sky blue?", "Hi", "Write a limerick about a cat who loves coffee."];
 
@@ -26,21 +28,21 @@ for (const name of ["tiny-llama-chat", "tiny-gemma2-chat", "tiny-llama-chat-gena
       const fromCut = await residuals(cut, sequences, LAYERS);
       const fromFull = await residuals(full, sequences, LAYERS);
       const { config, weights } = fixtureReference(name);
-      const pairs: [Float32Array, Float64Array][] = [];
       sequences.forEach((ids, b) => {
         const reference = referenceForward(config, weights, ids);
         for (const layer of LAYERS) {
           for (let t = 0; t < ids.length; t++) {
-            pairs.push([vectorAt(fromCut, layer, b, t), reference.residuals[layer + 1][t]]);
+            assertClose(vectorAt(fromCut, layer, b, t), reference.residuals[layer + 1][t], {
+              ...RESIDUAL_TOLERANCE,
+              label: `prompt ${b} layer ${layer} token ${t}`,
+            });
           }
         }
       });
-      const error = worstRelativeError(pairs);
-      assert(error <= RESIDUAL_TOLERANCE, `worst relative error ${error}`);
       for (const layer of LAYERS) {
         const a = fromCut.byLayer.get(layer)!;
         const b = fromFull.byLayer.get(layer)!;
-        assert(worstRelativeError([[a, b]]) <= 1e-6, `cut and full graphs agree at layer ${layer}`);
+        assertClose(a, b, { ...CUT_TOLERANCE, label: `cut and full graphs at layer ${layer}` });
       }
     });
   }

@@ -2,6 +2,7 @@ import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { join } from "node:path";
 import { ensureFixtureModel } from "../lib/fixtures/build.ts";
 import { meaningfulLines, runScript } from "./helpers.ts";
+import { tempDir } from "./temp.ts";
 
 /** Asserts a failed run printed exactly one `error:` line matching `pattern` and no stack trace. */
 function assertOneErrorLine(result: { code: number; stderr: string }, pattern: RegExp) {
@@ -15,7 +16,7 @@ function assertOneErrorLine(result: { code: number; stderr: string }, pattern: R
 /** A copy of a fixture model directory whose onnx/model.onnx is replaced by `bytes`. */
 async function corruptCopy(bytes: (original: Uint8Array) => Uint8Array): Promise<string> {
   const source = await ensureFixtureModel("tiny-gemma2-chat");
-  const dir = await Deno.makeTempDir({ prefix: "corrupt-model-" });
+  const dir = await tempDir("corrupt-model-");
   await Deno.mkdir(join(dir, "onnx"));
   for (const file of ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"]) {
     await Deno.copyFile(join(source, file), join(dir, file));
@@ -30,7 +31,7 @@ Deno.test("a missing model directory gives one clear line and a non-zero exit", 
 });
 
 Deno.test("a hub id that cannot be downloaded gives one clear line", async () => {
-  const cache = await Deno.makeTempDir({ prefix: "hub-cache-" });
+  const cache = await tempDir("hub-cache-");
   // An unroutable endpoint: the download fails at once, as it does on a machine without network.
   const result = await runScript("generate.ts", ["--model", "no-such-org/no-such-model", "--device", "cpu"], {
     MODEL_DIFF_HUB_CACHE: cache,
@@ -40,7 +41,7 @@ Deno.test("a hub id that cannot be downloaded gives one clear line", async () =>
 });
 
 Deno.test("a model directory without an ONNX file says what is missing", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "empty-model-" });
+  const dir = await tempDir("empty-model-");
   await Deno.writeTextFile(join(dir, "config.json"), "{}");
   const result = await runScript("generate.ts", ["--model", dir, "--device", "cpu"]);
   assertOneErrorLine(result, /has no tokenizer\.json/);

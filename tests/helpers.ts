@@ -75,7 +75,11 @@ export function argmax(values: ArrayLike<number>): number {
   return best;
 }
 
-/** Largest |a - b| relative to the largest |b| over several vectors. */
+/**
+ * Largest |a - b| relative to the largest |b| over several vectors: how much two results differ as a
+ * whole (e.g. that steering changed the logits). Not a tolerance check: compare with assertClose,
+ * per element.
+ */
 export function worstRelativeError(pairs: [ArrayLike<number>, ArrayLike<number>][]): number {
   let maxAbs = 0;
   let scale = 0;

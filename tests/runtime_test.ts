@@ -1,13 +1,13 @@
-import { assert, assertEquals } from "./assert.ts";
+import { assert, assertClose, assertEquals } from "./assert.ts";
 import { renderChat, tokenizeRendered } from "../lib/chat.ts";
 import { referenceForward } from "../lib/fixtures/reference.ts";
 import { generateGreedy } from "../lib/generation.ts";
 import { DEVICES, transformers } from "../lib/runtime.ts";
 import * as ortWeb from "onnxruntime-web/webgpu";
-import { argmax, fixtureHandle, fixtureReference, maxDifference } from "./helpers.ts";
+import { argmax, fixtureHandle, fixtureReference } from "./helpers.ts";
 
-/** Logits tolerance relative to the largest reference logit: f32 against f64. */
-const LOGIT_TOLERANCE = 1e-4;
+/** Logits, f32 runtimes against the f64 reference, per element. Observed worst: 1.1e-5 absolute (logits up to 5.3). */
+const LOGIT_TOLERANCE = { rtol: 1e-4, atol: 1e-4 };
 const PROMPTS = ["What is the capital of France?", "Write a haiku about gradient descent, please."];
 
 for (const name of ["tiny-llama-chat", "tiny-gemma2-chat"]) {
@@ -28,8 +28,7 @@ for (const name of ["tiny-llama-chat", "tiny-gemma2-chat"]) {
         const reference = referenceForward(config, weights, ids, { withLogits: true });
         for (const t of [0, Math.floor(ids.length / 2), ids.length - 1]) {
           const row = logits.subarray((b * length + t) * vocab, (b * length + t + 1) * vocab);
-          const { maxAbs, scale } = maxDifference(row, reference.logits[t]);
-          assert(maxAbs <= LOGIT_TOLERANCE * scale, `prompt ${b} token ${t}: |diff| ${maxAbs} vs scale ${scale}`);
+          assertClose(row, reference.logits[t], { ...LOGIT_TOLERANCE, label: `prompt ${b} token ${t}` });
         }
       }
     });

@@ -4,9 +4,10 @@ import { ensureFixtureModel } from "../../lib/fixtures/build.ts";
 import { rewriteCodeDigest, rewriteKey, rewrittenModel } from "../../lib/graph/cache.ts";
 import { modelIdentity } from "../../lib/identity.ts";
 import { externalDataLocations, readModel } from "../../lib/graph/onnx.ts";
+import { tempDir } from "../temp.ts";
 
 Deno.test("rewritten models are cached by model identity and spec; cut graphs get a compact weight file", async () => {
-  const cache = await Deno.makeTempDir({ prefix: "rewrite-cache-" });
+  const cache = await tempDir("rewrite-cache-");
   Deno.env.set("MODEL_DIFF_CACHE", cache);
   try {
     const source = await ensureFixtureModel("tiny-llama-chat");
@@ -34,7 +35,7 @@ Deno.test("rewritten models are cached by model identity and spec; cut graphs ge
 });
 
 Deno.test("two exports with identical model.onnx bytes and different weights get separate cache entries, reused", async () => {
-  const cache = await Deno.makeTempDir({ prefix: "rewrite-cache-" });
+  const cache = await tempDir("rewrite-cache-");
   Deno.env.set("MODEL_DIFF_CACHE", cache);
   try {
     const [base, chat] = await Promise.all(["tiny-llama-base", "tiny-llama-chat"].map((n) => ensureFixtureModel(n)));
@@ -60,7 +61,7 @@ Deno.test("two exports with identical model.onnx bytes and different weights get
 
 Deno.test("a model's identity covers its external weights; the rewrite key covers the rewriting code", async () => {
   const source = await ensureFixtureModel("tiny-llama-chat");
-  const copy = await Deno.makeTempDir({ prefix: "identity-" });
+  const copy = await tempDir("identity-");
   try {
     await Deno.mkdir(join(copy, "onnx"));
     for (const file of ["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json"]) {

@@ -1,5 +1,6 @@
 import { assertEquals } from "../assert.ts";
 import { encodeNpz, readNpz } from "../../lib/io/npz.ts";
+import { tempFile } from "../temp.ts";
 
 /** numpy is the independent reader; a machine without it skips (and reports) this test. */
 const hasNumpy = (() => {
@@ -16,13 +17,13 @@ const arrays = {
 };
 
 Deno.test("npz round-trips", async () => {
-  const path = await Deno.makeTempFile({ suffix: ".npz" });
+  const path = await tempFile("test.npz");
   await Deno.writeFile(path, encodeNpz(arrays));
   assertEquals(await readNpz(path), arrays);
 });
 
 Deno.test({ name: "numpy reads the npz we write", ignore: !hasNumpy }, async () => {
-  const path = await Deno.makeTempFile({ suffix: ".npz" });
+  const path = await tempFile("test.npz");
   await Deno.writeFile(path, encodeNpz(arrays));
   const python = new Deno.Command("python3", {
     args: [

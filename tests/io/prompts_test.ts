@@ -3,9 +3,10 @@ import { join } from "node:path";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { UserError } from "../../lib/errors.ts";
 import { readPromptFile, samplePrompts } from "../../lib/io/prompts.ts";
+import { tempDir } from "../temp.ts";
 
 async function write(name: string, content: string | Uint8Array): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix: "prompts-" });
+  const dir = await tempDir("prompts-");
   const path = join(dir, name);
   if (typeof content === "string") await Deno.writeTextFile(path, content);
   else await Deno.writeFile(path, content);

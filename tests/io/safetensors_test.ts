@@ -1,6 +1,7 @@
 import { assert, assertEquals } from "../assert.ts";
 import { encodeSafetensors, SafetensorsFile, toFloat32, writeSafetensors } from "../../lib/io/safetensors.ts";
 import { UserError } from "../../lib/errors.ts";
+import { tempFile } from "../temp.ts";
 
 /** A minimal reader written from the format description, independent of lib/io/safetensors.ts. */
 function specReader(bytes: Uint8Array) {
@@ -27,7 +28,7 @@ Deno.test("safetensors files follow the spec: a spec-only reader reads what we w
   assertEquals(read.tensor("a"), { shape: [2, 3], data: a });
   assertEquals(read.tensor("b").data, b);
 
-  const path = await Deno.makeTempFile({ suffix: ".safetensors" });
+  const path = await tempFile("test.safetensors");
   await writeSafetensors(path, { a: { dtype: "F32", shape: [2, 3], data: a } }, { k: "v" });
   const file = await SafetensorsFile.open(path);
   assertEquals(file.metadata, { k: "v" });
@@ -43,7 +44,7 @@ Deno.test("bf16 and f16 convert to the values their bit patterns define", () => 
 });
 
 Deno.test("a malformed or missing safetensors file is a user error", async () => {
-  const path = await Deno.makeTempFile();
+  const path = await tempFile("test.bin");
   await Deno.writeFile(path, new Uint8Array([255, 255, 255, 255, 0, 0, 0, 0, 1, 2, 3]));
   for (const p of [path, `${path}.missing`]) {
     try {

@@ -4,7 +4,8 @@
  * reference computes on the weights as stored, on both runtimes.
  */
 
-import { assert, assertEquals, assertMatch } from "../assert.ts";
+import { assert, assertClose, assertEquals, assertMatch } from "../assert.ts";
+import { tempDir } from "../temp.ts";
 import { join } from "node:path";
 import { residuals, vectorAt } from "../../lib/activations.ts";
 import { UserError } from "../../lib/errors.ts";
@@ -23,16 +24,9 @@ const CHECKPOINTS = [
   "tiny-qwen3-hf",
 ];
 // Longer than the Mistral fixture's window of 6, so sliding-window attention is exercised.
+/** f32 against f64: per element, 1e-4 relative with a 1e-4 floor (values are O(1)). */
+const TOLERANCE = { rtol: 1e-4, atol: 1e-4 };
 const PROMPT = "Name three rivers in Europe and say which is longest.";
-
-/** Every element within rtol relative (with an absolute floor) of the reference; names the first that is not. */
-function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string, rtol = 1e-4, atol = 1e-4) {
-  assertEquals(actual.length, expected.length, `${what}: length`);
-  for (let i = 0; i < expected.length; i++) {
-    const error = Math.abs(actual[i] - expected[i]);
-    assert(error <= rtol * Math.abs(expected[i]) + atol, `${what}[${i}]: ${actual[i]} vs ${expected[i]}`);
-  }
-}
 
 for (const name of CHECKPOINTS) {
   for (const device of DEVICES) {
@@ -48,7 +42,10 @@ for (const name of CHECKPOINTS) {
       const captured = await residuals(handle, [ids], layers);
       for (const layer of layers) {
         for (let t = 0; t < ids.length; t++) {
-          assertClose(vectorAt(captured, layer, 0, t), reference.residuals[layer + 1][t], `layer ${layer} token ${t}`);
+          assertClose(vectorAt(captured, layer, 0, t), reference.residuals[layer + 1][t], {
+            ...TOLERANCE,
+            label: `layer ${layer} token ${t}`,
+          });
         }
       }
       const inputs = {
@@ -59,7 +56,7 @@ for (const name of CHECKPOINTS) {
       const vocab = config.vocabSize;
       for (const t of [0, ids.length - 1]) {
         const row = (logits.data as Float32Array).subarray(t * vocab, (t + 1) * vocab);
-        assertClose(row, reference.logits[t], `logits at token ${t}`);
+        assertClose(row, reference.logits[t], { ...TOLERANCE, label: `logits at token ${t}` });
       }
 
       const tokens = await generateGreedy(handle, ids, 4);
@@ -74,7 +71,7 @@ for (const name of CHECKPOINTS) {
 }
 
 Deno.test("bad checkpoints: one line each, and nothing half-written in the cache", async () => {
-  const temp = await Deno.makeTempDir({ prefix: "bad-checkpoints-" });
+  const temp = await tempDir("bad-checkpoints-");
   const cache = join(temp, "cache");
   Deno.env.set("MODEL_DIFF_CHECKPOINT_CACHE", cache);
   try {

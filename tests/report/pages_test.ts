@@ -4,6 +4,7 @@ import { DIFF_METRICS, type DiffRow } from "../../lib/diff.ts";
 import { cosineSweepFigure, featureIncreasesFigure } from "../../lib/report/figures.ts";
 import { writePlotlyPage } from "../../lib/report/plotly.ts";
 import { visitPage } from "../browser.ts";
+import { tempDir } from "../temp.ts";
 
 const SCREENSHOTS = new URL("../../results/screenshots/", import.meta.url).pathname;
 
@@ -37,7 +38,7 @@ Deno.test("feature_increases.html opens in Chromium without errors: three subplo
     (typeof DIFF_METRICS)[number],
     DiffRow[]
   >;
-  const dir = await Deno.makeTempDir();
+  const dir = await tempDir();
   const path = join(dir, "feature_increases.html");
   await writePlotlyPage(path, "diff", featureIncreasesFigure(tables, tokens, "Base → Chat"));
   const visit = await visitPage<{ subplots: number; points: number; offline: boolean }>(
@@ -60,7 +61,7 @@ Deno.test("cosine_similarity.html opens in Chromium without errors", async () =>
     avgNormalNormal: 0.91,
     avgSwappedSwapped: 0.89,
   }));
-  const dir = await Deno.makeTempDir();
+  const dir = await tempDir();
   const path = join(dir, "cosine_similarity.html");
   await writePlotlyPage(path, "sweep", cosineSweepFigure(rows, "Cosine Similarity", "model"));
   const visit = await visitPage<{ traces: number }>(path, PROBE, join(SCREENSHOTS, "cosine_similarity_unit.png"));

@@ -1,4 +1,5 @@
 import { assert, assertEquals, assertMatch } from "../assert.ts";
+import { tempDir } from "../temp.ts";
 import { join } from "node:path";
 import { TOKEN_TYPES } from "../../lib/chat.ts";
 import { collectStats, readStats, writeStats } from "../../lib/collect.ts";
@@ -29,7 +30,7 @@ async function options(outDir: string): Promise<DiffRunOptions> {
 }
 
 Deno.test("shards of 7 and 13 prompts (batch size 4) merge to one run's statistics within 1e-6 relative", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "diff-run-" });
+  const dir = await tempDir("diff-run-");
   try {
     const whole = join(dir, "whole");
     const sharded = join(dir, "sharded");
@@ -64,7 +65,7 @@ Deno.test("shards of 7 and 13 prompts (batch size 4) merge to one run's statisti
 });
 
 Deno.test("a checkpoint of another run is refused on --resume, in one line naming it", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "diff-checkpoint-" });
+  const dir = await tempDir("diff-checkpoint-");
   try {
     const path = join(dir, "checkpoint_base.safetensors");
     await writeStats(path, FeatureStats.empty(["asst"], 4), {

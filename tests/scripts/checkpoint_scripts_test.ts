@@ -4,6 +4,7 @@
  */
 
 import { assert, assertEquals } from "../assert.ts";
+import { tempDir } from "../temp.ts";
 import { join } from "node:path";
 import { parse } from "csv-parse/sync";
 import { readStats } from "../../lib/collect.ts";
@@ -11,7 +12,7 @@ import { ensureFixtureModel, ensureFixtureSae } from "../../lib/fixtures/build.t
 import { runScript } from "../helpers.ts";
 
 Deno.test("sweep-layers, steer and diff run end to end on Hugging Face checkpoint directories", async () => {
-  const out = await Deno.makeTempDir({ prefix: "checkpoint-scripts-" });
+  const out = await tempDir("checkpoint-scripts-");
   try {
     const gemma = await ensureFixtureModel("tiny-gemma2-chat-hf");
     const sweep = await runScript("sweep_layers.ts", ["--model", gemma, "--out-dir", out, "--device", "cpu"]);

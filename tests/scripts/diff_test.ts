@@ -1,13 +1,13 @@
-import { assert, assertEquals, assertMatch } from "../assert.ts";
+import { assert, assertBytesEqual, assertClose, assertEquals, assertMatch } from "../assert.ts";
 import { join } from "node:path";
 import { parse } from "csv-parse/sync";
 import { assistantHeaderIds, preparePrompts, TOKEN_TYPES } from "../../lib/chat.ts";
 import { readStats } from "../../lib/collect.ts";
-import { changeRatio } from "../../lib/diff.ts";
 import { ensureFixtureModel, ensureFixtureSae, fixtureReferenceSae } from "../../lib/fixtures/build.ts";
 import { DEMO_PROMPTS } from "../../lib/fixtures/prompts.ts";
 import { visitPage } from "../browser.ts";
-import { fixtureHandle, fixtureReference, meaningfulLines, runScript, worstRelativeError } from "../helpers.ts";
+import { fixtureHandle, fixtureReference, meaningfulLines, runScript } from "../helpers.ts";
+import { tempDir } from "../temp.ts";
 import { referenceActivations, referenceStats } from "../reference_stats.ts";
 
 const SAE = "tiny-llama-sae-llamascope";
@@ -40,7 +40,7 @@ async function diff(out: string, extra: string[] = []) {
 }
 
 Deno.test("diff: statistics, tables, ranks and ratios equal an independent f64 computation; the page renders", async () => {
-  const out = await Deno.makeTempDir({ prefix: "diff-" });
+  const out = await tempDir("diff-");
   await diff(out, ["--device", "webgpu"]);
   const chatHandle = await fixtureHandle("tiny-llama-chat", "cpu");
   const sae = await fixtureReferenceSae(SAE);
@@ -58,8 +58,12 @@ Deno.test("diff: statistics, tables, ranks and ratios equal an independent f64 c
     const ours = stats.finalize();
     for (const type of TOKEN_TYPES) {
       for (const [name, values] of Object.entries(reference[model][type])) {
-        const error = worstRelativeError([[ours[type][name as keyof typeof ours[string]], values]]);
-        assert(error < 1e-4, `${model} ${type} ${name}: ${error}`);
+        // Per element; observed worst 1.3e-6 absolute.
+        assertClose(ours[type][name as keyof typeof ours[string]], values, {
+          rtol: 1e-4,
+          atol: 1e-5,
+          label: `${model} ${type} ${name}`,
+        });
       }
     }
   }
@@ -77,12 +81,14 @@ Deno.test("diff: statistics, tables, ranks and ratios equal an independent f64 c
       for (const row of ours) {
         const f = Number(row.feature_id);
         assert(Math.abs(Number(row[`${metric}_diff`]) - (c[f] - b[f])) < 1e-4, `${metric} diff of ${f}`);
-        const ratio = changeRatio(b[f], c[f]);
+        // The README's rule, not the product's changeRatio: chat / base; base 0 gives inf (-inf), or 1 if chat is 0 too.
         const written = row[`${metric}_ratio`];
-        assert(
-          Number.isFinite(ratio) ? Math.abs(Number(written) - ratio) < 1e-3 * Math.abs(ratio) : written === "inf",
-          `ratio ${written} vs ${ratio}`,
-        );
+        if (b[f] === 0) {
+          assertEquals(written, c[f] === 0 ? "1" : c[f] > 0 ? "inf" : "-inf", `ratio of ${f}`);
+        } else {
+          const ratio = c[f] / b[f];
+          assert(Math.abs(Number(written) - ratio) < 1e-3 * Math.abs(ratio), `ratio ${written} vs ${ratio}`);
+        }
       }
     }
   }
@@ -96,12 +102,12 @@ Deno.test("diff: statistics, tables, ranks and ratios equal an independent f64 c
 });
 
 Deno.test("diff: a killed collection resumed with --resume writes identical stats; two shards merge into one run", async () => {
-  const whole = await Deno.makeTempDir({ prefix: "diff-whole-" });
+  const whole = await tempDir("diff-whole-");
   // One device for all runs: webgpu and cpu residuals differ in the last bits.
   await diff(whole, ["--batch-size", "4", "--device", "webgpu"]);
   const expected = await Promise.all(["base", "chat"].map((m) => Deno.readFile(join(whole, `stats_${m}.safetensors`))));
 
-  const resumed = await Deno.makeTempDir({ prefix: "diff-resume-" });
+  const resumed = await tempDir("diff-resume-");
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -125,10 +131,10 @@ Deno.test("diff: a killed collection resumed with --resume writes identical stat
   );
   await diff(resumed, ["--batch-size", "4", "--checkpoint-every", "1", "--resume", "--device", "webgpu"]);
   for (const [i, m] of ["base", "chat"].entries()) {
-    assertEquals(await Deno.readFile(join(resumed, `stats_${m}.safetensors`)), expected[i], `${m} stats identical`);
+    assertBytesEqual(await Deno.readFile(join(resumed, `stats_${m}.safetensors`)), expected[i], `${m} stats identical`);
   }
 
-  const sharded = await Deno.makeTempDir({ prefix: "diff-shards-" });
+  const sharded = await tempDir("diff-shards-");
   await diff(sharded, ["--batch-size", "4", "--shard", "0/2", "--device", "webgpu"]);
   await diff(sharded, ["--batch-size", "4", "--shard", "1/2", "--device", "webgpu"]);
   await diff(sharded, ["--merge"]);
@@ -144,7 +150,7 @@ Deno.test("diff: a killed collection resumed with --resume writes identical stat
 });
 
 Deno.test("diff: bad input gives one line, a non-zero exit, and earlier results stay", async () => {
-  const out = await Deno.makeTempDir({ prefix: "diff-bad-" });
+  const out = await tempDir("diff-bad-");
   await Deno.writeTextFile(join(out, "top_all_mean.csv"), "earlier\n");
   const empty = join(out, "empty.txt");
   await Deno.writeTextFile(empty, "\n");
@@ -175,7 +181,7 @@ Deno.test("diff: bad input gives one line, a non-zero exit, and earlier results 
 });
 
 Deno.test("diff: --token-types asst shards merge; shards of two different runs are refused in one line", async () => {
-  const out = await Deno.makeTempDir({ prefix: "diff-asst-shards-" });
+  const out = await tempDir("diff-asst-shards-");
   try {
     const common = ["--n", "8", "--batch-size", "4", "--token-types", "asst"];
     await diff(out, [...common, "--shard", "0/2"]);

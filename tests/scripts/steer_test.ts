@@ -4,15 +4,19 @@ import { renderNormal, tokenizeRendered } from "../../lib/chat.ts";
 import { ensureFixtureModel } from "../../lib/fixtures/build.ts";
 import { SeededRandom } from "../../lib/random.ts";
 import { generateGreedy } from "../../lib/generation.ts";
-import { fixtureHandle, meaningfulLines, runScript } from "../helpers.ts";
+import { argmax, fixtureHandle, fixtureReference, meaningfulLines, runScript } from "../helpers.ts";
+import { referenceForward } from "../../lib/fixtures/reference.ts";
+import { applyIntervention } from "../../lib/steering.ts";
+import { tempDir } from "../temp.ts";
 
 const MODEL = "tiny-gemma2-chat";
 const PROMPTS = ["Who are you?", "What is your job?"];
+const VECTOR = new SeededRandom(7).normals(48);
 
 async function setup() {
-  const dir = await Deno.makeTempDir({ prefix: "steer-" });
+  const dir = await tempDir("steer-");
   const vector = join(dir, "vector.json");
-  await Deno.writeTextFile(vector, JSON.stringify([...new SeededRandom(7).normals(48)]));
+  await Deno.writeTextFile(vector, JSON.stringify([...VECTOR]));
   const prompts = join(dir, "prompts.txt");
   await Deno.writeTextFile(prompts, PROMPTS.join("\n"));
   const args = ["--model", await ensureFixtureModel(MODEL), "--vector", vector, "--prompts", prompts, "--layer", "1"];
@@ -24,6 +28,23 @@ async function setup() {
 }
 
 type Results = Record<string, Record<string, string[]>>;
+
+/** Greedy tokens of the f64 reference forward (no KV cache) with `magnitude`·VECTOR added after layer 1. */
+function referenceSteeredGreedy(ids: number[], magnitude: number, steps: number): number[] {
+  const { config, weights } = fixtureReference(MODEL);
+  const sequence = [...ids];
+  for (let step = 0; step < steps; step++) {
+    const { logits } = referenceForward(config, weights, sequence, {
+      withLogits: true,
+      logitsFrom: sequence.length - 1,
+      afterLayer: (layer, residual) => {
+        if (layer === 1) { for (const x of residual) applyIntervention("addition", x, VECTOR, magnitude); }
+      },
+    });
+    sequence.push(argmax(logits[0]));
+  }
+  return sequence.slice(ids.length);
+}
 
 Deno.test("steer: +c and -c change greedy generations, --baseline reproduces the unsteered model", async () => {
   const { args, results } = await setup();
@@ -46,6 +67,11 @@ Deno.test("steer: +c and -c change greedy generations, --baseline reproduces the
     assertEquals(data[prompt].baseline, [handle.tokenizer.decode(plain, { skip_special_tokens: false })]);
     assert(data[prompt]["4"][0] !== data[prompt].baseline[0], "+c changes the generation");
     assert(data[prompt]["-4"][0] !== data[prompt].baseline[0], "-c changes the generation");
+    // Each magnitude with its sign: greedy decoding of the f64 reference with x + c·v after layer 1.
+    for (const magnitude of [4, -4]) {
+      const tokens = referenceSteeredGreedy(tokenizeRendered(handle, renderNormal(handle, prompt)), magnitude, 8);
+      assertEquals(data[prompt][String(magnitude)], [handle.tokenizer.decode(tokens, { skip_special_tokens: false })]);
+    }
   }
   const exported = JSON.parse(await Deno.readTextFile(join(results, "..", "swapped_user_role.json")));
   assertEquals(exported.feature_id, -1);

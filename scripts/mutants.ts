@@ -1,0 +1,250 @@
+/**
+ * `deno task mutants`: seeds each known bug of `tests/mutants.json` into a temporary copy of the
+ * repository, one at a time, runs only the tests that cover it, and reports whether they killed it
+ * (by a test failure, or only by a crash or a timeout) or it survived. A guard that the tests still
+ * fail when the code is wrong; run it after touching the covered code.
+ *
+ * Each mutant gets its own fresh rewritten-model cache (MODEL_DIFF_CACHE), so a warm cache cannot
+ * serve a graph built by the unmutated code. The working tree is never modified.
+ */
+
+import { dirname, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseFlags, positiveInt } from "../lib/cli.ts";
+import { runMain, UserError } from "../lib/errors.ts";
+import { ensureAllFixtures, fixtureRoot } from "../lib/fixtures/build.ts";
+
+const USAGE = "deno task mutants [--only id,id] [--list file.json] [--timeout seconds] [--no-baseline]";
+
+/** One known bug: replace `search` (which must occur exactly once) in `file` by `replace`. */
+export interface Mutant {
+  id: string;
+  description?: string;
+  file: string;
+  search: string;
+  replace: string;
+  /** Test files that cover it, relative to the repository root. */
+  tests: string[];
+  /** Passed to `deno test --filter`, to run only the covering tests of those files. */
+  filter?: string;
+}
+
+/** How a run of the covering tests ended. */
+export type Outcome =
+  | { kind: "test failure"; failed: string[] }
+  | { kind: "crash"; detail: string }
+  | { kind: "timeout" }
+  | { kind: "passed" }
+  | { kind: "no tests ran" };
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+
+/** Parses and checks the mutant list. */
+export function parseMutants(text: string, source: string): Mutant[] {
+  const list = JSON.parse(text) as unknown;
+  if (!Array.isArray(list)) throw new UserError(`${source} must hold a JSON array of mutants`);
+  const ids = new Set<string>();
+  return list.map((entry, i) => {
+    const m = entry as Partial<Mutant>;
+    const strings = [m.id, m.file, m.search, m.replace].every((s) => typeof s === "string" && s.length > 0);
+    if (!strings || !Array.isArray(m.tests) || !m.tests.length) {
+      throw new UserError(`${source}: entry ${i} needs id, file, search, replace and a non-empty tests list`);
+    }
+    if (ids.has(m.id!)) throw new UserError(`${source}: duplicate mutant id ${m.id}`);
+    ids.add(m.id!);
+    return m as Mutant;
+  });
+}
+
+/** `text` with the mutant applied, or why it cannot be (a stale list). */
+export function applyMutant(text: string, mutant: Mutant): { text: string } | { error: string } {
+  const count = text.split(mutant.search).length - 1;
+  if (count !== 1) {
+    return {
+      error: count === 0
+        ? `search text not found in ${mutant.file} (stale list?)`
+        : `search text occurs ${count} times in ${mutant.file}: make it unique`,
+    };
+  }
+  return { text: text.replace(mutant.search, () => mutant.replace) };
+}
+
+/** Reads how a `deno test` run ended from its exit code and (colourless) output. */
+export function classifyRun(code: number, output: string, timedOut: boolean): Outcome {
+  if (timedOut) return { kind: "timeout" };
+  const summary = /^(ok|FAILED) \| (\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed/m.exec(output);
+  if (code === 0) return summary && Number(summary[2]) > 0 ? { kind: "passed" } : { kind: "no tests ran" };
+  if (summary && Number(summary[3]) > 0) {
+    // The FAILURES section lists each failed test as "name => file:line:col".
+    const section = output.slice(Math.max(0, output.search(/^ FAILURES $/m)));
+    const failed = [...section.matchAll(/^(.+?) => \S+:\d+:\d+$/gm)].map((m) => m[1]);
+    return { kind: "test failure", failed };
+  }
+  const lines = output.trim().split("\n").filter((l) => l.trim());
+  return { kind: "crash", detail: `exit code ${code}: ${lines.slice(-3).join(" / ").slice(0, 300)}` };
+}
+
+/** Tracked and untracked, not ignored files of the repository: what a copy needs. */
+async function repositoryFiles(): Promise<string[]> {
+  const { success, stdout } = await new Deno.Command("git", {
+    args: ["-C", ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  if (!success) throw new UserError("git ls-files failed: the mutant runner needs the repository's git checkout");
+  return new TextDecoder().decode(stdout).split("\0").filter(Boolean);
+}
+
+/**
+ * Copies the repository's files into `dir` and installs its npm packages there. (A symlinked
+ * node_modules is not enough: Deno refuses the dynamic imports onnxruntime-web makes through it.
+ * `deno install` fills the copy from Deno's global cache, by hard links where it can.)
+ */
+async function copyRepository(files: string[], dir: string): Promise<void> {
+  for (const file of files) {
+    const source = join(ROOT, file);
+    const info = await Deno.lstat(source).catch(() => null);
+    if (!info?.isFile) continue; // deleted in the working tree, or a link
+    await Deno.mkdir(dirname(join(dir, file)), { recursive: true });
+    await Deno.copyFile(source, join(dir, file));
+  }
+  const install = await new Deno.Command(Deno.execPath(), {
+    args: ["install"],
+    cwd: dir,
+    stdout: "null",
+    stderr: "piped",
+  })
+    .output();
+  if (!install.success) {
+    throw new UserError(`deno install failed in the copy: ${new TextDecoder().decode(install.stderr).trim()}`);
+  }
+}
+
+/** Runs `deno test` on `tests` in the copy `dir`, with its own rewrite cache, within `timeoutMs`. */
+async function runTests(dir: string, tests: string[], filter: string | undefined, timeoutMs: number) {
+  const args = ["test", "-A", ...(filter ? ["--filter", filter] : []), ...tests];
+  const child = new Deno.Command(Deno.execPath(), {
+    args,
+    cwd: dir,
+    env: {
+      MODEL_DIFF_CACHE: join(dir, ".cache", "rewritten"),
+      MODEL_DIFF_FIXTURES: fixtureRoot(),
+      NO_COLOR: "1",
+    },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill("SIGKILL");
+  }, timeoutMs);
+  const [status, stdout, stderr] = await Promise.all([
+    child.status,
+    new Response(child.stdout).text(),
+    new Response(child.stderr).text(),
+  ]);
+  clearTimeout(timer);
+  return classifyRun(status.code, `${stdout}\n${stderr}`, timedOut);
+}
+
+function describe(outcome: Outcome): string {
+  switch (outcome.kind) {
+    case "test failure":
+      return `test failure: ${outcome.failed.join("; ") || "(names not found in the output)"}`;
+    case "crash":
+      return `crash (${outcome.detail})`;
+    default:
+      return outcome.kind;
+  }
+}
+
+if (import.meta.main) {
+  await runMain(async () => {
+    const { values } = parseFlags(Deno.args, {
+      only: { type: "string" },
+      list: { type: "string", default: join(ROOT, "tests", "mutants.json") },
+      timeout: { type: "string" },
+      "no-baseline": { type: "boolean", default: false },
+    }, USAGE);
+    const timeoutMs = positiveInt("timeout", values.timeout, 600) * 1000;
+    let mutants = parseMutants(await Deno.readTextFile(values.list!), values.list!);
+    if (values.only) {
+      const only = values.only.split(",").map((s) => s.trim());
+      const unknown = only.filter((id) => !mutants.some((m) => m.id === id));
+      if (unknown.length) throw new UserError(`unknown mutant id ${unknown.join(", ")}`);
+      mutants = mutants.filter((m) => only.includes(m.id));
+    }
+    // Built once from the unmutated code and only read by the copies, so no mutant can change them.
+    await ensureAllFixtures((line) => console.log(line));
+    const files = await repositoryFiles();
+    const scratch = await Deno.makeTempDir({ prefix: "model-diff-mutants-" });
+    // An interrupted run removes its copies too (a finally block does not run on a signal).
+    const interrupted = () => {
+      Deno.removeSync(scratch, { recursive: true });
+      Deno.exit(130);
+    };
+    for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, interrupted);
+    const results: { mutant: Mutant; verdict: string; ok: boolean }[] = [];
+    try {
+      const copy = async (name: string) => {
+        const dir = join(scratch, name);
+        await copyRepository(files, dir);
+        return dir;
+      };
+      if (!values["no-baseline"]) {
+        // A mutant only counts as killed if the same tests pass on the unmutated code.
+        const groups = new Map(mutants.map((m) => [JSON.stringify([m.tests, m.filter ?? null]), m]));
+        const dir = await copy("baseline");
+        for (const m of groups.values()) {
+          const started = performance.now();
+          const outcome = await runTests(dir, m.tests, m.filter, timeoutMs);
+          const seconds = ((performance.now() - started) / 1000).toFixed(0);
+          console.log(
+            `baseline ${m.tests.join(" ")}${m.filter ? ` (${m.filter})` : ""}: ${describe(outcome)} (${seconds} s)`,
+          );
+          if (outcome.kind !== "passed") {
+            throw new UserError(`the unmutated code fails ${m.tests.join(" ")}: fix that before judging mutants`);
+          }
+        }
+        await Deno.remove(dir, { recursive: true });
+      }
+      for (const mutant of mutants) {
+        const dir = await copy(mutant.id);
+        const target = join(dir, mutant.file);
+        const applied = applyMutant(await Deno.readTextFile(target).catch(() => ""), mutant);
+        let verdict: string;
+        let ok = false;
+        if ("error" in applied) {
+          verdict = `ERROR     ${applied.error}`;
+        } else {
+          await Deno.writeTextFile(target, applied.text);
+          const started = performance.now();
+          const outcome = await runTests(dir, mutant.tests, mutant.filter, timeoutMs);
+          const seconds = ((performance.now() - started) / 1000).toFixed(0);
+          ok = outcome.kind === "test failure";
+          const label = outcome.kind === "passed"
+            ? "SURVIVED"
+            : outcome.kind === "no tests ran"
+            ? "ERROR   "
+            : "KILLED  ";
+          verdict = `${label}  ${describe(outcome)} (${seconds} s)`;
+        }
+        console.log(`${mutant.id}: ${verdict}`);
+        results.push({ mutant, verdict, ok });
+        await Deno.remove(dir, { recursive: true });
+      }
+    } finally {
+      for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.removeSignalListener(signal, interrupted);
+      await Deno.remove(scratch, { recursive: true }).catch(() => {});
+    }
+    const width = Math.max(...results.map((r) => r.mutant.id.length));
+    console.log(`\nmutants (${relative(ROOT, values.list!) || values.list}):`);
+    for (const { mutant, verdict } of results) console.log(`  ${mutant.id.padEnd(width)}  ${verdict}`);
+    const good = results.filter((r) => r.ok).length;
+    console.log(`${good} of ${results.length} killed by a test failure`);
+    if (good < results.length) {
+      throw new UserError(`${results.length - good} mutant(s) not killed by a test failure: see above`);
+    }
+  });
+}
