@@ -8,7 +8,8 @@ import type { DecoderConfig } from "../lib/fixtures/spec.ts";
 import { referenceForward } from "../lib/fixtures/reference.ts";
 import { referenceEncode, type ReferenceSae } from "../lib/fixtures/sae_reference.ts";
 import type { Weights } from "../lib/fixtures/weights.ts";
-import type { FeatureMetrics } from "../lib/stats.ts";
+import { type FeatureMetrics, METRICS } from "../lib/stats.ts";
+import { assertBytesEqual, assertEquals } from "./assert.ts";
 
 /** Per-feature statistics of one token type over all prompts (the same record the pipeline finalises). */
 export type ReferenceFeatureStats = FeatureMetrics;
@@ -63,4 +64,19 @@ export function referenceStats(activations: Float64Array[]): ReferenceFeatureSta
     stats.active_min[j] = active.length ? Math.min(...active) : 0;
   }
   return stats;
+}
+
+/**
+ * Asserts two sets of finalised metrics are identical bit for bit, reporting the first differing byte
+ * of the first differing metric (a structural diff of thousands of numbers helps no one).
+ */
+export function assertSameMetrics(
+  actual: Record<string, FeatureMetrics>,
+  expected: Record<string, FeatureMetrics>,
+  what: string,
+): void {
+  assertEquals(Object.keys(actual), Object.keys(expected), `${what}: token types`);
+  for (const type of Object.keys(expected)) {
+    for (const name of METRICS) assertBytesEqual(actual[type][name], expected[type][name], `${what}: ${type} ${name}`);
+  }
 }

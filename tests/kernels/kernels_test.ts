@@ -7,7 +7,7 @@ import { cosineMatrix } from "../../lib/kernels/cosine_matrix.ts";
 import { SaeEncoder } from "../../lib/kernels/sae_encode.ts";
 import type { Sae, SaeArchitecture } from "../../lib/sae/config.ts";
 import { FeatureStats, METRICS } from "../../lib/stats.ts";
-import { referenceStats } from "../reference_stats.ts";
+import { assertSameMetrics, referenceStats } from "../reference_stats.ts";
 
 /**
  * f32 encodes against f64, per element. Observed: under 3.1e-5 absolute, on the always-on feature's
@@ -146,7 +146,7 @@ Deno.test("feature_stats matches textbook statistics; shards merge into exactly 
   }
   const merged = shardA.clone();
   merged.merge(shardB);
-  assertEquals(merged.finalize(), oneShot.finalize());
+  assertSameMetrics(merged.finalize(), oneShot.finalize(), "merged shards vs one shot");
   // Against the definitions, on the f64 reference encoding of the same rows.
   const metrics = oneShot.finalize();
   types.forEach((type, t) => {
