@@ -44,12 +44,15 @@ function feeds(extra: Record<string, ortWeb.Tensor> = {}): Record<string, ortWeb
   return out;
 }
 
-function steeringFeeds(vector: Float32Array, scalar: number): Record<string, ortWeb.Tensor> {
-  const names = steeringInputNames(0);
-  return {
-    [names.vector]: new ortWeb.Tensor("float32", vector, [vector.length]),
-    [names.scalar]: new ortWeb.Tensor("float32", new Float32Array([scalar]), []),
-  };
+/** Inputs of every steering site: vector `vectors[i]` for site i, magnitude 0 (pure ablation). */
+function steeringFeeds(vectors: Float32Array[]): Record<string, ortWeb.Tensor> {
+  return Object.fromEntries(vectors.flatMap((vector, index) => {
+    const names = steeringInputNames(index);
+    return [
+      [names.vector, new ortWeb.Tensor("float32", vector, [vector.length])],
+      [names.scalar, new ortWeb.Tensor("float32", new Float32Array([0]), [])],
+    ];
+  }));
 }
 
 const halves = (tensor: ortWeb.Tensor) => {
@@ -57,51 +60,57 @@ const halves = (tensor: ortWeb.Tensor) => {
   return data instanceof Float16Array ? new Uint16Array(data.buffer, data.byteOffset, data.length) : data;
 };
 
+// The first and the last layer at once (two sites, each with its own inputs): one session per layout.
+const LAYERS = [0, config.numLayers - 1];
+
 for (const layout of ["optimum", "genai"] as GraphLayout[]) {
-  for (const layer of [0, config.numLayers - 1]) {
-    Deno.test({
-      name: `fp16 ${layout} graph, layer ${layer}: |v| = 1000 ablation removes the component, zero vector is a no-op`,
-      ignore: !hasF16,
-      fn: async () => {
-        const model = buildFixtureGraph(config, weights, layout);
-        toFloat16(model);
-        const plainBytes = encodeModel(model);
-        const steered = decodeModel(plainBytes, "fp16 fixture");
-        rewriteModel(steered, {
-          capture: [layer],
-          cut: false,
-          steering: [{ layer, kind: "ablation", positions: "all" }],
-        });
-        const options = { executionProviders: ["webgpu"] };
-        const plain = await ortWeb.InferenceSession.create(plainBytes, options);
-        const session = await ortWeb.InferenceSession.create(encodeModel(steered), options);
+  Deno.test({
+    name: `fp16 ${layout} graph, layers ${LAYERS}: |v| = 1000 ablation removes the component, zero vector is a no-op`,
+    ignore: !hasF16,
+    fn: async () => {
+      const model = buildFixtureGraph(config, weights, layout);
+      toFloat16(model);
+      const plainBytes = encodeModel(model);
+      const steered = decodeModel(plainBytes, "fp16 fixture");
+      rewriteModel(steered, {
+        capture: LAYERS,
+        cut: false,
+        steering: LAYERS.map((layer) => ({ layer, kind: "ablation", positions: "all" })),
+      });
+      const options = { executionProviders: ["webgpu"] };
+      const plain = await ortWeb.InferenceSession.create(plainBytes, options);
+      const session = await ortWeb.InferenceSession.create(encodeModel(steered), options);
 
-        const d = config.hiddenSize;
-        const reference = (await plain.run(feeds())).logits;
-        const zero = await session.run(feeds(steeringFeeds(new Float32Array(d), 0)));
-        assertEquals(zero.logits.type, "float16");
-        const [a, b] = [halves(zero.logits), halves(reference)];
-        const firstDiff = a.findIndex((x, i) => x !== b[i]);
-        assertEquals(firstDiff, -1, `zero vector: logits differ at ${firstDiff}`);
+      const d = config.hiddenSize;
+      const reference = (await plain.run(feeds())).logits;
+      const zero = await session.run(feeds(steeringFeeds(LAYERS.map(() => new Float32Array(d)))));
+      assertEquals(zero.logits.type, "float16");
+      const [a, b] = [halves(zero.logits), halves(reference)];
+      const firstDiff = a.findIndex((x, i) => x !== b[i]);
+      assertEquals(firstDiff, -1, `zero vector: logits differ at ${firstDiff}`);
 
-        const direction = new SeededRandom(77).normals(d);
-        const norm = Math.hypot(...direction);
-        const vector = Float32Array.from(direction, (x) => (1000 * x) / norm);
-        const out = await session.run(feeds(steeringFeeds(vector, 0)));
-        const logits = new Float16Array(halves(out.logits).buffer);
-        assert(logits.every(Number.isFinite), "no NaN or infinite logit");
+      const direction = new SeededRandom(77).normals(d);
+      const norm = Math.hypot(...direction);
+      const vector = Float32Array.from(direction, (x) => (1000 * x) / norm);
+      const out = await session.run(feeds(steeringFeeds(LAYERS.map(() => vector))));
+      const logits = new Float16Array(halves(out.logits).buffer);
+      assert(logits.every(Number.isFinite), "no NaN or infinite logit");
+      for (const layer of LAYERS) {
         const residual = out[residualOutputName(layer)].data as Float32Array;
         for (let t = 0; t < IDS.length; t++) {
           const x = residual.subarray(t * d, (t + 1) * d);
           let projection = 0;
           for (let i = 0; i < d; i++) projection += x[i] * direction[i] / norm;
           const length = Math.hypot(...x);
-          assert(length > 0 && Number.isFinite(length), `token ${t}: residual is finite and non-zero`);
-          assert(Math.abs(projection) <= 1e-2 * length, `token ${t}: projection ${projection} of |x| = ${length}`);
+          assert(length > 0 && Number.isFinite(length), `layer ${layer} token ${t}: residual is finite and non-zero`);
+          assert(
+            Math.abs(projection) <= 1e-2 * length,
+            `layer ${layer} token ${t}: projection ${projection} of |x| = ${length}`,
+          );
         }
-        await plain.release();
-        await session.release();
-      },
-    });
-  }
+      }
+      await plain.release();
+      await session.release();
+    },
+  });
 }

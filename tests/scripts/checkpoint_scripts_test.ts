@@ -15,13 +15,18 @@ Deno.test("sweep-layers, steer and diff run end to end on Hugging Face checkpoin
   const out = await tempDir("checkpoint-scripts-");
   try {
     const gemma = await ensureFixtureModel("tiny-gemma2-chat-hf");
-    const sweep = await runScript("sweep_layers.ts", ["--model", gemma, "--out-dir", out, "--device", "cpu"]);
+    const prompts = join(out, "prompts.txt");
+    await Deno.writeTextFile(prompts, "Who are you?\nWhat is your job?\nTell me a joke.\n");
+    const sweep = await runScript("sweep_layers.ts", [
+      ...["--model", gemma, "--prompts", prompts, "--out-dir", out, "--device", "cpu"],
+    ]);
     assertEquals(sweep.code, 0, sweep.stderr);
     const rows = parse(await Deno.readTextFile(join(out, "layer_similarity.csv")), { columns: true });
     assertEquals(rows.length, 4);
 
     const steer = await runScript("steer.ts", [
-      ...["--model", gemma, "--out-dir", out, "--layer", "2", "--mag", "3", "--greedy", "--max-new-tokens", "4"],
+      ...["--model", gemma, "--out-dir", out, "--layer", "2", "--mag", "3", "--greedy", "--max-new-tokens", "2"],
+      ...["--prompts", prompts],
       ...["--device", "cpu", "--model-short", "gemma-hf"],
     ]);
     assertEquals(steer.code, 0, steer.stderr);
@@ -36,11 +41,11 @@ Deno.test("sweep-layers, steer and diff run end to end on Hugging Face checkpoin
         "--chat",
         await ensureFixtureModel("tiny-llama31-chat-hf"),
       ],
-      ...["--sae", await ensureFixtureSae("tiny-llama-sae-saelens"), "--layer", "2", "--n", "4", "--top-k", "5"],
+      ...["--sae", await ensureFixtureSae("tiny-llama-sae-saelens"), "--layer", "2", "--n", "2", "--top-k", "5"],
       ...["--out-dir", diffDir, "--device", "cpu"],
     ]);
     assertEquals(diff.code, 0, diff.stderr);
-    assertEquals((await readStats(join(diffDir, "stats_chat.safetensors"))).metadata.num_prompts, 4);
+    assertEquals((await readStats(join(diffDir, "stats_chat.safetensors"))).metadata.num_prompts, 2);
   } finally {
     await Deno.remove(out, { recursive: true });
   }
