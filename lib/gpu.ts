@@ -27,6 +27,25 @@ const NO_ADAPTER_HELP =
 let gpuPromise: Promise<Gpu> | undefined;
 
 /**
+ * Mesa prints "error: XDG_RUNTIME_DIR is invalid or not set in the environment." whenever it starts
+ * without one, although nothing is wrong; users read it as a failure. Give the process a private
+ * (0700) temporary one before anything asks for an adapter, and remove it at exit.
+ */
+export function ensureXdgRuntimeDir() {
+  if (Deno.env.get("XDG_RUNTIME_DIR")) return;
+  const dir = Deno.makeTempDirSync({ prefix: "model-diff-xdg-" });
+  Deno.env.set("XDG_RUNTIME_DIR", dir);
+  globalThis.addEventListener("unload", () => {
+    try {
+      Deno.removeSync(dir, { recursive: true });
+    } catch {
+      // Already gone or not ours to remove: nothing to clean up.
+    }
+  });
+}
+ensureXdgRuntimeDir();
+
+/**
  * Returns the process's GPU, requesting adapter and device on first use. Throws a {@linkcode UserError}
  * with a fix when there is no adapter.
  */
