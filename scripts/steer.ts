@@ -27,7 +27,10 @@ import {
   steerExport,
   steerResultsName,
 } from "../lib/report/steer_results.ts";
-import { loadModel, parseDevice, transformers } from "../lib/runtime.ts";
+import { writeSweepOutputs } from "../lib/report/sweep.ts";
+import { roleSwapSweep } from "../lib/role_swap.ts";
+import { type Device, loadModel, parseDevice, transformers } from "../lib/runtime.ts";
+import { acquireGpu } from "../lib/gpu.ts";
 import { parseInterventionKind, parsePositions } from "../lib/steering.ts";
 import { loadVector } from "../lib/vectors.ts";
 
@@ -41,6 +44,18 @@ function parseNumber(name: string, value: string | undefined, fallback: number):
   const n = Number(value);
   if (value.trim() === "" || !Number.isFinite(n)) throw new UserError(`--${name} must be a number, got "${value}"`);
   return n;
+}
+
+/**
+ * The default device: WebGPU, except for the built-in demo on a software adapter, where sampling
+ * token by token through lavapipe takes minutes while onnxruntime-node takes seconds.
+ */
+async function demoDevice(model: string | undefined): Promise<Device> {
+  if (model !== undefined) return "webgpu";
+  const gpu = await acquireGpu().catch(() => undefined);
+  if (gpu && !gpu.isSoftware) return "webgpu";
+  console.log("built-in demo without a hardware GPU: generating with --device cpu (pass --device webgpu to override)");
+  return "cpu";
 }
 
 await runMain(async () => {
@@ -64,15 +79,17 @@ await runMain(async () => {
     greedy: { type: "boolean", default: false },
     "out-dir": { type: "string" },
     "model-short": { type: "string" },
-    device: { type: "string", default: "webgpu" },
+    device: { type: "string" },
   }, USAGE);
   const magnitudes: (number | typeof BASELINE_KEY)[] = parseMagnitudes(values.mag!);
   if (values.baseline) magnitudes.unshift(BASELINE_KEY);
-  const device = parseDevice(values.device!);
+  const device = values.device !== undefined ? parseDevice(values.device) : await demoDevice(values.model);
   const kind = parseInterventionKind(values.kind!);
   const positions = parsePositions(values.positions!);
   const samples = positiveInt("samples", values.samples, 1);
-  const maxNewTokens = positiveInt("max-new-tokens", values["max-new-tokens"], 300);
+  // The notebook's 300 new tokens for real models; the built-in fixture only needs enough to show
+  // the effect, which keeps the demo to about a minute on a CPU-only machine.
+  const maxNewTokens = positiveInt("max-new-tokens", values["max-new-tokens"], values.model ? 300 : 40);
   const temperature = parseNumber("temperature", values.temperature, 0.7);
   const repetitionPenalty = parseNumber("repetition-penalty", values["repetition-penalty"], 1.1);
   const seed = parseNumber("seed", values.seed, 0);
@@ -87,13 +104,34 @@ await runMain(async () => {
   const outDir = values["out-dir"] ?? join("results", short);
   await ensureOutDir(outDir);
   const vectorPath = values.vector ?? join(outDir, "contrast_vectors.safetensors");
+  const prompts = values.prompts ? await readPromptFile(values.prompts) : [...ROLE_PROMPTS];
   if (!values.vector && !(await Deno.stat(vectorPath).then(() => true, () => false))) {
-    throw new UserError(
-      `no steering vector: run \`deno task sweep-layers\` for this model first, or pass --vector <file>`,
+    // No vector yet: the sweep of just this layer is a few forward passes, far cheaper than stopping
+    // and sending the user to sweep-layers; the file lands where sweep-layers would put it.
+    console.log(
+      `no contrast vector yet: computing it for layer ${layer} (role-swap sweep of that layer) into ${vectorPath}`,
     );
+    if (prompts.length < 2) throw new UserError("the role-swap sweep needs at least two prompts");
+    const run = await roleSwapSweep({
+      source,
+      layers: [layer],
+      prompts,
+      batchSize: 8,
+      maxLength: 512,
+      device,
+      log: console.log,
+      progress: (total) => new ProgressBar("sweep", total, "prompts"),
+    });
+    await writeSweepOutputs(outDir, run.sweep, {
+      model: source,
+      short,
+      position: "last",
+      prompts,
+      normalTexts: run.normalTexts,
+      swappedTexts: run.swappedTexts,
+    });
   }
   const vector = await loadVector(vectorPath, { layer, dModel: shape.dModel, name: values["vector-name"] });
-  const prompts = values.prompts ? await readPromptFile(values.prompts) : [...ROLE_PROMPTS];
   const resultsPath = join(outDir, steerResultsName(short, layer, kind, positions));
   const results = await loadSteerResults(resultsPath); // refuses a corrupt file before any work
   const recordRun = await checkSteerRun(resultsPath, {

@@ -57,3 +57,17 @@ Deno.test("diff on the Gemma fixtures (Gemma Scope SAE, cpu) ranks every planted
   assertEquals(errorLines(result.stderr), []);
   await assertPlantRecovered(out, "gemma2");
 });
+
+Deno.test("steer with no vector yet computes the layer's contrast vector, saves it and writes the results JSON", async () => {
+  const out = await Deno.makeTempDir();
+  const result = await runScript("steer.ts", ["--mag", "-3,3", "--max-new-tokens", "4", "--out-dir", out]);
+  assertEquals(result.code, 0, result.stderr);
+  assertEquals(errorLines(result.stderr), []);
+  assertMatch(result.stdout, /no contrast vector yet: computing it for layer 2/);
+  const files = [...Deno.readDirSync(out)].map((e) => e.name);
+  assert(files.includes("contrast_vectors.safetensors"), files.join(", "));
+  const json = files.find((f) => f.endsWith("_steer.json"));
+  assert(json, files.join(", "));
+  const results = JSON.parse(await Deno.readTextFile(join(out, json)));
+  assertEquals(Object.keys(results).length, 6);
+});
