@@ -8,6 +8,7 @@
 import { join } from "node:path";
 import { renderNormal, steeringSuppressedIds, tokenizeRendered } from "../lib/chat.ts";
 import { parseFlags, positiveInt } from "../lib/cli.ts";
+import { STEER } from "../lib/commands.ts";
 import { runMain, UserError } from "../lib/errors.ts";
 import { ensureFixtureModel } from "../lib/fixtures/build.ts";
 import { ROLE_PROMPTS } from "../lib/fixtures/role_prompts.ts";
@@ -34,11 +35,6 @@ import { acquireGpu } from "../lib/gpu.ts";
 import { parseInterventionKind, parsePositions } from "../lib/steering.ts";
 import { loadVector } from "../lib/vectors.ts";
 
-const USAGE = "deno task steer --mag -3,3 [--model <dir | hub id>] [--layer L] [--vector <file>] [--vector-name N] " +
-  "[--kind addition|ablation|mean_ablation|capping] [--positions all|last] [--prompts <file>] [--samples N] " +
-  "[--resume] [--baseline] [--seed N] [--max-new-tokens N] [--temperature T] [--repetition-penalty P] " +
-  "[--no-suppress] [--greedy] [--out-dir DIR] [--device webgpu|cpu]";
-
 function parseNumber(name: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   const n = Number(value);
@@ -59,28 +55,7 @@ async function demoDevice(model: string | undefined): Promise<Device> {
 }
 
 await runMain(async () => {
-  const { values } = parseFlags(Deno.args, {
-    mag: { type: "string", default: "-3,3" },
-    model: { type: "string" },
-    layer: { type: "string" },
-    vector: { type: "string" },
-    "vector-name": { type: "string" },
-    kind: { type: "string", default: "addition" },
-    positions: { type: "string", default: "all" },
-    prompts: { type: "string" },
-    samples: { type: "string" },
-    resume: { type: "boolean", default: false },
-    baseline: { type: "boolean", default: false },
-    seed: { type: "string", default: "0" },
-    "max-new-tokens": { type: "string" },
-    temperature: { type: "string" },
-    "repetition-penalty": { type: "string" },
-    "no-suppress": { type: "boolean", default: false },
-    greedy: { type: "boolean", default: false },
-    "out-dir": { type: "string" },
-    "model-short": { type: "string" },
-    device: { type: "string" },
-  }, USAGE);
+  const { values } = parseFlags(Deno.args, STEER);
   const magnitudes: (number | typeof BASELINE_KEY)[] = parseMagnitudes(values.mag!);
   if (values.baseline) magnitudes.unshift(BASELINE_KEY);
   const device = values.device !== undefined ? parseDevice(values.device) : await demoDevice(values.model);

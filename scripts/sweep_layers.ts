@@ -8,6 +8,7 @@
 import { join } from "node:path";
 import { parseTokenTypes } from "../lib/chat.ts";
 import { parseFlags, positiveInt } from "../lib/cli.ts";
+import { SWEEP_LAYERS } from "../lib/commands.ts";
 import { runMain, UserError } from "../lib/errors.ts";
 import { ensureFixtureModel } from "../lib/fixtures/build.ts";
 import { ROLE_PROMPTS } from "../lib/fixtures/role_prompts.ts";
@@ -19,21 +20,8 @@ import { writeSweepOutputs } from "../lib/report/sweep.ts";
 import { parseDevice } from "../lib/runtime.ts";
 import { roleSwapSweep } from "../lib/role_swap.ts";
 
-const USAGE =
-  "deno task sweep-layers [--model <dir | hub id>] [--prompts <file>] [--position last | asst | endheader | newline] " +
-  "[--batch-size N] [--max-length N] [--out-dir DIR] [--device webgpu|cpu]";
-
 await runMain(async () => {
-  const { values } = parseFlags(Deno.args, {
-    model: { type: "string" },
-    prompts: { type: "string" },
-    position: { type: "string", default: "last" },
-    "batch-size": { type: "string" },
-    "max-length": { type: "string" },
-    "out-dir": { type: "string" },
-    "model-short": { type: "string" },
-    device: { type: "string", default: "webgpu" },
-  }, USAGE);
+  const { values } = parseFlags(Deno.args, SWEEP_LAYERS);
   const device = parseDevice(values.device!);
   const position = values.position === "last" ? undefined : parseTokenTypes(values.position!);
   if (position && position.length !== 1) throw new UserError("--position takes one read position");
