@@ -2,7 +2,8 @@ import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { join } from "node:path";
 import { parse } from "csv-parse/sync";
 import { ensureFixtureModel, ensureFixtureSae } from "../../lib/fixtures/build.ts";
-import { PLANT_TOP_K, plantedFeatures } from "../../lib/fixtures/plant.ts";
+import { assistantPlantShare, PLANT_TOP_K, plantedFeatures } from "../../lib/fixtures/plant.ts";
+import { SafetensorsFile } from "../../lib/io/safetensors.ts";
 import type { Family } from "../../lib/fixtures/spec.ts";
 import { runScript } from "../helpers.ts";
 
@@ -70,4 +71,44 @@ Deno.test("steer with no vector yet computes the layer's contrast vector, saves 
   assert(json, files.join(", "));
   const results = JSON.parse(await Deno.readTextFile(join(out, json)));
   assertEquals(Object.keys(results).length, 6);
+  // The built-in model's vector is read at the "assistant" token: it must find the planted direction.
+  const file = await SafetensorsFile.open(join(out, "contrast_vectors.safetensors"));
+  const share = assistantPlantShare("gemma2", await file.float32("contrast.2"));
+  assert(share > 0.7, `contrast vector share along the planted assistant directions: ${share}`);
+});
+
+for (const family of ["llama", "gemma2"] as Family[]) {
+  Deno.test(`sweep-layers --position asst on the ${family} fixture: contrast vectors point along the plant`, async () => {
+    const out = await Deno.makeTempDir();
+    const result = await runScript("sweep_layers.ts", [
+      "--model",
+      await ensureFixtureModel(`tiny-${family}-chat`),
+      "--position",
+      "asst",
+      "--device",
+      "cpu",
+      "--out-dir",
+      out,
+    ]);
+    assertEquals(result.code, 0, result.stderr);
+    assertEquals(errorLines(result.stderr), []);
+    const file = await SafetensorsFile.open(join(out, "contrast_vectors.safetensors"));
+    for (let layer = 0; layer < 4; layer++) {
+      const share = assistantPlantShare(family, await file.float32(`contrast.${layer}`));
+      // By chance a 2-d span would hold about sqrt(2/d) = 0.2 of a random vector's norm.
+      assert(share > 0.6, `${family} layer ${layer}: share along the planted assistant directions ${share}`);
+    }
+  });
+}
+
+Deno.test("generate and capture demos (WebGPU) print no error: lines on success", async () => {
+  const out = await Deno.makeTempDir();
+  const runs = [
+    await runScript("generate.ts", ["--max-new-tokens", "2"]),
+    await runScript("capture.ts", ["--layers", "1", "--out", join(out, "acts.safetensors")]),
+  ];
+  for (const run of runs) {
+    assertEquals(run.code, 0, run.stderr);
+    assertEquals(errorLines(run.stderr), []);
+  }
 });
