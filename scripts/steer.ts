@@ -83,14 +83,21 @@ await runMain(async () => {
   if (!values.vector && !(await Deno.stat(vectorPath).then(() => true, () => false))) {
     // No vector yet: the sweep of just this layer is a few forward passes, far cheaper than stopping
     // and sending the user to sweep-layers; the file lands where sweep-layers would put it.
+    // On the built-in model the sweep reads at the "assistant" token, where the fixture's plant
+    // (lib/fixtures/plant.ts) puts a known assistant direction for the vector to find; real models
+    // get sweep-layers' default, the last token.
+    const position = values.model ? undefined : "asst" as const;
     console.log(
-      `no contrast vector yet: computing it for layer ${layer} (role-swap sweep of that layer) into ${vectorPath}`,
+      `no contrast vector yet: computing it for layer ${layer} (role-swap sweep of that layer, read at the ${
+        position ?? "last"
+      } token) into ${vectorPath}`,
     );
     if (prompts.length < 2) throw new UserError("the role-swap sweep needs at least two prompts");
     const run = await roleSwapSweep({
       source,
       layers: [layer],
       prompts,
+      position,
       batchSize: 8,
       maxLength: 512,
       device,
@@ -100,7 +107,7 @@ await runMain(async () => {
     await writeSweepOutputs(outDir, run.sweep, {
       model: source,
       short,
-      position: "last",
+      position: position ?? "last",
       prompts,
       normalTexts: run.normalTexts,
       swappedTexts: run.swappedTexts,
