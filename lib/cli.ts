@@ -6,17 +6,61 @@
  */
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import type { CommandSpec } from "./commands.ts";
 import { UserError } from "./errors.ts";
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
 
-/** Parses `args` against `options`; an unknown flag or a missing value is a {@linkcode UserError} naming `usage`. */
-export function parseFlags<T extends Options>(args: string[], options: T, usage: string) {
+/** One flag: parseArgs's option plus the line of meaning `--help` prints. */
+export interface FlagSpec {
+  type: "string" | "boolean";
+  default?: string | boolean;
+  description: string;
+}
+
+/**
+ * Parses `args` against the command's flag table. `--help`/`-h` prints {@linkcode helpText} and exits
+ * 0; an unknown flag or a missing value is a one-line {@linkcode UserError} pointing at `--help`.
+ */
+export function parseFlags<T extends Options & Record<string, FlagSpec>>(
+  args: string[],
+  command: CommandSpec & { flags: T },
+) {
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(helpText(command));
+    Deno.exit(0);
+  }
+  // parseArgs validates option objects; it gets them without our description.
+  const options = Object.fromEntries(
+    Object.entries(command.flags).map(([name, { description: _, ...option }]) => [name, option]),
+  ) as T;
   try {
     return parseArgs({ args: joinNegativeValues(args, options), options, allowPositionals: false, strict: true });
   } catch (error) {
-    throw new UserError(`${(error as Error).message.split("\n")[0]} (usage: ${usage})`);
+    throw new UserError(`${(error as Error).message.split("\n")[0]} (see deno task ${command.task} --help)`);
   }
+}
+
+/** Usage, each flag with its default and meaning, and two examples. */
+export function helpText(command: CommandSpec): string {
+  const rows = Object.entries(command.flags).map(([name, flag]) => {
+    const left = `--${name}${flag.type === "string" ? " VALUE" : ""}`;
+    const fallback = flag.type === "string" && flag.default !== undefined ? ` (default ${flag.default})` : "";
+    return [left, flag.description + fallback];
+  });
+  rows.push(["-h, --help", "show this help and exit"]);
+  const width = Math.max(...rows.map(([left]) => left.length)) + 2;
+  return [
+    `usage: deno task ${command.task} [options]`,
+    "",
+    command.summary,
+    "",
+    "options:",
+    ...rows.map(([left, right]) => `  ${left.padEnd(width)}${right}`),
+    "",
+    "examples:",
+    ...command.examples.map((e) => `  ${e}`),
+  ].join("\n");
 }
 
 /**

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { fileURLToPath } from "node:url";
 import { UserError } from "./errors.ts";
 
 /** The process-wide GPU: adapter, device and what they can do. */
@@ -25,6 +26,24 @@ const NO_ADAPTER_HELP =
   "check DENO_WEBGPU_BACKEND is unset, or run with --device cpu";
 
 let gpuPromise: Promise<Gpu> | undefined;
+
+/**
+ * Mesa prints "error: XDG_RUNTIME_DIR is invalid or not set in the environment." whenever it starts
+ * without one, although nothing is wrong; users read it as a failure. Give the process a private
+ * (0700) one before anything asks for an adapter.
+ */
+export function ensureXdgRuntimeDir() {
+  if (Deno.env.get("XDG_RUNTIME_DIR")) return;
+  // One private directory beside the toolkit's other caches, reused by every run: nothing piles up in
+  // the system temp dir, even from processes that are killed.
+  const local = new URL("../.cache/xdg-runtime", import.meta.url);
+  const dir = local.protocol === "file:"
+    ? fileURLToPath(local)
+    : `${Deno.env.get("TMPDIR") ?? "/tmp"}/model-diff-xdg-${Deno.uid() ?? "user"}`;
+  Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  Deno.env.set("XDG_RUNTIME_DIR", dir);
+}
+ensureXdgRuntimeDir();
 
 /**
  * Returns the process's GPU, requesting adapter and device on first use. Throws a {@linkcode UserError}

@@ -75,7 +75,12 @@ const dispatcher = {
     create(source: string | Uint8Array, options: SessionOptions) {
       if (providerNames(options).includes("webgpu")) return createWebGpuSession(source, options);
       const { executionProviders: _, ...rest } = options ?? {};
-      return ortNode.InferenceSession.create(source as string, { ...rest, executionProviders: ["cpu"] });
+      // Severity 3 (errors only): onnxruntime's "[W:onnxruntime:...]" lines on normal runs read as trouble.
+      return ortNode.InferenceSession.create(source as string, {
+        logSeverityLevel: 3,
+        ...rest,
+        executionProviders: ["cpu"],
+      });
     },
   },
 };
@@ -84,6 +89,9 @@ const dispatcher = {
 // the wasm part only runs the few CPU-side ops.
 ortWeb.env.wasm.wasmPaths = fileURLToPath(new URL("../node_modules/onnxruntime-web/dist/", import.meta.url));
 ortWeb.env.wasm.numThreads = 1;
+// Warnings of a normal run ("some nodes were not assigned to the preferred execution providers") are
+// not for users; real failures still surface as errors.
+ortWeb.env.logLevel = "error";
 (globalThis as Record<symbol, unknown>)[Symbol.for("onnxruntime")] = dispatcher;
 const transformers: typeof Transformers = await import("@huggingface/transformers");
 transformers.env.logLevel = transformers.LogLevel.ERROR;

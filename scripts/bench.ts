@@ -8,6 +8,7 @@ import * as ortNode from "onnxruntime-node";
 import * as ortWeb from "onnxruntime-web/webgpu";
 import "../lib/runtime.ts"; // sets up onnxruntime-web's wasm paths
 import { parseFlags } from "../lib/cli.ts";
+import { BENCH } from "../lib/commands.ts";
 import { runMain, UserError } from "../lib/errors.ts";
 import { SeededRandom } from "../lib/random.ts";
 import { acquireGpu, describeGpu } from "../lib/gpu.ts";
@@ -17,8 +18,6 @@ import { cosineMatrix } from "../lib/kernels/cosine_matrix.ts";
 import { SaeEncoder } from "../lib/kernels/sae_encode.ts";
 import type { Sae } from "../lib/sae/config.ts";
 import { FeatureStats } from "../lib/stats.ts";
-
-const USAGE = "deno task bench [--shapes small|realistic|all] [--reps N]";
 
 interface Shape {
   name: string;
@@ -88,10 +87,7 @@ function typescriptEncode(x: Float32Array, w: Float32Array, shape: Shape, cols: 
 }
 
 await runMain(async () => {
-  const { values } = parseFlags(Deno.args, {
-    shapes: { type: "string", default: "all" },
-    reps: { type: "string", default: "3" },
-  }, USAGE);
+  const { values } = parseFlags(Deno.args, BENCH);
   const shapes = values.shapes === "all" ? [...SHAPES.small, ...SHAPES.realistic] : SHAPES[values.shapes!];
   if (!shapes) throw new UserError(`unknown --shapes "${values.shapes}": use small, realistic or all`);
   const reps = Math.max(1, Number(values.reps));

@@ -7,6 +7,7 @@
 import { collectResiduals, loadForCapture, type PositionRule } from "../lib/activations.ts";
 import { parseTokenTypes, preparePrompts } from "../lib/chat.ts";
 import { parseFlags, parseLayers, positiveInt } from "../lib/cli.ts";
+import { CAPTURE } from "../lib/commands.ts";
 import { runMain, UserError } from "../lib/errors.ts";
 import { ensureFixtureModel } from "../lib/fixtures/build.ts";
 import { DEMO_PROMPTS } from "../lib/fixtures/prompts.ts";
@@ -16,27 +17,13 @@ import { writeSafetensors } from "../lib/io/safetensors.ts";
 import { ProgressBar } from "../lib/progress.ts";
 import { parseDevice } from "../lib/runtime.ts";
 
-const USAGE = "deno task capture --model <dir | hub id> --prompts <file> --layers <list | all> " +
-  "--positions <last | all | asst,endheader,newline> --out <file.safetensors> [--raw] [--device webgpu|cpu] " +
-  "[--batch-size N] [--max-length N]";
-
 function parsePositionRule(value: string): PositionRule {
   if (value === "last" || value === "all") return { kind: value };
   return { kind: "types", types: parseTokenTypes(value) };
 }
 
 await runMain(async () => {
-  const { values } = parseFlags(Deno.args, {
-    model: { type: "string" },
-    prompts: { type: "string" },
-    layers: { type: "string", default: "all" },
-    positions: { type: "string", default: "last" },
-    out: { type: "string" },
-    raw: { type: "boolean", default: false },
-    device: { type: "string", default: "webgpu" },
-    "batch-size": { type: "string" },
-    "max-length": { type: "string" },
-  }, USAGE);
+  const { values } = parseFlags(Deno.args, CAPTURE);
   const device = parseDevice(values.device!);
   const rule = parsePositionRule(values.positions!);
   const batchSize = positiveInt("batch-size", values["batch-size"], 8);

@@ -8,11 +8,14 @@
  * each), then `--merge` combines the shard statistics and writes the report.
  */
 
-import { parseTokenTypes, TOKEN_TYPES } from "../lib/chat.ts";
+import { parseTokenTypes } from "../lib/chat.ts";
 import { nonNegativeInt, parseFlags, positiveInt } from "../lib/cli.ts";
-import { DIFF_METRICS } from "../lib/diff.ts";
+import { join } from "node:path";
+import { DIFF_METRICS, type DiffMetric, type DiffRow } from "../lib/diff.ts";
+import { DIFF } from "../lib/commands.ts";
 import { runMain, UserError } from "../lib/errors.ts";
 import { ensureFixtureModel, ensureFixtureSae } from "../lib/fixtures/build.ts";
+import { PLANT_TOP_K, plantRecovery } from "../lib/fixtures/plant.ts";
 import { DEMO_PROMPTS } from "../lib/fixtures/prompts.ts";
 import { readPromptFile, samplePrompts } from "../lib/io/prompts.ts";
 import { DIFF_PRESETS } from "../lib/presets.ts";
@@ -20,34 +23,8 @@ import { ProgressBar } from "../lib/progress.ts";
 import { parseDevice } from "../lib/runtime.ts";
 import { collectDiff, mergeDiffShards, parseShard, shardOf, writeDiffReport } from "../lib/run/diff_run.ts";
 
-const USAGE = "deno task diff [--preset llama31-8b|gemma2-9b] [--base M] [--chat M] [--sae S] [--layer L] " +
-  "[--prompts FILE] [--n N] [--seed S] [--batch-size B] [--max-length T] [--token-types asst,endheader,newline] " +
-  "[--top-k K] [--decreases] [--out-dir DIR] [--device webgpu|cpu] [--checkpoint-every K] [--resume] " +
-  "[--shard i/n] [--merge] [--allow-mismatch]";
-
 await runMain(async () => {
-  const { values } = parseFlags(Deno.args, {
-    preset: { type: "string" },
-    base: { type: "string" },
-    chat: { type: "string" },
-    sae: { type: "string" },
-    layer: { type: "string" },
-    prompts: { type: "string" },
-    n: { type: "string" },
-    seed: { type: "string", default: "42" },
-    "batch-size": { type: "string" },
-    "max-length": { type: "string" },
-    "token-types": { type: "string", default: TOKEN_TYPES.join(",") },
-    "top-k": { type: "string" },
-    decreases: { type: "boolean", default: false },
-    "out-dir": { type: "string" },
-    device: { type: "string", default: "webgpu" },
-    "checkpoint-every": { type: "string" },
-    resume: { type: "boolean", default: false },
-    shard: { type: "string" },
-    merge: { type: "boolean", default: false },
-    "allow-mismatch": { type: "boolean", default: false },
-  }, USAGE);
+  const { values } = parseFlags(Deno.args, DIFF);
   const preset = values.preset ? DIFF_PRESETS[values.preset] : undefined;
   if (values.preset && !preset) {
     throw new UserError(`unknown preset "${values.preset}": use ${Object.keys(DIFF_PRESETS).join(" or ")}`);
@@ -110,5 +87,26 @@ await runMain(async () => {
       );
     }
   }
+  if (demo) printPlantRecovery(report.tables);
   console.log(`\nresults in ${outDir}: ${report.files.join(", ")}`);
+  if (report.files.includes("feature_increases.html")) {
+    console.log(`report: ${join(outDir, "feature_increases.html")} (open it in a browser)`);
+  }
 });
+
+/**
+ * The demo's chat model differs from its base by a documented plant (lib/fixtures/plant.ts): say how
+ * much of it the run found, so a reader can tell a working pipeline from a broken one.
+ */
+function printPlantRecovery(tables: Record<DiffMetric, DiffRow[]>) {
+  console.log(`\nknown answer: planted features (lib/fixtures/plant.ts) in the top ${PLANT_TOP_K} per token type:`);
+  // Sparsity saturates: every feature the chat noise switches on for all prompts ties at 1.0, so it
+  // cannot rank the plant (which goes from 10% to 100% active) and is left out here.
+  for (const metric of ["all_mean", "active_mean"] as const) {
+    const r = plantRecovery(tables[metric], "llama");
+    const parts = r.byTokenType.map((t) => `${t.tokenType} ${t.recovered}/${t.planted}`).join(", ");
+    console.log(`  ${metric.padEnd(11)} ${parts}`);
+  }
+  const headline = plantRecovery(tables.all_mean, "llama");
+  console.log(`recovered ${headline.recovered}/${headline.planted} planted features (all_mean, top ${PLANT_TOP_K})`);
+}

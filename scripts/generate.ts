@@ -5,22 +5,16 @@
 
 import { familyOf, renderChat, tokenizeRendered } from "../lib/chat.ts";
 import { parseFlags, positiveInt } from "../lib/cli.ts";
+import { GENERATE } from "../lib/commands.ts";
 import { runMain } from "../lib/errors.ts";
 import { ensureFixtureModel } from "../lib/fixtures/build.ts";
 import { generateGreedy } from "../lib/generation.ts";
 import { loadModel, parseDevice } from "../lib/runtime.ts";
 
-const USAGE =
-  "deno task generate [--model <dir | hub id>] [--prompt <text>] [--max-new-tokens N] [--device webgpu|cpu]";
 const DEMO_MODELS = ["tiny-llama-chat", "tiny-gemma2-chat"];
 
 await runMain(async () => {
-  const { values } = parseFlags(Deno.args, {
-    model: { type: "string" },
-    prompt: { type: "string", default: "What is the capital of France?" },
-    "max-new-tokens": { type: "string" },
-    device: { type: "string", default: "webgpu" },
-  }, USAGE);
+  const { values } = parseFlags(Deno.args, GENERATE);
   const device = parseDevice(values.device!);
   const maxNewTokens = positiveInt("max-new-tokens", values["max-new-tokens"], 20);
   const sources = values.model

@@ -8,13 +8,12 @@
  * serve a graph built by the unmutated code. The working tree is never modified.
  */
 
-import { dirname, join, relative } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseFlags, positiveInt } from "../lib/cli.ts";
+import { MUTANTS } from "../lib/commands.ts";
 import { runMain, UserError } from "../lib/errors.ts";
 import { ensureAllFixtures, fixtureRoot } from "../lib/fixtures/build.ts";
-
-const USAGE = "deno task mutants [--only id,id] [--list file.json] [--timeout seconds] [--no-baseline]";
 
 /** One known bug: replace `search` (which must occur exactly once) in `file` by `replace`. */
 export interface Mutant {
@@ -161,14 +160,10 @@ function describe(outcome: Outcome): string {
 
 if (import.meta.main) {
   await runMain(async () => {
-    const { values } = parseFlags(Deno.args, {
-      only: { type: "string" },
-      list: { type: "string", default: join(ROOT, "tests", "mutants.json") },
-      timeout: { type: "string" },
-      "no-baseline": { type: "boolean", default: false },
-    }, USAGE);
+    const { values } = parseFlags(Deno.args, MUTANTS);
     const timeoutMs = positiveInt("timeout", values.timeout, 600) * 1000;
-    let mutants = parseMutants(await Deno.readTextFile(values.list!), values.list!);
+    const list = resolve(ROOT, values.list!);
+    let mutants = parseMutants(await Deno.readTextFile(list), list);
     if (values.only) {
       const only = values.only.split(",").map((s) => s.trim());
       const unknown = only.filter((id) => !mutants.some((m) => m.id === id));

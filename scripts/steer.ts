@@ -8,6 +8,7 @@
 import { join } from "node:path";
 import { renderNormal, steeringSuppressedIds, tokenizeRendered } from "../lib/chat.ts";
 import { parseFlags, positiveInt } from "../lib/cli.ts";
+import { STEER } from "../lib/commands.ts";
 import { runMain, UserError } from "../lib/errors.ts";
 import { ensureFixtureModel } from "../lib/fixtures/build.ts";
 import { ROLE_PROMPTS } from "../lib/fixtures/role_prompts.ts";
@@ -27,14 +28,12 @@ import {
   steerExport,
   steerResultsName,
 } from "../lib/report/steer_results.ts";
-import { loadModel, parseDevice, transformers } from "../lib/runtime.ts";
+import { writeSweepOutputs } from "../lib/report/sweep.ts";
+import { roleSwapSweep } from "../lib/role_swap.ts";
+import { type Device, loadModel, parseDevice, transformers } from "../lib/runtime.ts";
+import { acquireGpu } from "../lib/gpu.ts";
 import { parseInterventionKind, parsePositions } from "../lib/steering.ts";
 import { loadVector } from "../lib/vectors.ts";
-
-const USAGE = "deno task steer --mag -3,3 [--model <dir | hub id>] [--layer L] [--vector <file>] [--vector-name N] " +
-  "[--kind addition|ablation|mean_ablation|capping] [--positions all|last] [--prompts <file>] [--samples N] " +
-  "[--resume] [--baseline] [--seed N] [--max-new-tokens N] [--temperature T] [--repetition-penalty P] " +
-  "[--no-suppress] [--greedy] [--out-dir DIR] [--device webgpu|cpu]";
 
 function parseNumber(name: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
@@ -43,36 +42,29 @@ function parseNumber(name: string, value: string | undefined, fallback: number):
   return n;
 }
 
+/**
+ * The default device: WebGPU, except for the built-in demo on a software adapter, where sampling
+ * token by token through lavapipe takes minutes while onnxruntime-node takes seconds.
+ */
+async function demoDevice(model: string | undefined): Promise<Device> {
+  if (model !== undefined) return "webgpu";
+  const gpu = await acquireGpu().catch(() => undefined);
+  if (gpu && !gpu.isSoftware) return "webgpu";
+  console.log("built-in demo without a hardware GPU: generating with --device cpu (pass --device webgpu to override)");
+  return "cpu";
+}
+
 await runMain(async () => {
-  const { values } = parseFlags(Deno.args, {
-    mag: { type: "string", default: "-3,3" },
-    model: { type: "string" },
-    layer: { type: "string" },
-    vector: { type: "string" },
-    "vector-name": { type: "string" },
-    kind: { type: "string", default: "addition" },
-    positions: { type: "string", default: "all" },
-    prompts: { type: "string" },
-    samples: { type: "string" },
-    resume: { type: "boolean", default: false },
-    baseline: { type: "boolean", default: false },
-    seed: { type: "string", default: "0" },
-    "max-new-tokens": { type: "string" },
-    temperature: { type: "string" },
-    "repetition-penalty": { type: "string" },
-    "no-suppress": { type: "boolean", default: false },
-    greedy: { type: "boolean", default: false },
-    "out-dir": { type: "string" },
-    "model-short": { type: "string" },
-    device: { type: "string", default: "webgpu" },
-  }, USAGE);
+  const { values } = parseFlags(Deno.args, STEER);
   const magnitudes: (number | typeof BASELINE_KEY)[] = parseMagnitudes(values.mag!);
   if (values.baseline) magnitudes.unshift(BASELINE_KEY);
-  const device = parseDevice(values.device!);
+  const device = values.device !== undefined ? parseDevice(values.device) : await demoDevice(values.model);
   const kind = parseInterventionKind(values.kind!);
   const positions = parsePositions(values.positions!);
   const samples = positiveInt("samples", values.samples, 1);
-  const maxNewTokens = positiveInt("max-new-tokens", values["max-new-tokens"], 300);
+  // The notebook's 300 new tokens for real models; the built-in fixture only needs enough to show
+  // the effect, which keeps the demo to about a minute on a CPU-only machine.
+  const maxNewTokens = positiveInt("max-new-tokens", values["max-new-tokens"], values.model ? 300 : 40);
   const temperature = parseNumber("temperature", values.temperature, 0.7);
   const repetitionPenalty = parseNumber("repetition-penalty", values["repetition-penalty"], 1.1);
   const seed = parseNumber("seed", values.seed, 0);
@@ -87,13 +79,41 @@ await runMain(async () => {
   const outDir = values["out-dir"] ?? join("results", short);
   await ensureOutDir(outDir);
   const vectorPath = values.vector ?? join(outDir, "contrast_vectors.safetensors");
+  const prompts = values.prompts ? await readPromptFile(values.prompts) : [...ROLE_PROMPTS];
   if (!values.vector && !(await Deno.stat(vectorPath).then(() => true, () => false))) {
-    throw new UserError(
-      `no steering vector: run \`deno task sweep-layers\` for this model first, or pass --vector <file>`,
+    // No vector yet: the sweep of just this layer is a few forward passes, far cheaper than stopping
+    // and sending the user to sweep-layers; the file lands where sweep-layers would put it.
+    // On the built-in model the sweep reads at the "assistant" token, where the fixture's plant
+    // (lib/fixtures/plant.ts) puts a known assistant direction for the vector to find; real models
+    // get sweep-layers' default, the last token.
+    const position = values.model ? undefined : "asst" as const;
+    console.log(
+      `no contrast vector yet: computing it for layer ${layer} (role-swap sweep of that layer, read at the ${
+        position ?? "last"
+      } token) into ${vectorPath}`,
     );
+    if (prompts.length < 2) throw new UserError("the role-swap sweep needs at least two prompts");
+    const run = await roleSwapSweep({
+      source,
+      layers: [layer],
+      prompts,
+      position,
+      batchSize: 8,
+      maxLength: 512,
+      device,
+      log: console.log,
+      progress: (total) => new ProgressBar("sweep", total, "prompts"),
+    });
+    await writeSweepOutputs(outDir, run.sweep, {
+      model: source,
+      short,
+      position: position ?? "last",
+      prompts,
+      normalTexts: run.normalTexts,
+      swappedTexts: run.swappedTexts,
+    });
   }
   const vector = await loadVector(vectorPath, { layer, dModel: shape.dModel, name: values["vector-name"] });
-  const prompts = values.prompts ? await readPromptFile(values.prompts) : [...ROLE_PROMPTS];
   const resultsPath = join(outDir, steerResultsName(short, layer, kind, positions));
   const results = await loadSteerResults(resultsPath); // refuses a corrupt file before any work
   const recordRun = await checkSteerRun(resultsPath, {

@@ -6,44 +6,22 @@
  */
 
 import { join } from "node:path";
-import { collectResiduals, loadForCapture, type PositionRule } from "../lib/activations.ts";
-import {
-  type HeaderRule,
-  NORMAL_HEADER,
-  parseTokenTypes,
-  preparePrompts,
-  renderNormal,
-  renderSwapped,
-  SWAPPED_HEADER,
-} from "../lib/chat.ts";
+import { parseTokenTypes } from "../lib/chat.ts";
 import { parseFlags, positiveInt } from "../lib/cli.ts";
+import { SWEEP_LAYERS } from "../lib/commands.ts";
 import { runMain, UserError } from "../lib/errors.ts";
 import { ensureFixtureModel } from "../lib/fixtures/build.ts";
 import { ROLE_PROMPTS } from "../lib/fixtures/role_prompts.ts";
-import { acquireGpu } from "../lib/gpu.ts";
 import { modelShortName, readModelShape, resolveModelDir } from "../lib/hub.ts";
 import { ensureOutDir } from "../lib/io/atomic.ts";
 import { readPromptFile } from "../lib/io/prompts.ts";
 import { ProgressBar } from "../lib/progress.ts";
 import { writeSweepOutputs } from "../lib/report/sweep.ts";
 import { parseDevice } from "../lib/runtime.ts";
-import { sweepLayers } from "../lib/sweep.ts";
-
-const USAGE =
-  "deno task sweep-layers [--model <dir | hub id>] [--prompts <file>] [--position last | asst | endheader | newline] " +
-  "[--batch-size N] [--max-length N] [--out-dir DIR] [--device webgpu|cpu]";
+import { roleSwapSweep } from "../lib/role_swap.ts";
 
 await runMain(async () => {
-  const { values } = parseFlags(Deno.args, {
-    model: { type: "string" },
-    prompts: { type: "string" },
-    position: { type: "string", default: "last" },
-    "batch-size": { type: "string" },
-    "max-length": { type: "string" },
-    "out-dir": { type: "string" },
-    "model-short": { type: "string" },
-    device: { type: "string", default: "webgpu" },
-  }, USAGE);
+  const { values } = parseFlags(Deno.args, SWEEP_LAYERS);
   const device = parseDevice(values.device!);
   const position = values.position === "last" ? undefined : parseTokenTypes(values.position!);
   if (position && position.length !== 1) throw new UserError("--position takes one read position");
@@ -60,30 +38,25 @@ await runMain(async () => {
   const outDir = values["out-dir"] ?? join("results", short);
   await ensureOutDir(outDir);
 
-  const handle = await loadForCapture(source, layers, { device, cut: true, log: console.log });
-  const prepare = (render: (prompt: string) => string, header: HeaderRule) =>
-    preparePrompts(handle, prompts, { render, maxLength, types: position ?? [], header });
-  // Token-type positions read the turn header after the prompt in both formats (see HeaderRule).
-  const sets = {
-    normal: prepare((p) => renderNormal(handle, p), NORMAL_HEADER),
-    swapped: prepare((p) => renderSwapped(handle, p), SWAPPED_HEADER),
-  };
-  const rule: PositionRule = position ? { kind: "types", types: position } : { kind: "last" };
-  const progress = new ProgressBar("sweep", 2 * prompts.length, "prompts");
-  const normal = await collectResiduals(handle, sets.normal, layers, rule, batchSize, (n) => progress.tick(n));
-  const swapped = await collectResiduals(handle, sets.swapped, layers, rule, batchSize, (n) => progress.tick(n));
-  progress.finish();
-  const gpu = await acquireGpu({ log: console.log });
-  const sweep = await sweepLayers(gpu, normal, swapped, layers);
-  const written = await writeSweepOutputs(outDir, sweep, {
+  const run = await roleSwapSweep({
+    source,
+    layers,
+    prompts,
+    position: position?.[0],
+    batchSize,
+    maxLength,
+    device,
+    log: console.log,
+    progress: (total) => new ProgressBar("sweep", total, "prompts"),
+  });
+  const written = await writeSweepOutputs(outDir, run.sweep, {
     model: source,
     short,
     position: position?.[0] ?? "last",
     prompts,
-    normalTexts: sets.normal.map((p) => p.text),
-    swappedTexts: sets.swapped.map((p) => p.text),
+    normalTexts: run.normalTexts,
+    swappedTexts: run.swappedTexts,
   });
   console.log(written.summary);
   console.log(`results in ${outDir}: ${written.files.join(", ")}`);
-  await handle.dispose();
 });

@@ -1,0 +1,176 @@
+/**
+ * The flag table of every task: the parser (lib/cli.ts `parseFlags`) and the `--help` text are both
+ * made from it, so the two cannot drift apart.
+ *
+ * @module
+ */
+
+import type { FlagSpec } from "./cli.ts";
+
+/** One task: how it is called, what it does, its flags and two examples. */
+export interface CommandSpec<F extends Record<string, FlagSpec> = Record<string, FlagSpec>> {
+  task: string;
+  summary: string;
+  flags: F;
+  examples: [string, string];
+}
+
+const device = {
+  type: "string",
+  default: "webgpu",
+  description: "webgpu (Deno's navigator.gpu) or cpu (onnxruntime-node)",
+} as const;
+
+/** `deno task generate`. */
+export const GENERATE = {
+  task: "generate",
+  summary: "Greedy chat completion from any model; without --model, from both built-in tiny models.",
+  flags: {
+    model: { type: "string", description: "model directory or hub id (default: the built-in fixtures)" },
+    prompt: { type: "string", default: "What is the capital of France?", description: "the user message" },
+    "max-new-tokens": { type: "string", description: "tokens to generate (default 20)" },
+    device,
+  },
+  examples: ["deno task generate", "deno task generate --model ./models/Llama-3.1-8B-Instruct --prompt Hello"],
+} satisfies CommandSpec;
+
+/** `deno task capture`. */
+export const CAPTURE = {
+  task: "capture",
+  summary: "Residual-stream activations of chosen layers and positions to a safetensors file.",
+  flags: {
+    model: { type: "string", description: "model directory or hub id (default: the built-in Llama fixture)" },
+    prompts: {
+      type: "string",
+      description: "prompt file (.txt, .jsonl, .json, .csv, .parquet); required with --model",
+    },
+    layers: { type: "string", default: "all", description: "layers to read: all, a list 0,2,5 or a range 3-7" },
+    positions: { type: "string", default: "last", description: "last, all, or token types asst,endheader,newline" },
+    out: { type: "string", description: "output .safetensors file (default results/capture-demo.safetensors)" },
+    raw: { type: "boolean", default: false, description: "use the prompts as they are, without the chat template" },
+    device,
+    "batch-size": { type: "string", description: "prompts per forward pass (default 8)" },
+    "max-length": { type: "string", description: "tokens per prompt before truncation (default 512)" },
+  },
+  examples: [
+    "deno task capture",
+    "deno task capture --model ./chat-onnx --prompts prompts.jsonl --layers 10-14 --out acts.safetensors",
+  ],
+} satisfies CommandSpec;
+
+/** `deno task diff`. */
+export const DIFF = {
+  task: "diff",
+  summary: "Base vs chat SAE feature diffing; without --base/--chat/--preset, the demo with a known answer.",
+  flags: {
+    preset: { type: "string", description: "a notebook configuration: llama31-8b or gemma2-9b" },
+    base: { type: "string", description: "base model directory or hub id" },
+    chat: { type: "string", description: "chat model directory or hub id" },
+    sae: { type: "string", description: "SAE directory or hub path (SAELens, Llama Scope, Gemma Scope)" },
+    layer: { type: "string", description: "layer whose output the SAE reads (default: the preset's, or 2)" },
+    prompts: { type: "string", description: "prompt file (default: the built-in demo prompts)" },
+    n: { type: "string", description: "prompts to sample (default: all)" },
+    seed: { type: "string", default: "42", description: "sampling seed" },
+    "batch-size": { type: "string", description: "prompts per forward pass (default 32)" },
+    "max-length": { type: "string", description: "tokens per prompt before truncation (default 512)" },
+    "token-types": { type: "string", default: "asst,endheader,newline", description: "read positions" },
+    "top-k": { type: "string", description: "rows per token type in the tables (default 100)" },
+    decreases: { type: "boolean", default: false, description: "also write top_decreases_*.csv" },
+    "out-dir": { type: "string", description: "output directory (default results/diff-demo or results/diff)" },
+    device,
+    "checkpoint-every": { type: "string", description: "batches between checkpoints, 0 = never (default 10)" },
+    resume: { type: "boolean", default: false, description: "continue an interrupted run" },
+    shard: { type: "string", description: "collect slice i of n (i/n) of the prompts only" },
+    merge: { type: "boolean", default: false, description: "combine all shards in --out-dir and report" },
+    "allow-mismatch": { type: "boolean", default: false, description: "allow base and chat of different models" },
+  },
+  examples: ["deno task diff", "deno task diff --preset llama31-8b --prompts lmsys.parquet --n 1000 --out-dir r/l"],
+} satisfies CommandSpec;
+
+/** `deno task sweep-layers`. */
+export const SWEEP_LAYERS = {
+  task: "sweep-layers",
+  summary: "Role-swap sweep: normal vs role-swapped prompts at every layer, contrast vectors and a plot.",
+  flags: {
+    model: { type: "string", description: "model directory or hub id (default: the built-in Gemma fixture)" },
+    prompts: { type: "string", description: "prompt file (default: the notebook's six questions)" },
+    position: { type: "string", default: "last", description: "read position: last, asst, endheader or newline" },
+    "batch-size": { type: "string", description: "prompts per forward pass (default 8)" },
+    "max-length": { type: "string", description: "tokens per prompt before truncation (default 512)" },
+    "out-dir": { type: "string", description: "output directory (default results/<model short name>)" },
+    "model-short": { type: "string", description: "short model name for file names (default: from --model)" },
+    device,
+  },
+  examples: ["deno task sweep-layers", "deno task sweep-layers --model onnx-community/gemma-2-2b-it --device cpu"],
+} satisfies CommandSpec;
+
+/** `deno task steer`. */
+export const STEER = {
+  task: "steer",
+  summary: "Generation with a vector applied after a layer at each magnitude; computes the vector if missing.",
+  flags: {
+    mag: { type: "string", default: "-3,3", description: "comma-separated magnitudes" },
+    model: { type: "string", description: "model directory or hub id (default: the built-in Gemma fixture)" },
+    layer: { type: "string", description: "layer to steer after (default: the middle one)" },
+    vector: { type: "string", description: "vector file (default: <out-dir>/contrast_vectors.safetensors, computed)" },
+    "vector-name": { type: "string", description: "tensor name in a safetensors vector file" },
+    kind: { type: "string", default: "addition", description: "addition, ablation, mean_ablation or capping" },
+    positions: { type: "string", default: "all", description: "positions to steer: all or last" },
+    prompts: { type: "string", description: "prompt file (default: the notebook's six questions)" },
+    samples: { type: "string", description: "responses per prompt and magnitude (default 1)" },
+    resume: { type: "boolean", default: false, description: "only generate what the results file lacks" },
+    baseline: { type: "boolean", default: false, description: "also generate without any intervention" },
+    seed: { type: "string", default: "0", description: "sampling seed" },
+    "max-new-tokens": { type: "string", description: "tokens per response (default 300; 40 on the built-in model)" },
+    temperature: { type: "string", description: "sampling temperature (default 0.7)" },
+    "repetition-penalty": { type: "string", description: "repetition penalty (default 1.1)" },
+    "no-suppress": { type: "boolean", default: false, description: "allow the end-of-turn and blank-line tokens" },
+    greedy: { type: "boolean", default: false, description: "greedy decoding instead of sampling" },
+    "out-dir": { type: "string", description: "output directory (default results/<model short name>)" },
+    "model-short": { type: "string", description: "short model name for file names (default: from --model)" },
+    device: {
+      type: "string",
+      description: "webgpu or cpu (default webgpu; cpu for the built-in model without a hardware GPU)",
+    },
+  },
+  examples: ["deno task steer --mag -3,3", "deno task steer --model ./gemma-2-9b-it --layer 20 --mag -8,-4,4,8"],
+} satisfies CommandSpec;
+
+/** `deno task bench`. */
+export const BENCH = {
+  task: "bench",
+  summary: "SAE-encoder throughput: our WebGPU kernel against onnxruntime-web and onnxruntime-node.",
+  flags: {
+    shapes: { type: "string", default: "all", description: "small, realistic or all" },
+    reps: { type: "string", default: "3", description: "repetitions per measurement (median)" },
+  },
+  examples: ["deno task bench", "deno task bench --shapes small --reps 5"],
+} satisfies CommandSpec;
+
+/** `deno task mutants`. */
+export const MUTANTS = {
+  task: "mutants",
+  summary: "Seeds each known bug of tests/mutants.json into a copy of the repository and runs its covering tests.",
+  flags: {
+    only: { type: "string", description: "comma-separated mutant ids to run (default: all)" },
+    list: { type: "string", default: "tests/mutants.json", description: "the mutant list" },
+    timeout: { type: "string", description: "seconds per mutant's test run (default 600)" },
+    "no-baseline": {
+      type: "boolean",
+      default: false,
+      description: "skip checking that the covering tests pass on the unmutated code",
+    },
+  },
+  examples: ["deno task mutants", "deno task mutants --only steer-sign,resume-skips-batch"],
+} satisfies CommandSpec;
+
+/** Every task with flags, by script file name (the help test walks it). */
+export const COMMANDS: Record<string, CommandSpec> = {
+  "generate.ts": GENERATE,
+  "capture.ts": CAPTURE,
+  "diff.ts": DIFF,
+  "sweep_layers.ts": SWEEP_LAYERS,
+  "steer.ts": STEER,
+  "bench.ts": BENCH,
+  "mutants.ts": MUTANTS,
+};
