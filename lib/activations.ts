@@ -8,7 +8,7 @@
 import type { PreparedPrompt, TokenType } from "./chat.ts";
 import { UserError } from "./errors.ts";
 import { residualOutputName } from "./graph/rewrite.ts";
-import { type Device, loadModel, type ModelHandle, type OrtTensor, transformers } from "./runtime.ts";
+import { type Device, type GraphDtype, loadModel, type ModelHandle, type OrtTensor, transformers } from "./runtime.ts";
 
 /** Residuals of one batch: per layer a [batch, length, dModel] f32 array (right-padded). */
 export interface ResidualBatch {
@@ -25,16 +25,21 @@ export interface ResidualBatch {
 export function loadForCapture(
   source: string,
   layers: number[],
-  options: { device: Device; cut?: boolean; log?: (line: string) => void },
+  options: { device: Device; dtype?: GraphDtype; cut?: boolean; log?: (line: string) => void },
 ): Promise<ModelHandle> {
   return loadModel(source, {
     device: options.device,
+    dtype: options.dtype,
     log: options.log,
     rewrite: { capture: [...layers], cut: options.cut ?? true, steering: [] },
   });
 }
 
-function feed(type: "float32" | "int64", data: Float32Array | BigInt64Array, dims: number[]): OrtTensor {
+function feed(
+  type: "float32" | "float16" | "int64",
+  data: Float32Array | Float16Array | BigInt64Array,
+  dims: number[],
+): OrtTensor {
   // transformers.js's Tensor wraps a tensor both runtimes accept.
   return (new transformers.Tensor(type, data, dims) as unknown as { ort_tensor: OrtTensor }).ort_tensor;
 }
@@ -70,12 +75,19 @@ export async function residuals(handle: ModelHandle, sequences: number[][], laye
     num_attention_heads: number;
   };
   const headDim = config.head_dim ?? config.hidden_size / config.num_attention_heads;
+  // An fp16 graph (built at --dtype fp16, or an fp16 export) takes an fp16 KV cache.
+  const halfInputs = new Set(
+    handle.session.inputMetadata.filter((m) => m.isTensor && m.type === "float16").map((m) => m.name),
+  );
   for (const name of handle.session.inputNames) {
     if (name === "input_ids") feeds[name] = feed("int64", ids, [batch, length]);
     else if (name === "attention_mask") feeds[name] = feed("int64", mask, [batch, length]);
     else if (name === "position_ids") feeds[name] = feed("int64", positions, [batch, length]);
     else if (name.startsWith("past_key_values.")) {
-      feeds[name] = feed("float32", new Float32Array(0), [batch, config.num_key_value_heads, 0, headDim]);
+      const dims = [batch, config.num_key_value_heads, 0, headDim];
+      feeds[name] = halfInputs.has(name)
+        ? feed("float16", new Float16Array(0), dims)
+        : feed("float32", new Float32Array(0), dims);
     } else throw new UserError(`the graph has an input this toolkit cannot fill: ${name}`);
   }
   const outputs = await handle.session.run(feeds);

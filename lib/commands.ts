@@ -21,6 +21,12 @@ const device = {
   description: "webgpu (Deno's navigator.gpu) or cpu (onnxruntime-node)",
 } as const;
 
+const dtype = {
+  type: "string",
+  description: "precision of a graph built from a Hugging Face checkpoint: fp32 or fp16 " +
+    "(default fp16 on a GPU with shader-f16, else fp32)",
+} as const;
+
 /** `deno task generate`. */
 export const GENERATE = {
   task: "generate",
@@ -30,6 +36,7 @@ export const GENERATE = {
     prompt: { type: "string", default: "What is the capital of France?", description: "the user message" },
     "max-new-tokens": { type: "string", description: "tokens to generate (default 20)" },
     device,
+    dtype,
   },
   examples: ["deno task generate", "deno task generate --model ./models/Llama-3.1-8B-Instruct --prompt Hello"],
 } satisfies CommandSpec;
@@ -49,6 +56,7 @@ export const CAPTURE = {
     out: { type: "string", description: "output .safetensors file (default results/capture-demo.safetensors)" },
     raw: { type: "boolean", default: false, description: "use the prompts as they are, without the chat template" },
     device,
+    dtype,
     "batch-size": { type: "string", description: "prompts per forward pass (default 8)" },
     "max-length": { type: "string", description: "tokens per prompt before truncation (default 512)" },
   },
@@ -78,6 +86,7 @@ export const DIFF = {
     decreases: { type: "boolean", default: false, description: "also write top_decreases_*.csv" },
     "out-dir": { type: "string", description: "output directory (default results/diff-demo or results/diff)" },
     device,
+    dtype,
     "checkpoint-every": { type: "string", description: "batches between checkpoints, 0 = never (default 10)" },
     resume: { type: "boolean", default: false, description: "continue an interrupted run" },
     shard: { type: "string", description: "collect slice i of n (i/n) of the prompts only" },
@@ -100,6 +109,7 @@ export const SWEEP_LAYERS = {
     "out-dir": { type: "string", description: "output directory (default results/<model short name>)" },
     "model-short": { type: "string", description: "short model name for file names (default: from --model)" },
     device,
+    dtype,
   },
   examples: ["deno task sweep-layers", "deno task sweep-layers --model onnx-community/gemma-2-2b-it --device cpu"],
 } satisfies CommandSpec;
@@ -132,6 +142,7 @@ export const STEER = {
       type: "string",
       description: "webgpu or cpu (default webgpu; cpu for the built-in model without a hardware GPU)",
     },
+    dtype,
   },
   examples: ["deno task steer --mag -3,3", "deno task steer --model ./gemma-2-9b-it --layer 20 --mag -8,-4,4,8"],
 } satisfies CommandSpec;

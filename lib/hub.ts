@@ -11,6 +11,7 @@ import { UserError } from "./errors.ts";
 import { isCheckpointDir } from "./checkpoint/checkpoint.ts";
 import { externalDataLocations, readModel } from "./graph/onnx.ts";
 import { modelDirFromCheckpoint } from "./models/from_checkpoint.ts";
+import type { GraphDtype } from "./models/decoder_graph.ts";
 import { ProgressBar } from "./progress.ts";
 
 /** Files a causal LM needs besides its ONNX graph (the optional ones may be absent). */
@@ -34,9 +35,14 @@ async function exists(path: string): Promise<boolean> {
 
 /**
  * The local directory of a model: `source` itself when it is a directory, else a hub id downloaded
- * into {@linkcode hubCacheDir}. Checks that the files transformers.js needs are there.
+ * into {@linkcode hubCacheDir}; for a Hugging Face checkpoint, the directory of its graph built at
+ * `options.dtype` (default fp32). Checks that the files transformers.js needs are there.
  */
-export async function resolveModelDir(source: string, modelFileName = "model"): Promise<string> {
+export async function resolveModelDir(
+  source: string,
+  options: { modelFileName?: string; dtype?: GraphDtype } = {},
+): Promise<string> {
+  const modelFileName = options.modelFileName ?? "model";
   const isDir = await Deno.stat(source).then((s) => s.isDirectory, () => false);
   let dir: string;
   if (isDir) dir = resolve(source);
@@ -45,10 +51,12 @@ export async function resolveModelDir(source: string, modelFileName = "model"): 
   // A Hugging Face checkpoint (no ONNX graph): build the graph from config.json (cached).
   if (!(await exists(join(dir, "onnx", `${modelFileName}.onnx`))) && await isCheckpointDir(dir)) {
     let bar: ProgressBar | undefined;
+    const dtype = options.dtype ?? "fp32";
     dir = await modelDirFromCheckpoint(dir, {
+      dtype,
       log: (line) => console.error(line),
       onProgress: (done, total) => {
-        bar ??= new ProgressBar("converting weights to f32", Math.ceil(total / 1e6), "MB");
+        bar ??= new ProgressBar(`converting weights to ${dtype}`, Math.ceil(total / 1e6), "MB");
         bar.update(Math.floor(done / 1e6));
         if (done === total) bar.finish();
       },

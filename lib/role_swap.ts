@@ -18,7 +18,7 @@ import {
   type TokenType,
 } from "./chat.ts";
 import { acquireGpu } from "./gpu.ts";
-import type { Device } from "./runtime.ts";
+import type { Device, GraphDtype } from "./runtime.ts";
 import { sweepLayers, type SweepResult } from "./sweep.ts";
 
 /** What {@linkcode roleSwapSweep} needs. */
@@ -31,6 +31,8 @@ export interface RoleSwapOptions {
   batchSize: number;
   maxLength: number;
   device: Device;
+  /** Precision of a graph built from a checkpoint (default: the device's). */
+  dtype?: GraphDtype;
   log: (line: string) => void;
   /** Called once with the number of forward passes, returns a tick function. */
   progress: (total: number) => { tick: (n: number) => void; finish: () => void };
@@ -45,8 +47,8 @@ export interface RoleSwapRun {
 
 /** Runs the role-swap sweep over `options.layers` (one forward pass per prompt and format). */
 export async function roleSwapSweep(options: RoleSwapOptions): Promise<RoleSwapRun> {
-  const { source, layers, prompts, position, device, log } = options;
-  const handle = await loadForCapture(source, layers, { device, cut: true, log });
+  const { source, layers, prompts, position, device, dtype, log } = options;
+  const handle = await loadForCapture(source, layers, { device, dtype, cut: true, log });
   try {
     const prepare = (render: (prompt: string) => string, header: HeaderRule) =>
       preparePrompts(handle, prompts, {

@@ -24,6 +24,7 @@ import { decodeModel, externalDataLocations } from "./graph/onnx.ts";
 import type { ResidualMap } from "./graph/residuals.ts";
 import type { RewriteSpec } from "./graph/rewrite.ts";
 import { resolveModelDir } from "./hub.ts";
+import type { GraphDtype } from "./models/decoder_graph.ts";
 
 /** Where inference runs. */
 export type Device = "webgpu" | "cpu";
@@ -35,6 +36,34 @@ export const DEVICES: readonly Device[] = ["webgpu", "cpu"];
 export function parseDevice(value: string): Device {
   if ((DEVICES as readonly string[]).includes(value)) return value as Device;
   throw new UserError(`unknown device "${value}": use --device webgpu or --device cpu`);
+}
+
+export type { GraphDtype };
+
+/** The precisions `--dtype` accepts (of graphs built from Hugging Face checkpoints). */
+export const DTYPES: readonly GraphDtype[] = ["fp32", "fp16"];
+
+/** Parses a `--dtype` value (undefined when the flag is absent: the device's default applies). */
+export function parseDtype(value: string | undefined): GraphDtype | undefined {
+  if (value === undefined) return undefined;
+  if ((DTYPES as readonly string[]).includes(value)) return value as GraphDtype;
+  throw new UserError(`unknown dtype "${value}": use --dtype fp32 or --dtype fp16`);
+}
+
+/**
+ * The precision to build a checkpoint's graph in on `device`: `requested`, else fp16 where the GPU
+ * has `shader-f16` and fp32 otherwise (always fp32 on the CPU, whose runtime lacks most fp16 kernels).
+ */
+export async function graphDtype(device: Device, requested?: GraphDtype): Promise<GraphDtype> {
+  if (device === "cpu") {
+    if (requested === "fp16") throw new UserError("fp16 graphs run on webgpu only: use --dtype fp32 with --device cpu");
+    return "fp32";
+  }
+  const { hasF16, description } = await acquireGpu();
+  if (requested === "fp16" && !hasF16) {
+    throw new UserError(`the GPU (${description}) has no shader-f16: use --dtype fp32`);
+  }
+  return requested ?? (hasF16 ? "fp16" : "fp32");
 }
 
 type SessionOptions = ortWeb.InferenceSession.SessionOptions;
@@ -120,6 +149,8 @@ export interface ModelHandle {
 export interface OrtSession {
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
+  /** Declared inputs with their element types (`float32`, `float16`, `int64`, ...). */
+  readonly inputMetadata: readonly ortWeb.InferenceSession.ValueMetadata[];
   run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>;
 }
 
@@ -131,6 +162,8 @@ export interface LoadOptions {
   device: Device;
   /** ONNX file under `onnx/` without extension (default `model`). */
   modelFileName?: string;
+  /** Precision of a graph built from a Hugging Face checkpoint (default: {@linkcode graphDtype}'s). */
+  dtype?: GraphDtype;
   /** Rewrite the graph first (capture residuals, cut, steer); the rewritten model is cached on disk. */
   rewrite?: RewriteSpec;
   log?: (line: string) => void;
@@ -149,7 +182,8 @@ export function ortTensor(
 /** Loads a causal LM with its tokenizer from a local directory or a hub id, on `device`. */
 export async function loadModel(source: string, options: LoadOptions): Promise<ModelHandle> {
   const modelFileName = options.modelFileName ?? "model";
-  const localDir = await resolveModelDir(source, modelFileName);
+  const dtype = await graphDtype(options.device, options.dtype);
+  const localDir = await resolveModelDir(source, { modelFileName, dtype });
   let dir = localDir;
   let fileName = modelFileName;
   let residuals: ResidualMap | undefined;

@@ -15,7 +15,7 @@ import { readModelShape, resolveModelDir } from "../lib/hub.ts";
 import { readPromptFile } from "../lib/io/prompts.ts";
 import { writeSafetensors } from "../lib/io/safetensors.ts";
 import { ProgressBar } from "../lib/progress.ts";
-import { parseDevice } from "../lib/runtime.ts";
+import { graphDtype, parseDevice, parseDtype } from "../lib/runtime.ts";
 
 function parsePositionRule(value: string): PositionRule {
   if (value === "last" || value === "all") return { kind: value };
@@ -25,6 +25,7 @@ function parsePositionRule(value: string): PositionRule {
 await runMain(async () => {
   const { values } = parseFlags(Deno.args, CAPTURE);
   const device = parseDevice(values.device!);
+  const dtype = await graphDtype(device, parseDtype(values.dtype));
   const rule = parsePositionRule(values.positions!);
   const batchSize = positiveInt("batch-size", values["batch-size"], 8);
   const maxLength = positiveInt("max-length", values["max-length"], 512);
@@ -34,10 +35,10 @@ await runMain(async () => {
   if (!prompts.length) throw new UserError("--prompts is required with --model");
   const out = values.out ?? (demo ? "results/capture-demo.safetensors" : "");
   if (!out.endsWith(".safetensors")) throw new UserError("--out must name a .safetensors file");
-  const shape = await readModelShape(await resolveModelDir(source));
+  const shape = await readModelShape(await resolveModelDir(source, { dtype }));
   const layers = parseLayers(values.layers!, shape.layers);
 
-  const handle = await loadForCapture(source, layers, { device, cut: true, log: console.log });
+  const handle = await loadForCapture(source, layers, { device, dtype, cut: true, log: console.log });
   const prepared = preparePrompts(handle, prompts, {
     raw: values.raw,
     maxLength,

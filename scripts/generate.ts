@@ -9,7 +9,7 @@ import { GENERATE } from "../lib/commands.ts";
 import { runMain } from "../lib/errors.ts";
 import { ensureFixtureModel } from "../lib/fixtures/build.ts";
 import { generateGreedy } from "../lib/generation.ts";
-import { loadModel, parseDevice } from "../lib/runtime.ts";
+import { loadModel, parseDevice, parseDtype } from "../lib/runtime.ts";
 
 const DEMO_MODELS = ["tiny-llama-chat", "tiny-gemma2-chat"];
 
@@ -21,7 +21,7 @@ await runMain(async () => {
     ? [values.model]
     : await Promise.all(DEMO_MODELS.map((name) => ensureFixtureModel(name, console.log)));
   for (const source of sources) {
-    const handle = await loadModel(source, { device, log: console.log });
+    const handle = await loadModel(source, { device, dtype: parseDtype(values.dtype), log: console.log });
     const text = renderChat(handle, [{ role: "user", content: values.prompt! }]);
     const promptIds = tokenizeRendered(handle, text);
     const started = performance.now();

@@ -30,7 +30,7 @@ import {
 } from "../lib/report/steer_results.ts";
 import { writeSweepOutputs } from "../lib/report/sweep.ts";
 import { roleSwapSweep } from "../lib/role_swap.ts";
-import { type Device, loadModel, parseDevice, transformers } from "../lib/runtime.ts";
+import { type Device, graphDtype, loadModel, parseDevice, parseDtype, transformers } from "../lib/runtime.ts";
 import { acquireGpu } from "../lib/gpu.ts";
 import { parseInterventionKind, parsePositions } from "../lib/steering.ts";
 import { loadVector } from "../lib/vectors.ts";
@@ -59,6 +59,7 @@ await runMain(async () => {
   const magnitudes: (number | typeof BASELINE_KEY)[] = parseMagnitudes(values.mag!);
   if (values.baseline) magnitudes.unshift(BASELINE_KEY);
   const device = values.device !== undefined ? parseDevice(values.device) : await demoDevice(values.model);
+  const dtype = await graphDtype(device, parseDtype(values.dtype));
   const kind = parseInterventionKind(values.kind!);
   const positions = parsePositions(values.positions!);
   const samples = positiveInt("samples", values.samples, 1);
@@ -70,7 +71,8 @@ await runMain(async () => {
   const seed = parseNumber("seed", values.seed, 0);
 
   const source = values.model ?? await ensureFixtureModel("tiny-gemma2-chat", console.log);
-  const shape = await readModelShape(await resolveModelDir(source));
+  const modelDir = await resolveModelDir(source, { dtype });
+  const shape = await readModelShape(modelDir);
   const layer = values.layer === undefined ? Math.floor(shape.layers / 2) : Number(values.layer);
   if (!Number.isInteger(layer) || layer < 0 || layer >= shape.layers) {
     throw new UserError(`layer ${values.layer} is out of range: this model has layers 0..${shape.layers - 1}`);
@@ -101,6 +103,7 @@ await runMain(async () => {
       batchSize: 8,
       maxLength: 512,
       device,
+      dtype,
       log: console.log,
       progress: (total) => new ProgressBar("sweep", total, "prompts"),
     });
@@ -117,7 +120,7 @@ await runMain(async () => {
   const resultsPath = join(outDir, steerResultsName(short, layer, kind, positions));
   const results = await loadSteerResults(resultsPath); // refuses a corrupt file before any work
   const recordRun = await checkSteerRun(resultsPath, {
-    model: (await modelIdentity(await resolveModelDir(source))).content,
+    model: (await modelIdentity(modelDir)).content,
     vector: await sha256Hex([new Uint8Array(vector.buffer, vector.byteOffset, vector.byteLength)]),
     layer,
     kind,
@@ -129,6 +132,7 @@ await runMain(async () => {
 
   const handle = await loadModel(source, {
     device,
+    dtype,
     log: console.log,
     rewrite: { capture: [], cut: false, steering: [{ layer, kind, positions }] },
   });

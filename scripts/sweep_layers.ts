@@ -17,12 +17,13 @@ import { ensureOutDir } from "../lib/io/atomic.ts";
 import { readPromptFile } from "../lib/io/prompts.ts";
 import { ProgressBar } from "../lib/progress.ts";
 import { writeSweepOutputs } from "../lib/report/sweep.ts";
-import { parseDevice } from "../lib/runtime.ts";
+import { graphDtype, parseDevice, parseDtype } from "../lib/runtime.ts";
 import { roleSwapSweep } from "../lib/role_swap.ts";
 
 await runMain(async () => {
   const { values } = parseFlags(Deno.args, SWEEP_LAYERS);
   const device = parseDevice(values.device!);
+  const dtype = await graphDtype(device, parseDtype(values.dtype));
   const position = values.position === "last" ? undefined : parseTokenTypes(values.position!);
   if (position && position.length !== 1) throw new UserError("--position takes one read position");
   const batchSize = positiveInt("batch-size", values["batch-size"], 8);
@@ -32,7 +33,7 @@ await runMain(async () => {
   if (prompts.length < 2) {
     throw new UserError("the sweep needs at least two prompts (similarities are between prompts)");
   }
-  const shape = await readModelShape(await resolveModelDir(source));
+  const shape = await readModelShape(await resolveModelDir(source, { dtype }));
   const layers = Array.from({ length: shape.layers }, (_, l) => l);
   const short = values["model-short"] ?? modelShortName(source);
   const outDir = values["out-dir"] ?? join("results", short);
@@ -46,6 +47,7 @@ await runMain(async () => {
     batchSize,
     maxLength,
     device,
+    dtype,
     log: console.log,
     progress: (total) => new ProgressBar("sweep", total, "prompts"),
   });

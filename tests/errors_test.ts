@@ -74,3 +74,14 @@ Deno.test("an unknown flag and a bad --device are user errors", async () => {
   assertOneErrorLine(await runScript("generate.ts", ["--frobnicate"]), /Unknown option '--frobnicate'/);
   assertOneErrorLine(await runScript("generate.ts", ["--device", "tpu"]), /unknown device "tpu"/);
 });
+
+Deno.test("--dtype: an unknown precision, and fp16 on the CPU, give one line each", async () => {
+  assertOneErrorLine(
+    await runScript("generate.ts", ["--model", "./unused", "--dtype", "fp64"]),
+    /unknown dtype "fp64": use --dtype fp32 or --dtype fp16/,
+  );
+  assertOneErrorLine(
+    await runScript("capture.ts", ["--device", "cpu", "--dtype", "fp16"]),
+    /fp16 graphs run on webgpu only: use --dtype fp32 with --device cpu/,
+  );
+});

@@ -7,16 +7,25 @@ import { ensureFixtureModel, fixtureModelSpec } from "../lib/fixtures/build.ts";
 import type { DecoderConfig } from "../lib/fixtures/spec.ts";
 import { fixtureWeights, type Weights } from "../lib/fixtures/weights.ts";
 import type { RewriteSpec } from "../lib/graph/rewrite.ts";
-import { type Device, loadModel, type ModelHandle } from "../lib/runtime.ts";
+import { type Device, type GraphDtype, loadModel, type ModelHandle } from "../lib/runtime.ts";
 
 const handles = new Map<string, Promise<ModelHandle>>();
 
-/** A fixture model loaded on `device` (optionally rewritten), shared by every test in the process. */
-export function fixtureHandle(name: string, device: Device, rewrite?: RewriteSpec): Promise<ModelHandle> {
-  const key = `${name}@${device}:${JSON.stringify(rewrite ?? null)}`;
+/**
+ * A fixture model loaded on `device` (optionally rewritten), shared by every test in the process.
+ * Checkpoint fixtures are built at `dtype`, fp32 unless a test asks (not the device's default, which
+ * is fp16 on a GPU with shader-f16).
+ */
+export function fixtureHandle(
+  name: string,
+  device: Device,
+  rewrite?: RewriteSpec,
+  dtype: GraphDtype = "fp32",
+): Promise<ModelHandle> {
+  const key = `${name}@${device}/${dtype}:${JSON.stringify(rewrite ?? null)}`;
   let handle = handles.get(key);
   if (!handle) {
-    handle = ensureFixtureModel(name).then((dir) => loadModel(dir, { device, rewrite }));
+    handle = ensureFixtureModel(name).then((dir) => loadModel(dir, { device, dtype, rewrite }));
     handles.set(key, handle);
   }
   return handle;

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { DataType, type onnx, proto, tensorProto } from "./onnx.ts";
+import { bytesOf, DataType, type onnx, proto, tensorProto } from "./onnx.ts";
 
 /** A graph input or output declaration: element type and dims (numbers or symbolic names). */
 export interface ValueSpec {
@@ -133,6 +133,15 @@ export class GraphBuilder {
     return this.#constant(
       key,
       () => this.initializer(new Float32Array(list), typeof values === "number" ? [] : [list.length], `const_${key}`),
+    );
+  }
+
+  /** A shared f16 scalar (deduplicated by value): constants of an fp16 graph's f16 arithmetic. */
+  half(value: number): string {
+    const key = `h:s:${value}`;
+    return this.#constant(
+      key,
+      () => this.initializer(bytesOf(Float16Array.of(value)), [], `const_${key}`, DataType.FLOAT16),
     );
   }
 

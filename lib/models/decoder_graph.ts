@@ -15,8 +15,18 @@ import { GraphBuilder } from "../graph/builder.ts";
 import { DataType, type onnx } from "../graph/onnx.ts";
 import { type DecoderConfig, ropeInverseFrequencies } from "./config.ts";
 
+/**
+ * Precision of a built graph. fp16 keeps weights, the residual stream, the KV cache and the matmuls
+ * in f16, as a half-precision transformers model runs, but computes in f32 whatever can overflow or
+ * lose too much there: norms, the attention scores with their scale, soft-capping, mask and softmax,
+ * and the MLP activation (torch computes half-precision activations in f32 internally); logits are f32.
+ */
+export type GraphDtype = "fp32" | "fp16";
+
 /** Supplies a graph's weights by Hugging Face name. */
 export interface WeightSource {
+  /** The element type every tensor it supplies has, and so the graph's precision. */
+  readonly dtype: GraphDtype;
   /** True when the checkpoint has tensor `name`. */
   has(name: string): boolean;
   /**
@@ -33,7 +43,7 @@ const F32_MIN = -3.4028234663852886e38;
 /** Graph layouts: Optimum's torch export, or onnxruntime-genai's builder (fused residual norms). */
 export type GraphLayout = "optimum" | "genai";
 
-/** The decoder graph of `config` with weights from `weights`. */
+/** The decoder graph of `config` with weights from `weights`, in the weights' precision. */
 export function buildDecoderGraph(
   config: DecoderConfig,
   weights: WeightSource,
@@ -44,6 +54,11 @@ export function buildDecoderGraph(
   const { hiddenSize: d, numHeads: h, numKvHeads: kv, headDim: dh, vocabSize: v, intermediateSize: f } = config;
   const rep = h / kv;
   const tensor = (name: string, shape: number[]) => weights.tensor(b, name, shape);
+  const half = weights.dtype === "fp16";
+  /** The graph's activation type, and conversions into and out of the f32 islands. */
+  const T = half ? DataType.FLOAT16 : DataType.FLOAT;
+  const toF32 = (x: string) => half ? b.op("Cast", [x], { to: DataType.FLOAT }) : x;
+  const toT = (x: string) => half ? b.op("Cast", [x], { to: DataType.FLOAT16 }) : x;
   /** A Linear layer in module scope `module`: MatMul by the [in, out] weight (+ bias when it has one). */
   const linear = (x: string, module: string, hfName: string, out: number, inp: number) =>
     b.scope(module, () => {
@@ -51,14 +66,17 @@ export function buildDecoderGraph(
       const bias = hfName.replace(/\.weight$/, ".bias");
       return weights.has(bias) ? b.op("Add", [product, tensor(bias, [out])]) : product;
     });
+  // In f32 as transformers does in half precision: Llama's norm casts back before the weight,
+  // Gemma's multiplies by (1 + w) in f32 and casts the product.
   const rmsNormOver = (x: string, weight: string, size: number) => {
-    const square = b.op("Pow", [x, b.float(2)]);
+    const x32 = toF32(x);
+    const square = b.op("Pow", [x32, b.float(2)]);
     const mean = b.op("ReduceMean", [square], { axes: [-1], keepdims: 1 });
     const inv = b.op("Reciprocal", [b.op("Sqrt", [b.op("Add", [mean, b.float(config.rmsNormEps)])])]);
-    const normed = b.op("Mul", [x, inv]);
+    const normed = b.op("Mul", [x32, inv]);
     const w = tensor(weight, [size]);
     // Gemma's RMSNorm scales by (1 + w).
-    return b.op("Mul", [normed, gemma ? b.op("Add", [b.float(1), w]) : w]);
+    return gemma ? toT(b.op("Mul", [normed, b.op("Add", [b.float(1), toF32(w)])])) : b.op("Mul", [toT(normed), w]);
   };
   const rmsNorm = (x: string, module: string, hfName: string) => b.scope(module, () => rmsNormOver(x, hfName, d));
   const softcap = (x: string, cap: number) =>
@@ -75,7 +93,7 @@ export function buildDecoderGraph(
     { length: config.numLayers },
     (_, l) =>
       (["key", "value"] as const).map((kind) =>
-        b.input({ name: `past_key_values.${l}.${kind}`, elemType: DataType.FLOAT, dims: [batch, kv, past, dh] })
+        b.input({ name: `past_key_values.${l}.${kind}`, elemType: T, dims: [batch, kv, past, dh] })
       ),
   );
 
@@ -87,7 +105,8 @@ export function buildDecoderGraph(
         ? b.named("Gather", "Gather", [weight, inputIds], [`${b.prefix}/Gather/output_0`])[0]
         : b.op("Gather", [weight, inputIds]);
     });
-    if (gemma) hidden = b.op("Mul", [hidden, b.float(Math.sqrt(d))]);
+    // transformers rounds the normalizer to the activations' dtype.
+    if (gemma) hidden = b.op("Mul", [hidden, half ? b.half(Math.sqrt(d)) : b.float(Math.sqrt(d))]);
 
     // Additive attention bias [B, 1, 1, S, T]: 0 where a query may attend (causal and not padding).
     const totalLength = b.op("Gather", [b.op("Shape", [attentionMask]), b.int64(1)], { axis: 0 });
@@ -112,7 +131,7 @@ export function buildDecoderGraph(
       const positions = b.op("Unsqueeze", [b.op("Cast", [positionIds], { to: DataType.FLOAT }), b.int64([2])]);
       const freqs = b.op("Mul", [positions, b.float(invFreq)]);
       const angles = b.op("Concat", [freqs, freqs], { axis: -1 });
-      return [b.op("Cos", [angles]), b.op("Sin", [angles])];
+      return [toT(b.op("Cos", [angles])), toT(b.op("Sin", [angles]))];
     });
 
     /** Self-attention of layer l on normed input x (in scope /model/layers.l). */
@@ -147,13 +166,13 @@ export function buildDecoderGraph(
         const kRot = rope(k, b.op("Unsqueeze", [cos, b.int64([1])]), b.op("Unsqueeze", [sin, b.int64([1])]));
         const keys = b.op("Concat", [pastKv[l][0], kRot], { axis: 2 });
         const values = b.op("Concat", [pastKv[l][1], vNew], { axis: 2 });
-        b.output(keys, { name: `present.${l}.key`, elemType: DataType.FLOAT, dims: [batch, kv, total, dh] });
-        b.output(values, { name: `present.${l}.value`, elemType: DataType.FLOAT, dims: [batch, kv, total, dh] });
+        b.output(keys, { name: `present.${l}.key`, elemType: T, dims: [batch, kv, total, dh] });
+        b.output(values, { name: `present.${l}.value`, elemType: T, dims: [batch, kv, total, dh] });
         const keysT = b.op("Unsqueeze", [b.op("Transpose", [keys], { perm: [0, 1, 3, 2] }), b.int64([2])]);
         const scale = (config.queryPreAttnScalar ?? dh) ** -0.5;
-        let scores = b.op("Mul", [b.op("MatMul", [qRot, keysT]), b.float(scale)]);
+        let scores = b.op("Mul", [toF32(b.op("MatMul", [qRot, keysT])), b.float(scale)]);
         if (config.attnLogitSoftcap) scores = softcap(scores, config.attnLogitSoftcap);
-        const probs = b.op("Softmax", [b.op("Add", [scores, biasOf(l)])], { axis: -1 });
+        const probs = toT(b.op("Softmax", [b.op("Add", [scores, biasOf(l)])], { axis: -1 }));
         const context = b.op("MatMul", [probs, b.op("Unsqueeze", [values, b.int64([2])])]);
         const merged = b.op("Reshape", [
           b.op("Transpose", [context], { perm: [0, 3, 1, 2, 4] }),
@@ -168,10 +187,10 @@ export function buildDecoderGraph(
       return b.scope("mlp", () => {
         const gate = linear(mlpIn, "gate_proj", `${p}.mlp.gate_proj.weight`, f, d);
         const up = linear(mlpIn, "up_proj", `${p}.mlp.up_proj.weight`, f, d);
-        const activated = b.scope(
-          "act_fn",
-          () => gemma ? geluTanh(b, gate) : b.op("Mul", [gate, b.op("Sigmoid", [gate])]),
-        );
+        const activated = b.scope("act_fn", () => {
+          const gate32 = toF32(gate);
+          return toT(gemma ? geluTanh(b, gate32) : b.op("Mul", [gate32, b.op("Sigmoid", [gate32])]));
+        });
         return linear(b.op("Mul", [activated, up]), "down_proj", `${p}.mlp.down_proj.weight`, d, f);
       });
     };
@@ -255,7 +274,7 @@ export function buildDecoderGraph(
     const weight = config.tieWordEmbeddings
       ? b.op("Transpose", [tensor("model.embed_tokens.weight", [v, d])], { perm: [1, 0] })
       : weights.linear(b, "lm_head.weight", v, d);
-    return b.op("MatMul", [logits, weight]);
+    return toF32(b.op("MatMul", [logits, weight]));
   });
   if (config.finalLogitSoftcap) output = softcap(output, config.finalLogitSoftcap);
   b.output(output, { name: "logits", elemType: DataType.FLOAT, dims: [batch, seq, v] });

@@ -1,9 +1,9 @@
 /**
  * A Hugging Face checkpoint made runnable without an export step: the decoder graph is built from
  * config.json (lib/models/decoder_graph.ts, Optimum's layout and naming) with its weights as external
- * data. F32 tensors are referenced where they lie in the checkpoint's safetensors files (offset into
- * the file, no copy); F16 and BF16 tensors are converted to f32 once, tensor by tensor, into one file
- * (onnxruntime-web has no BF16 kernels). The result is a transformers.js-layout directory in a cache
+ * data, at fp32 or fp16. Tensors already stored in the graph's precision are referenced where they lie
+ * in the checkpoint's safetensors files (offset into the file, no copy); the others (BF16 always:
+ * onnxruntime-web has no BF16 kernels) are converted once, tensor by tensor, into one file. The result is a transformers.js-layout directory in a cache
  * keyed by the checkpoint's identity and the building code, so every other part of the toolkit
  * (capture, cut, steering, generation) treats it like an ONNX export.
  *
@@ -14,12 +14,13 @@ import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Checkpoint, openCheckpoint } from "../checkpoint/checkpoint.ts";
 import type { GraphBuilder } from "../graph/builder.ts";
-import { DataType, encodeModel } from "../graph/onnx.ts";
+import { bytesOf, DataType, encodeModel } from "../graph/onnx.ts";
+import { UserError } from "../errors.ts";
 import { codeDigest, fileIdentity, sha256Hex } from "../identity.ts";
 import { replaceDirAtomic } from "../io/atomic.ts";
 import { linkFile, readRange, writeRange } from "../io/files.ts";
 import { toFloat32 } from "../io/safetensors.ts";
-import { buildDecoderGraph, type WeightSource } from "./decoder_graph.ts";
+import { buildDecoderGraph, type GraphDtype, type WeightSource } from "./decoder_graph.ts";
 
 /** Where graphs built from checkpoints are kept (override with MODEL_DIFF_CHECKPOINT_CACHE). */
 export function checkpointCacheRoot(): string {
@@ -37,8 +38,23 @@ const BUILD_SOURCES = [
   "../graph/onnx.ts",
 ];
 
-/** Name of the file that holds converted (non-f32) tensors, beside the graph. */
-const CONVERTED = "converted_f32.bin";
+/** Per graph precision: the safetensors dtype used in place, the ONNX type and the converted file. */
+const STORAGE = {
+  fp32: { stored: "F32", onnx: DataType.FLOAT, file: "converted_f32.bin" },
+  fp16: { stored: "F16", onnx: DataType.FLOAT16, file: "converted_f16.bin" },
+} as const;
+
+const F16_MAX = 65504;
+
+/** `values` rounded to f16; a value beyond f16's range is refused (it would become infinite). */
+function toFloat16(values: Float32Array, what: string): Float16Array {
+  for (const x of values) {
+    if (Math.abs(x) > F16_MAX) {
+      throw new UserError(`${what} holds ${x}, beyond fp16's range (±${F16_MAX}): use --dtype fp32 for this model`);
+    }
+  }
+  return Float16Array.from(values);
+}
 
 /** Progress of a conversion (bytes written so far of `total`). */
 export type ConversionProgress = (done: number, total: number) => void;
@@ -58,18 +74,20 @@ async function checkpointIdentity(checkpoint: Checkpoint): Promise<string> {
 }
 
 /**
- * Writes every tensor that is not f32 into `path` as f32, one tensor at a time (4096-aligned), and
- * returns where each went.
+ * Writes every tensor not stored in `dtype` into `path` in `dtype`, one tensor at a time
+ * (4096-aligned), and returns where each went.
  */
 async function convertTensors(
   checkpoint: Checkpoint,
   path: string,
+  dtype: GraphDtype,
   onProgress?: ConversionProgress,
 ): Promise<Map<string, { offset: number; length: number }>> {
-  const todo = [...checkpoint.tensors.values()].filter((t) => t.dtype !== "F32");
+  const todo = [...checkpoint.tensors.values()].filter((t) => t.dtype !== STORAGE[dtype].stored);
   const placed = new Map<string, { offset: number; length: number }>();
   if (!todo.length) return placed;
-  const total = todo.reduce((n, t) => n + t.length * 2, 0);
+  const bytesPerValue = dtype === "fp16" ? 2 : 4;
+  const total = todo.reduce((n, t) => n + (t.length / (t.dtype === "F32" ? 4 : 2)) * bytesPerValue, 0);
   const out = await Deno.open(path, { write: true, create: true, truncate: true });
   const sources = new Map<string, Deno.FsFile>();
   try {
@@ -83,9 +101,10 @@ async function convertTensors(
         tensor.length,
         join(checkpoint.dir, tensor.file),
       );
-      const values = toFloat32(tensor.dtype, raw, `${tensor.file}:${tensor.name}`);
+      const what = `${tensor.file}:${tensor.name}`;
+      const values = toFloat32(tensor.dtype, raw, what);
       offset = Math.ceil(offset / 4096) * 4096;
-      const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+      const bytes = bytesOf(dtype === "fp16" ? toFloat16(values, what) : values);
       await writeRange(out, offset, bytes);
       placed.set(tensor.name, { offset, length: bytes.length });
       offset += bytes.length;
@@ -99,10 +118,16 @@ async function convertTensors(
   return placed;
 }
 
-/** External-data initializers into the checkpoint's files (f32) or the converted file (others). */
-function checkpointWeights(checkpoint: Checkpoint, converted: Map<string, { offset: number; length: number }>) {
+/** External-data initializers into the checkpoint's files (stored in `dtype`) or the converted file. */
+function checkpointWeights(
+  checkpoint: Checkpoint,
+  converted: Map<string, { offset: number; length: number }>,
+  dtype: GraphDtype,
+) {
   const made = new Map<string, string>();
+  const { onnx: type, file } = STORAGE[dtype];
   const source: WeightSource = {
+    dtype,
     has: (name) => checkpoint.tensors.has(name),
     tensor(b: GraphBuilder, name: string, shape: number[], graphName = name) {
       const key = `${name}->${graphName}`;
@@ -112,8 +137,8 @@ function checkpointWeights(checkpoint: Checkpoint, converted: Map<string, { offs
         made.set(
           key,
           moved
-            ? b.externalInitializer(graphName, shape, DataType.FLOAT, CONVERTED, moved.offset, moved.length)
-            : b.externalInitializer(graphName, shape, DataType.FLOAT, tensor.file, tensor.offset, tensor.length),
+            ? b.externalInitializer(graphName, shape, type, file, moved.offset, moved.length)
+            : b.externalInitializer(graphName, shape, type, tensor.file, tensor.offset, tensor.length),
         );
       }
       return made.get(key)!;
@@ -127,26 +152,27 @@ function checkpointWeights(checkpoint: Checkpoint, converted: Map<string, { offs
 }
 
 /**
- * The transformers.js-layout directory for the checkpoint in `dir` (graph built and non-f32 weights
- * converted on first use, then cached). Bad checkpoints are refused in one line; nothing is left
- * half-written in the cache.
+ * The transformers.js-layout directory for the checkpoint in `dir` at precision `dtype` (default
+ * fp32): graph built and weights converted on first use, then cached. Bad checkpoints are refused in
+ * one line; nothing is left half-written in the cache.
  */
 export async function modelDirFromCheckpoint(
   dir: string,
-  options: { log?: (line: string) => void; onProgress?: ConversionProgress } = {},
+  options: { dtype?: GraphDtype; log?: (line: string) => void; onProgress?: ConversionProgress } = {},
 ): Promise<string> {
+  const dtype = options.dtype ?? "fp32";
   const checkpoint = await openCheckpoint(dir);
   const code = await codeDigest(BUILD_SOURCES.map((s) => new URL(s, import.meta.url)));
-  const key = (await sha256Hex([await checkpointIdentity(checkpoint), code, "fp32"])).slice(0, 24);
+  const key = (await sha256Hex([await checkpointIdentity(checkpoint), code, dtype])).slice(0, 24);
   const target = join(checkpointCacheRoot(), key);
   if (await Deno.stat(join(target, "checkpoint.json")).then(() => true, () => false)) return target;
-  options.log?.(`building the ${checkpoint.config.family} graph of ${dir} into ${target}`);
+  options.log?.(`building the ${dtype} ${checkpoint.config.family} graph of ${dir} into ${target}`);
   await replaceDirAtomic(target, async (temp) => {
     const onnxDir = join(temp, "onnx");
     await Deno.mkdir(onnxDir);
     for (const file of checkpoint.files) await linkFile(join(dir, file), join(onnxDir, basename(file)));
-    const converted = await convertTensors(checkpoint, join(onnxDir, CONVERTED), options.onProgress);
-    const model = buildDecoderGraph(checkpoint.config, checkpointWeights(checkpoint, converted));
+    const converted = await convertTensors(checkpoint, join(onnxDir, STORAGE[dtype].file), dtype, options.onProgress);
+    const model = buildDecoderGraph(checkpoint.config, checkpointWeights(checkpoint, converted, dtype));
     await Deno.writeFile(join(onnxDir, "model.onnx"), encodeModel(model));
     for await (const entry of Deno.readDir(dir)) {
       if (entry.isFile && !entry.name.endsWith(".safetensors")) {
@@ -155,7 +181,11 @@ export async function modelDirFromCheckpoint(
     }
     await Deno.writeTextFile(
       join(temp, "checkpoint.json"),
-      JSON.stringify({ source: dir, family: checkpoint.config.family, converted: [...converted.keys()] }, null, 2),
+      JSON.stringify(
+        { source: dir, family: checkpoint.config.family, dtype, converted: [...converted.keys()] },
+        null,
+        2,
+      ),
     );
   });
   return target;

@@ -23,7 +23,7 @@ import { describePairMismatch } from "../model_pair.ts";
 import { neuronpediaId } from "../neuronpedia.ts";
 import { featureIncreasesFigure } from "../report/figures.ts";
 import { writePlotlyPage } from "../report/plotly.ts";
-import { type Device, loadTokenizer } from "../runtime.ts";
+import { type Device, type GraphDtype, graphDtype, loadTokenizer } from "../runtime.ts";
 import { loadSae } from "../sae/load.ts";
 import type { FeatureStats } from "../stats.ts";
 
@@ -92,6 +92,8 @@ export interface DiffRunOptions {
   checkpointEvery: number;
   resume: boolean;
   device: Device;
+  /** Precision of graphs built from checkpoints (default: the device's). */
+  dtype?: GraphDtype;
   outDir: string;
   /** Diff models of different architectures or tokenizers anyway. */
   allowMismatch?: boolean;
@@ -135,7 +137,11 @@ export async function diffFingerprint(parts: {
 export async function collectDiff(options: DiffRunOptions): Promise<DiffCollection> {
   const log = options.log ?? (() => {});
   await ensureOutDir(options.outDir);
-  const [baseDir, chatDir] = await Promise.all([resolveModelDir(options.base), resolveModelDir(options.chat)]);
+  // The directories of the graphs that will run (a checkpoint's at its dtype), so the fingerprint's
+  // identities cover the precision too.
+  const dtype = await graphDtype(options.device, options.dtype);
+  const baseDir = await resolveModelDir(options.base, { dtype });
+  const chatDir = await resolveModelDir(options.chat, { dtype });
   const mismatch = await describePairMismatch(baseDir, chatDir);
   if (mismatch && !options.allowMismatch) {
     throw new UserError(
@@ -178,7 +184,7 @@ export async function collectDiff(options: DiffRunOptions): Promise<DiffCollecti
   try {
     for (const model of DIFF_MODELS) {
       const source = model === "base" ? options.base : options.chat;
-      const handle = await loadForCapture(source, [options.layer], { device: options.device, cut: true, log });
+      const handle = await loadForCapture(source, [options.layer], { device: options.device, dtype, cut: true, log });
       const progress = options.progress?.(`${model} model`, prepared.length);
       const checkpoint = checkpointPath(options.outDir, model, shard);
       try {

@@ -13,6 +13,8 @@ import { ensureFixtureModel } from "../../lib/fixtures/build.ts";
 import { referenceForward } from "../../lib/fixtures/reference.ts";
 import { generateGreedy } from "../../lib/generation.ts";
 import { modelDirFromCheckpoint } from "../../lib/models/from_checkpoint.ts";
+import { openCheckpoint } from "../../lib/checkpoint/checkpoint.ts";
+import type { GraphDtype } from "../../lib/models/decoder_graph.ts";
 import { DEVICES, transformers } from "../../lib/runtime.ts";
 import { argmax, chatIds, fixtureHandle, fixtureReference } from "../helpers.ts";
 
@@ -122,21 +124,29 @@ Deno.test("bad checkpoints: one line each, and nothing half-written in the cache
         ),
     );
     const truncated = await copy(single, "truncated");
-    const file = join(truncated, "model.safetensors");
-    await Deno.truncate(file, (await Deno.stat(file)).size - 100);
+    const truncatedFile = join(truncated, "model.safetensors");
+    await Deno.truncate(truncatedFile, (await Deno.stat(truncatedFile)).size - 100);
     const noType = await copy(single, "no-model-type");
     await edit(join(noType, "config.json"), (t) => t.replace(`"model_type": "llama",`, ""));
+    // A weight beyond fp16's range: fine at fp32, refused at fp16 (it would become infinite).
+    const huge = await copy(single, "beyond-fp16");
+    const norm = (await openCheckpoint(huge)).tensors.get("model.norm.weight")!;
+    const file = await Deno.open(join(huge, norm.file), { write: true });
+    await file.seek(norm.offset, Deno.SeekMode.Start);
+    await file.write(new Uint8Array(Float32Array.of(1e5).buffer));
+    file.close();
 
-    const cases: [string, RegExp][] = [
+    const cases: [string, RegExp, GraphDtype?][] = [
       [missingShard, /is missing model-00002-of-00003\.safetensors \(named by model\.safetensors\.index\.json\)/],
       [absent, /puts model\.norm\.weight in model-00001-of-00003\.safetensors, which does not hold it/],
       [wrongShape, /has shape \[128,64\] but config\.json implies \[96,64\]/],
       [int8, /model\.norm\.weight has dtype I8; checkpoints must be F32, F16, BF16/],
       [truncated, /is not a valid safetensors file \(tensor .* lies past the end of the file: truncated\)/],
       [noType, /config\.json has no "model_type"/],
+      [huge, /model\.safetensors:model\.norm\.weight holds 100000, beyond fp16's range .*use --dtype fp32/, "fp16"],
     ];
-    for (const [dir, pattern] of cases) {
-      const error = await modelDirFromCheckpoint(dir).then(() => undefined, (e: unknown) => e);
+    for (const [dir, pattern, dtype] of cases) {
+      const error = await modelDirFromCheckpoint(dir, { dtype }).then(() => undefined, (e: unknown) => e);
       assert(error instanceof UserError, `${dir}: ${error}`);
       assert(!error.message.includes("\n"), "one line");
       assertMatch(error.message, pattern);

@@ -39,7 +39,10 @@ async function capture(name: string, device: string, positions: string, layers: 
   await Deno.writeTextFile(promptFile, PROMPTS.join("\n") + "\n");
   const out = join(dir, "out.safetensors");
   const args = ["--model", await ensureFixtureModel(name), "--prompts", promptFile, "--layers", layers];
-  const result = await runScript("capture.ts", [...args, "--positions", positions, "--out", out, "--device", device]);
+  // fp32 (the default on a GPU with shader-f16 is fp16; tests/models/float16_test.ts covers that).
+  const result = await runScript("capture.ts", [
+    ...[...args, "--positions", positions, "--out", out, "--device", device, "--dtype", "fp32"],
+  ]);
   assertEquals(result.code, 0, result.stderr);
   const file = await readSafetensorsBySpec(out);
   // Our own loader reads the same file.
