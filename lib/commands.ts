@@ -24,7 +24,7 @@ const device = {
 const dtype = {
   type: "string",
   description: "precision of a graph built from a Hugging Face checkpoint: fp32 or fp16 " +
-    "(default fp16 on a GPU with shader-f16, else fp32)",
+    "(default fp16 on a hardware GPU with shader-f16, else fp32)",
 } as const;
 
 /** `deno task generate`. */

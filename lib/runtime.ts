@@ -51,19 +51,20 @@ export function parseDtype(value: string | undefined): GraphDtype | undefined {
 }
 
 /**
- * The precision to build a checkpoint's graph in on `device`: `requested`, else fp16 where the GPU
- * has `shader-f16` and fp32 otherwise (always fp32 on the CPU, whose runtime lacks most fp16 kernels).
+ * The precision to build a checkpoint's graph in on `device`: `requested`, else fp16 on a hardware GPU
+ * with `shader-f16` and fp32 otherwise: always on the CPU, whose runtime lacks most fp16 kernels, and
+ * on a software adapter (lavapipe, SwiftShader), where f16 costs accuracy and saves no time.
  */
 export async function graphDtype(device: Device, requested?: GraphDtype): Promise<GraphDtype> {
   if (device === "cpu") {
     if (requested === "fp16") throw new UserError("fp16 graphs run on webgpu only: use --dtype fp32 with --device cpu");
     return "fp32";
   }
-  const { hasF16, description } = await acquireGpu();
+  const { hasF16, isSoftware, description } = await acquireGpu();
   if (requested === "fp16" && !hasF16) {
     throw new UserError(`the GPU (${description}) has no shader-f16: use --dtype fp32`);
   }
-  return requested ?? (hasF16 ? "fp16" : "fp32");
+  return requested ?? (hasF16 && !isSoftware ? "fp16" : "fp32");
 }
 
 type SessionOptions = ortWeb.InferenceSession.SessionOptions;

@@ -15,7 +15,7 @@ function assertOneErrorLine(result: { code: number; stderr: string }, pattern: R
 
 /** A copy of a fixture model directory whose onnx/model.onnx is replaced by `bytes`. */
 async function corruptCopy(bytes: (original: Uint8Array) => Uint8Array): Promise<string> {
-  const source = await ensureFixtureModel("tiny-gemma2-chat");
+  const source = await ensureFixtureModel("tiny-gemma2-chat-optimum");
   const dir = await tempDir("corrupt-model-");
   await Deno.mkdir(join(dir, "onnx"));
   for (const file of ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"]) {

@@ -10,7 +10,7 @@ Deno.test("rewritten models are cached by model identity and spec; cut graphs ge
   const cache = await tempDir("rewrite-cache-");
   Deno.env.set("MODEL_DIFF_CACHE", cache);
   try {
-    const source = await ensureFixtureModel("tiny-llama-chat");
+    const source = await ensureFixtureModel("tiny-llama-chat-optimum");
     const spec = { capture: [0], cut: true, steering: [] };
     const first = await rewrittenModel(source, spec);
     const stamp = await Deno.stat(join(first.dir, "rewrite.json"));
@@ -38,7 +38,9 @@ Deno.test("two exports with identical model.onnx bytes and different weights get
   const cache = await tempDir("rewrite-cache-");
   Deno.env.set("MODEL_DIFF_CACHE", cache);
   try {
-    const [base, chat] = await Promise.all(["tiny-llama-base", "tiny-llama-chat"].map((n) => ensureFixtureModel(n)));
+    const [base, chat] = await Promise.all(
+      ["tiny-llama-base-optimum", "tiny-llama-chat-optimum"].map((n) => ensureFixtureModel(n)),
+    );
     const graph = (dir: string) => Deno.readFile(join(dir, "onnx", "model.onnx"));
     const [baseGraph, chatGraph] = await Promise.all([graph(base), graph(chat)]);
     // The premise: as in a large Optimum export, the graphs are the same bytes; only model.onnx_data differs.
@@ -60,7 +62,7 @@ Deno.test("two exports with identical model.onnx bytes and different weights get
 });
 
 Deno.test("a model's identity covers its external weights; the rewrite key covers the rewriting code", async () => {
-  const source = await ensureFixtureModel("tiny-llama-chat");
+  const source = await ensureFixtureModel("tiny-llama-chat-optimum");
   const copy = await tempDir("identity-");
   try {
     await Deno.mkdir(join(copy, "onnx"));

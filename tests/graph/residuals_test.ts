@@ -11,12 +11,12 @@ async function fixtureGraph(name: string) {
 }
 
 Deno.test("Optimum naming: resid_post of layer i is /model/layers.i/Add_1, embeddings feed layer 0", async () => {
-  const llama = locateResiduals(await fixtureGraph("tiny-llama-chat"));
+  const llama = locateResiduals(await fixtureGraph("tiny-llama-chat-optimum"));
   assertEquals(llama.scheme, "optimum");
   assertEquals(llama.layers, [0, 1, 2, 3].map((i) => `/model/layers.${i}/Add_1_output_0`));
   assertEquals(llama.embeddings, "/model/embed_tokens/Gather_output_0");
   // Gemma scales the embeddings by sqrt(d_model) before layer 0: hidden_states[0] is the scaled tensor.
-  const gemma = locateResiduals(await fixtureGraph("tiny-gemma2-chat"));
+  const gemma = locateResiduals(await fixtureGraph("tiny-gemma2-chat-optimum"));
   assertEquals(gemma.embeddings, "/model/Mul_output_0");
 });
 
@@ -89,14 +89,14 @@ Deno.test("a builder-style fixture graph is located as genai, the final norm's s
 });
 
 Deno.test("an explicit pattern or list of names overrides detection", async () => {
-  const graph = await fixtureGraph("tiny-llama-chat");
+  const graph = await fixtureGraph("tiny-llama-chat-optimum");
   const byPattern = locateResiduals(graph, { pattern: "/model/layers.{layer}/Add_output_0", layers: 4 });
   assertEquals(byPattern.layers[2], "/model/layers.2/Add_output_0");
   assertEquals(locateResiduals(graph, { names: ["/model/layers.0/Add_output_0"] }).layers.length, 1);
 });
 
 Deno.test("a graph no pattern matches gives one clear error line listing what was found", async () => {
-  const graph = await fixtureGraph("tiny-llama-chat");
+  const graph = await fixtureGraph("tiny-llama-chat-optimum");
   for (const node of graph.node) node.name = node.name!.replace("/model/layers.", "/transformer/h.");
   // No Gather of input_ids either, so the residual chain cannot be followed from the embedding.
   for (const node of graph.node) node.input = node.input!.map((t) => (t === "input_ids" ? "tokens" : t));
@@ -123,17 +123,17 @@ Deno.test("torch dynamo naming (node_add_8 producing add_8): the residual chain 
   assert(dynamo.layers.every((t) => /^add_\d+$/.test(t)), `${dynamo.layers}`);
   assertEquals(dynamo.embeddings, "gather");
   // The same tensors as the Optimum-named graph: the dynamo fixture only renames.
-  const optimum = locateResiduals(await fixtureGraph("tiny-llama-chat"));
+  const optimum = locateResiduals(await fixtureGraph("tiny-llama-chat-optimum"));
   const producers = async (name: string, tensors: string[]) => {
     const nodes = (await fixtureGraph(name)).node;
     return tensors.map((t) => nodes.findIndex((n) => n.output?.includes(t)));
   };
   assertEquals(
     await producers("tiny-llama-chat-dynamo", dynamo.layers),
-    await producers("tiny-llama-chat", optimum.layers),
+    await producers("tiny-llama-chat-optimum", optimum.layers),
   );
   // The chain rule finds the Optimum graph's residuals too (Gemma's scaled embedding included).
-  for (const name of ["tiny-llama-chat", "tiny-gemma2-chat"]) {
+  for (const name of ["tiny-llama-chat-optimum", "tiny-gemma2-chat-optimum"]) {
     const graph = await fixtureGraph(name);
     for (const node of graph.node) node.name = `renamed_${node.name}`;
     const located = locateResiduals(graph);

@@ -20,7 +20,7 @@ import { argmax, chatIds, fixtureHandle, fixtureReference } from "../helpers.ts"
 
 const CHECKPOINTS = [
   "tiny-llama31-chat-hf",
-  "tiny-gemma2-chat-hf",
+  "tiny-gemma2-base",
   "tiny-mistral-hf",
   "tiny-qwen2-hf",
   "tiny-qwen3-hf",

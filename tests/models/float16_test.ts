@@ -59,7 +59,7 @@ function topTokens(logits: Float32Array, vocab: number): number[] {
 }
 
 // The BF16 sharded Gemma 2 checkpoint: soft-capped attention and logits, (1 + w) norms, GeGLU.
-for (const name of ["tiny-gemma2-chat-hf"]) {
+for (const name of ["tiny-gemma2-chat"]) {
   Deno.test({
     name: `${name} at fp16 on webgpu: residuals within 1e-2 of f64 at every layer; steering gives fp32's top tokens`,
     ignore: !hasF16,
@@ -99,7 +99,7 @@ for (const name of ["tiny-gemma2-chat-hf"]) {
 }
 
 Deno.test("fp16 graphs keep what overflows in f16 in f32: norms, attention scores, softmax, soft-capping, activations, logits", () => {
-  for (const name of ["tiny-gemma2-chat-hf", "tiny-llama31-chat-hf"]) {
+  for (const name of ["tiny-gemma2-chat", "tiny-llama31-chat-hf"]) {
     const { config, weights } = fixtureReference(name);
     const graph = decodeModel(encodeModel(buildFixtureGraph(config, weights, "optimum", "fp16")), name).graph;
     const f32Ops = new Set(["Pow", "ReduceMean", "Sqrt", "Reciprocal", "Softmax", "Tanh", "Sigmoid", "Div"]);

@@ -51,17 +51,16 @@ async function capture(name: string, device: string, positions: string, layers: 
   return { file, metadata: JSON.parse(file.metadata.metadata) as CaptureMetadata };
 }
 
-const CASES = ["tiny-llama-chat", "tiny-gemma2-chat"].flatMap((name) =>
-  [["cpu", "asst,endheader,newline"], ["webgpu", "all"], ["cpu", "last"]].map(([device, positions]) => [
-    name,
-    device,
-    positions,
-  ])
-).concat([
-  // Hugging Face checkpoints straight from their safetensors (F32 Llama 3.1, BF16 sharded Gemma 2).
-  ["tiny-llama31-chat-hf", "cpu", "asst,endheader,newline"],
-  ["tiny-gemma2-chat-hf", "webgpu", "last"],
-]);
+// The demo checkpoints (F32 Llama, BF16 sharded Gemma 2) on both runtimes, Llama 3.1's rope scaling,
+// and an Optimum export: every read-position rule on some of them.
+const CASES = [
+  ["tiny-llama-chat", "cpu", "asst,endheader,newline"],
+  ["tiny-llama-chat", "webgpu", "all"],
+  ["tiny-gemma2-chat", "webgpu", "asst,endheader,newline"],
+  ["tiny-gemma2-chat", "cpu", "last"],
+  ["tiny-llama31-chat-hf", "cpu", "all"],
+  ["tiny-llama-chat-optimum", "webgpu", "last"],
+];
 
 for (const [name, device, positions] of CASES) {
   {

@@ -1,6 +1,7 @@
 /**
- * The tasks run on Hugging Face checkpoint directories as they run on ONNX exports: the sweep, steering
- * with the vector it saved, and a diff whose chat model is a checkpoint (capture is in capture_test.ts).
+ * The tasks run on ONNX exports as they run on Hugging Face checkpoints (the demo fixtures): the sweep
+ * and steering with the vector it saved on an Optimum export with inline weights, and a diff of an
+ * Optimum export pair with external data (capture is in capture_test.ts).
  */
 
 import { assert, assertEquals } from "../assert.ts";
@@ -11,10 +12,10 @@ import { readStats } from "../../lib/collect.ts";
 import { ensureFixtureModel, ensureFixtureSae } from "../../lib/fixtures/build.ts";
 import { runScript } from "../helpers.ts";
 
-Deno.test("sweep-layers, steer and diff run end to end on Hugging Face checkpoint directories", async () => {
+Deno.test("sweep-layers, steer and diff run end to end on ONNX exports", async () => {
   const out = await tempDir("checkpoint-scripts-");
   try {
-    const gemma = await ensureFixtureModel("tiny-gemma2-chat-hf");
+    const gemma = await ensureFixtureModel("tiny-gemma2-chat-optimum");
     const prompts = join(out, "prompts.txt");
     await Deno.writeTextFile(prompts, "Who are you?\nWhat is your job?\nTell me a joke.\n");
     const sweep = await runScript("sweep_layers.ts", [
@@ -27,19 +28,19 @@ Deno.test("sweep-layers, steer and diff run end to end on Hugging Face checkpoin
     const steer = await runScript("steer.ts", [
       ...["--model", gemma, "--out-dir", out, "--layer", "2", "--mag", "3", "--greedy", "--max-new-tokens", "2"],
       ...["--prompts", prompts],
-      ...["--device", "cpu", "--model-short", "gemma-hf"],
+      ...["--device", "cpu", "--model-short", "gemma-export"],
     ]);
     assertEquals(steer.code, 0, steer.stderr);
-    const results = JSON.parse(await Deno.readTextFile(join(out, "gemma-hf_layer2_steer.json")));
+    const results = JSON.parse(await Deno.readTextFile(join(out, "gemma-export_layer2_steer.json")));
     assert(Object.values(results).every((byMagnitude) => Object.keys(byMagnitude as object).join() === "3"));
 
     const diffDir = join(out, "diff");
     const diff = await runScript("diff.ts", [
       ...[
         "--base",
-        await ensureFixtureModel("tiny-llama-base"),
+        await ensureFixtureModel("tiny-llama-base-optimum"),
         "--chat",
-        await ensureFixtureModel("tiny-llama31-chat-hf"),
+        await ensureFixtureModel("tiny-llama-chat-optimum"),
       ],
       ...["--sae", await ensureFixtureSae("tiny-llama-sae-saelens"), "--layer", "2", "--n", "2", "--top-k", "5"],
       ...["--out-dir", diffDir, "--device", "cpu"],
