@@ -13,6 +13,8 @@ export interface CommandSpec<F extends Record<string, FlagSpec> = Record<string,
   summary: string;
   flags: F;
   examples: [string, string];
+  /** Words after the flags, as the usage line shows them (tasks without it take none). */
+  positionals?: string;
 }
 
 const device = {
@@ -147,6 +149,21 @@ export const BENCH = {
   examples: ["deno task bench", "deno task bench --shapes small --reps 5"],
 } satisfies CommandSpec;
 
+/** `deno task cache`. */
+export const CACHE = {
+  task: "cache",
+  summary:
+    "Lists the cache (converted checkpoints, rewritten graphs, shared weights) with size and last use, or clears it.",
+  positionals: "[list | clear [ID...]]",
+  flags: {
+    "older-than": {
+      type: "string",
+      description: "with clear: only entries last used longer ago than this (e.g. 30m, 12h, 7d)",
+    },
+  },
+  examples: ["deno task cache", "deno task cache clear --older-than 7d"],
+} satisfies CommandSpec;
+
 /** `deno task mutants`. */
 export const MUTANTS = {
   task: "mutants",
@@ -173,4 +190,5 @@ export const COMMANDS: Record<string, CommandSpec> = {
   "steer.ts": STEER,
   "bench.ts": BENCH,
   "mutants.ts": MUTANTS,
+  "cache.ts": CACHE,
 };

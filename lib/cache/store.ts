@@ -281,3 +281,42 @@ export async function enforceCacheCap(options: { log?: (line: string) => void } 
   }
   return { evicted, totalBytes, capBytes };
 }
+
+/** Milliseconds of an age such as `30m`, `12h`, `7d` or `2w`; `what` names the flag in the error. */
+export function parseAge(text: string, what: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$/i.exec(text);
+  if (!match) throw new UserError(`${what} "${text}" is not an age: use e.g. 30m, 12h, 7d or 2w`);
+  const unit = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 }[match[2].toLowerCase() as "s"]!;
+  return Number(match[1]) * unit * 1000;
+}
+
+/**
+ * Removes entries: those whose id starts with one of `ids` (each must name exactly one entry), or all,
+ * and of those only the ones last used more than `olderThanMs` ago. Returns what went and the bytes
+ * freed (the total before minus after: files other entries still link stay).
+ */
+export async function clearCache(
+  options: { ids?: string[]; olderThanMs?: number } = {},
+): Promise<{ removed: CacheEntry[]; freedBytes: number }> {
+  const before = await listCache();
+  let chosen = before.entries;
+  if (options.ids?.length) {
+    chosen = options.ids.map((id) => {
+      const matches = before.entries.filter((e) => e.id.startsWith(id));
+      if (matches.length !== 1) {
+        throw new UserError(
+          `${
+            matches.length ? "several" : "no"
+          } cache entries match "${id}": pass an id (or a unique prefix) from deno task cache`,
+        );
+      }
+      return matches[0];
+    });
+  }
+  if (options.olderThanMs !== undefined) {
+    const limit = Date.now() - options.olderThanMs;
+    chosen = chosen.filter((e) => e.lastUse.getTime() < limit);
+  }
+  for (const entry of chosen) await removeEntry(entry.dir);
+  return { removed: chosen, freedBytes: before.totalBytes - (await listCache()).totalBytes };
+}

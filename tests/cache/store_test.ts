@@ -18,6 +18,7 @@ import {
   useEntry,
 } from "../../lib/cache/store.ts";
 import { tempDir } from "../temp.ts";
+import { makeEntry } from "./fake_entries.ts";
 
 const KIB = 1024;
 
@@ -31,17 +32,6 @@ async function withCache(body: (root: string) => Promise<void>): Promise<void> {
   } finally {
     for (const name of ["MODEL_DIFF_CACHE", "MODEL_DIFF_CHECKPOINT_CACHE", CACHE_MAX_ENV]) Deno.env.delete(name);
   }
-}
-
-/** A complete entry with one data file of `kib` KiB (non-zero bytes, so nothing is sparse), last used `ageS` ago. */
-async function makeEntry(dir: string, stamp: string, kib: number, ageS: number): Promise<string> {
-  await Deno.mkdir(join(dir, "onnx"), { recursive: true });
-  await Deno.writeFile(join(dir, "onnx", "data.bin"), new Uint8Array(kib * KIB).fill(7));
-  await Deno.writeTextFile(join(dir, stamp), JSON.stringify({ source: `/models/${dir.split("/").at(-1)}` }));
-  await Deno.writeFile(join(dir, LAST_USE_FILE), new Uint8Array());
-  const when = new Date(Date.now() - ageS * 1000);
-  await Deno.utime(join(dir, LAST_USE_FILE), when, when);
-  return dir;
 }
 
 /** Disk usage of the stamp files: each is one block on the filesystems we run on. */
