@@ -145,8 +145,14 @@ export const BENCH = {
   flags: {
     shapes: { type: "string", default: "all", description: "small, realistic or all" },
     reps: { type: "string", default: "3", description: "repetitions per measurement (median)" },
+    convert: {
+      type: "boolean",
+      default: false,
+      description: "only the checkpoint conversion report: MB/s and peak RSS (largest F16/BF16 fixture)",
+    },
+    checkpoint: { type: "string", description: "the conversion report on this checkpoint directory instead" },
   },
-  examples: ["deno task bench", "deno task bench --shapes small --reps 5"],
+  examples: ["deno task bench", "deno task bench --convert"],
 } satisfies CommandSpec;
 
 /** `deno task cache`. */
