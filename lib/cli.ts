@@ -35,7 +35,12 @@ export function parseFlags<T extends Options & Record<string, FlagSpec>>(
     Object.entries(command.flags).map(([name, { description: _, ...option }]) => [name, option]),
   ) as T;
   try {
-    return parseArgs({ args: joinNegativeValues(args, options), options, allowPositionals: false, strict: true });
+    return parseArgs({
+      args: joinNegativeValues(args, options),
+      options,
+      allowPositionals: command.positionals !== undefined,
+      strict: true,
+    });
   } catch (error) {
     throw new UserError(`${(error as Error).message.split("\n")[0]} (see deno task ${command.task} --help)`);
   }
@@ -51,7 +56,7 @@ export function helpText(command: CommandSpec): string {
   rows.push(["-h, --help", "show this help and exit"]);
   const width = Math.max(...rows.map(([left]) => left.length)) + 2;
   return [
-    `usage: deno task ${command.task} [options]`,
+    `usage: deno task ${command.task} [options]${command.positionals ? ` ${command.positionals}` : ""}`,
     "",
     command.summary,
     "",

@@ -13,6 +13,8 @@ export interface CommandSpec<F extends Record<string, FlagSpec> = Record<string,
   summary: string;
   flags: F;
   examples: [string, string];
+  /** Words after the flags, as the usage line shows them (tasks without it take none). */
+  positionals?: string;
 }
 
 const device = {
@@ -154,8 +156,29 @@ export const BENCH = {
   flags: {
     shapes: { type: "string", default: "all", description: "small, realistic or all" },
     reps: { type: "string", default: "3", description: "repetitions per measurement (median)" },
+    convert: {
+      type: "boolean",
+      default: false,
+      description: "only the checkpoint conversion report: MB/s and peak RSS (largest F16/BF16 fixture)",
+    },
+    checkpoint: { type: "string", description: "the conversion report on this checkpoint directory instead" },
   },
-  examples: ["deno task bench", "deno task bench --shapes small --reps 5"],
+  examples: ["deno task bench", "deno task bench --convert"],
+} satisfies CommandSpec;
+
+/** `deno task cache`. */
+export const CACHE = {
+  task: "cache",
+  summary:
+    "Lists the cache (converted checkpoints, rewritten graphs, shared weights) with size and last use, or clears it.",
+  positionals: "[list | clear [ID...]]",
+  flags: {
+    "older-than": {
+      type: "string",
+      description: "with clear: only entries last used longer ago than this (e.g. 30m, 12h, 7d)",
+    },
+  },
+  examples: ["deno task cache", "deno task cache clear --older-than 7d"],
 } satisfies CommandSpec;
 
 /** `deno task mutants`. */
@@ -184,4 +207,5 @@ export const COMMANDS: Record<string, CommandSpec> = {
   "steer.ts": STEER,
   "bench.ts": BENCH,
   "mutants.ts": MUTANTS,
+  "cache.ts": CACHE,
 };

@@ -15,12 +15,12 @@
 import type * as Transformers from "@huggingface/transformers";
 import * as ortNode from "onnxruntime-node";
 import * as ortWeb from "onnxruntime-web/webgpu";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { describeError, readUserFile, UserError } from "./errors.ts";
+import { describeError, UserError } from "./errors.ts";
 import { acquireGpu } from "./gpu.ts";
 import { rewrittenModel } from "./graph/cache.ts";
-import { decodeModel, externalDataLocations } from "./graph/onnx.ts";
+import { readModelInMemory } from "./graph/external_data.ts";
 import type { ResidualMap } from "./graph/residuals.ts";
 import type { RewriteSpec } from "./graph/rewrite.ts";
 import { resolveModelDir } from "./hub.ts";
@@ -81,15 +81,9 @@ function providerNames(options: SessionOptions | undefined): string[] {
 async function createWebGpuSession(source: string | Uint8Array, options: SessionOptions) {
   await acquireGpu();
   if (typeof source !== "string") return ortWeb.InferenceSession.create(source, options);
-  const bytes = await readModelFile(source);
-  const locations = externalDataLocations(decodeModel(bytes, source));
-  const externalData = await Promise.all(
-    locations.map(async (location) => ({ path: location, data: await readModelFile(join(dirname(source), location)) })),
-  );
-  return ortWeb.InferenceSession.create(bytes, { ...options, externalData });
+  const { model, externalData } = await readModelInMemory(source);
+  return ortWeb.InferenceSession.create(model, { ...options, externalData });
 }
-
-const readModelFile = (path: string) => readUserFile(path, "model file");
 
 /** `instanceof` that accepts tensors of either runtime (transformers.js wraps outputs it recognises). */
 class AnyOrtTensor {

@@ -18,6 +18,7 @@ import { cosineMatrix } from "../lib/kernels/cosine_matrix.ts";
 import { SaeEncoder } from "../lib/kernels/sae_encode.ts";
 import type { Sae } from "../lib/sae/config.ts";
 import { FeatureStats } from "../lib/stats.ts";
+import { largestConversionFixture, measureConversion } from "../lib/bench/conversion.ts";
 
 interface Shape {
   name: string;
@@ -86,8 +87,33 @@ function typescriptEncode(x: Float32Array, w: Float32Array, shape: Shape, cols: 
   return y.map((v) => Math.max(0, v));
 }
 
+/**
+ * Checkpoint conversion (lib/models/from_checkpoint.ts) of `checkpoint`, or of the largest F16/BF16
+ * fixture: throughput and peak RSS, measured in a child process so the memory is the conversion's.
+ */
+async function conversionReport(checkpoint: string | undefined): Promise<void> {
+  const dir = checkpoint ?? await largestConversionFixture();
+  if (!(await Deno.stat(dir).then((s) => s.isDirectory, () => false))) {
+    throw new UserError(`--checkpoint ${dir} is not a directory: pass a Hugging Face checkpoint directory`);
+  }
+  const m = await measureConversion(dir);
+  const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
+  console.log(`checkpoint conversion of ${m.checkpoint} (child process, fresh cache root)`);
+  console.log(
+    `  converted ${mb(m.inputBytes)} as stored -> ${mb(m.outputBytes)} in ${m.seconds.toFixed(2)} s: ${
+      (m.inputBytes / 1e6 / m.seconds).toFixed(1)
+    } MB/s read, ${(m.outputBytes / 1e6 / m.seconds).toFixed(1)} MB/s written (identity hash and graph included)`,
+  );
+  console.log(
+    `  peak RSS ${mb(m.peakRss)}: ${mb(m.peakRss - m.baselineRss)} above the process's ${
+      mb(m.baselineRss)
+    } before converting; largest tensor ${mb(m.largestTensor)} as stored`,
+  );
+}
+
 await runMain(async () => {
   const { values } = parseFlags(Deno.args, BENCH);
+  if (values.convert || values.checkpoint) return await conversionReport(values.checkpoint);
   const shapes = values.shapes === "all" ? [...SHAPES.small, ...SHAPES.realistic] : SHAPES[values.shapes!];
   if (!shapes) throw new UserError(`unknown --shapes "${values.shapes}": use small, realistic or all`);
   const reps = Math.max(1, Number(values.reps));

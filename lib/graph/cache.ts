@@ -1,19 +1,21 @@
 /**
  * Rewritten models on disk, keyed by the source model's identity (graph and weights), the rewrite
  * spec and the rewriting code: a directory in transformers.js layout whose `onnx/model.onnx` is the
- * rewritten graph. Weights in external data are hard-linked when the rewrite keeps them all, else
- * copied tensor by tensor into a compact file (a cut graph needs only the first layers), so they never
- * pass through JS memory whole.
+ * rewritten graph. Every rewrite references the same weight bytes: its external data files are hard
+ * links to the source's, at the source's offsets (a cut graph simply references fewer tensors), and a
+ * graph that holds its weights inline has them moved once into a shared entry keyed by the model's
+ * content, which every rewrite of that model links. So capture, cut and steering graphs of one model
+ * cost a few graph bytes each, and weights never pass through JS memory whole.
  *
  * @module
  */
 
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { replaceDirAtomic } from "../io/atomic.ts";
-import { linkFile, readRange, writeRange } from "../io/files.ts";
-import { decodeModel, encodeModel, type onnx, proto } from "./onnx.ts";
-import { codeDigest, modelIdentity, sha256Hex } from "../identity.ts";
+import { linkFile } from "../io/files.ts";
+import { decodeModel, encodeModel, externalDataLocations, externaliseInitializers, type onnx } from "./onnx.ts";
+import { codeDigest, type ModelIdentity, modelIdentity, sha256Hex } from "../identity.ts";
+import { cacheRoot, enforceCacheCap, isBookkeepingFile, markNewEntry, useEntry } from "../cache/store.ts";
 import type { ResidualMap } from "./residuals.ts";
 import { rewriteModel, type RewriteSpec } from "./rewrite.ts";
 
@@ -25,9 +27,17 @@ const REWRITE_SOURCES = ["./rewrite.ts", "./residuals.ts", "./builder.ts", "./on
 
 /** Where rewritten models are kept (override with MODEL_DIFF_CACHE). */
 export function rewriteCacheRoot(): string {
-  return Deno.env.get("MODEL_DIFF_CACHE") ??
-    fileURLToPath(new URL("../../.cache/rewritten", import.meta.url));
+  return cacheRoot("rewritten");
 }
+
+/** The external data file that inline weights are moved into, in a shared entry. */
+export const SHARED_DATA = "inline_weights.onnx_data";
+
+/**
+ * Graphs with at least this many bytes of inline initializers get them moved into a shared entry;
+ * below it (an export that keeps only small constants inline) a copy per rewrite costs less than a file.
+ */
+const SHARE_INLINE_BYTES = 1 << 20;
 
 /** A rewritten model directory and where its residual stream was found. */
 export interface RewrittenModel {
@@ -63,24 +73,45 @@ export async function rewrittenModel(
   const key = await rewriteKey(identity.local, spec, await rewriteCodeDigest());
   const dir = join(rewriteCacheRoot(), key);
   const stampPath = join(dir, "rewrite.json");
-  const stamp = await Deno.readTextFile(stampPath).then((s) => JSON.parse(s) as { residuals: ResidualMap }, () => null);
-  if (stamp) return { dir, residuals: stamp.residuals };
+  const stamp = await Deno.readTextFile(stampPath).then(
+    (s) => JSON.parse(s) as { residuals: ResidualMap; uses?: string[] },
+    () => null,
+  );
+  if (stamp) {
+    await useEntry(dir, stamp.uses);
+    return { dir, residuals: stamp.residuals };
+  }
 
-  const model = decodeModel(identity.graph, graphPath);
+  let model = decodeModel(identity.graph, graphPath);
+  let weightsDir = join(sourceDir, "onnx");
+  const uses: string[] = [];
+  if (inlineBytes(model.graph) >= SHARE_INLINE_BYTES) {
+    weightsDir = join(await sharedWeights(identity, graphPath, sourceDir, options.log), "onnx");
+    model = decodeModel(await Deno.readFile(join(weightsDir, "model.onnx")), graphPath);
+    uses.push(join(weightsDir, ".."));
+  }
   const residuals = rewriteModel(model, spec);
   options.log?.(`rewriting ${graphPath} (${describeSpec(spec)}) into ${dir}`);
   await replaceDirAtomic(dir, async (temp) => {
     await Deno.mkdir(join(temp, "onnx"));
-    await placeExternalData(model.graph, join(sourceDir, "onnx"), join(temp, "onnx"), spec.cut);
+    // Original offsets into the same bytes: a cut graph just references fewer of them.
+    for (const location of externalDataLocations(model)) {
+      await linkFile(join(weightsDir, location), join(temp, "onnx", location));
+    }
     await Deno.writeFile(join(temp, "onnx", "model.onnx"), encodeModel(model));
     for await (const entry of Deno.readDir(sourceDir)) {
-      if (entry.isFile) await linkFile(join(sourceDir, entry.name), join(temp, entry.name));
+      if (entry.isFile && !isBookkeepingFile(entry.name)) {
+        await linkFile(join(sourceDir, entry.name), join(temp, entry.name));
+      }
     }
     await Deno.writeTextFile(
       join(temp, "rewrite.json"),
-      JSON.stringify({ source: graphPath, model: identity.content, spec, residuals }, null, 2),
+      JSON.stringify({ source: graphPath, model: identity.content, spec, residuals, uses }, null, 2),
     );
+    await markNewEntry(temp);
   });
+  await useEntry(dir, uses);
+  await enforceCacheCap({ log: options.log });
   return { dir, residuals };
 }
 
@@ -92,47 +123,44 @@ function describeSpec(spec: RewriteSpec): string {
   return parts.join("; ") || "unchanged";
 }
 
+/** Bytes of initializer data held inside the graph itself. */
+function inlineBytes(graph: { initializer: onnx.ITensorProto[] }): number {
+  return graph.initializer.reduce((n, t) => n + (t.rawData?.byteLength ?? 0), 0);
+}
+
 /**
- * Gives the rewritten graph's external initializers a home in `targetDir`: links to the source files
- * when everything is kept, otherwise (a cut graph) one compact file of what it needs, written tensor
- * by tensor.
+ * The shared entry of a model whose weights are inline: its graph with every initializer of at least
+ * 1 KiB moved into {@linkcode SHARED_DATA}, and the model's own external data files linked beside it.
+ * Keyed by the model's content (wherever it lies) and the moving code; made once.
  */
-async function placeExternalData(
-  graph: { initializer: onnx.ITensorProto[] },
+async function sharedWeights(
+  identity: ModelIdentity,
+  graphPath: string,
   sourceDir: string,
-  targetDir: string,
-  compact: boolean,
-): Promise<void> {
-  const external = graph.initializer.filter((t) => t.dataLocation === proto.TensorProto.DataLocation.EXTERNAL);
-  if (!external.length) return;
-  const field = (t: (typeof external)[number], key: string) => t.externalData?.find((e) => e.key === key)?.value;
-  const locations = [...new Set(external.map((t) => field(t, "location")!))];
-  if (!compact) {
-    for (const location of locations) await linkFile(join(sourceDir, location), join(targetDir, location));
-    return;
+  log?: (line: string) => void,
+): Promise<string> {
+  const key = (await sha256Hex([identity.content, await rewriteCodeDigest(), "shared-inline-weights"])).slice(0, 24);
+  const dir = join(cacheRoot("weights"), key);
+  if (await Deno.stat(join(dir, "weights.json")).then(() => true, () => false)) {
+    await useEntry(dir);
+    return dir;
   }
-  const out = await Deno.open(join(targetDir, "model.onnx_data"), { write: true, create: true, truncate: true });
-  const sources = new Map<string, Deno.FsFile>();
-  try {
-    let offset = 0;
-    for (const tensor of external) {
-      const location = field(tensor, "location")!;
-      if (!sources.has(location)) sources.set(location, await Deno.open(join(sourceDir, location)));
-      const source = sources.get(location)!;
-      const start = Number(field(tensor, "offset") ?? 0);
-      const length = Number(field(tensor, "length"));
-      const buffer = await readRange(source, start, length, join(sourceDir, location));
-      offset = Math.ceil(offset / 4096) * 4096;
-      await writeRange(out, offset, buffer);
-      tensor.externalData = [
-        { key: "location", value: "model.onnx_data" },
-        { key: "offset", value: String(offset) },
-        { key: "length", value: String(length) },
-      ];
-      offset += length;
+  log?.(`moving the inline weights of ${graphPath} into ${dir}, shared by every rewrite of this model`);
+  await replaceDirAtomic(dir, async (temp) => {
+    await Deno.mkdir(join(temp, "onnx"));
+    const model = decodeModel(identity.graph, graphPath);
+    for (const location of externalDataLocations(model)) {
+      await linkFile(join(sourceDir, "onnx", location), join(temp, "onnx", location));
     }
-  } finally {
-    out.close();
-    for (const file of sources.values()) file.close();
-  }
+    await Deno.writeFile(join(temp, "onnx", SHARED_DATA), externaliseInitializers(model, SHARED_DATA));
+    await Deno.writeFile(join(temp, "onnx", "model.onnx"), encodeModel(model));
+    await Deno.writeTextFile(
+      join(temp, "weights.json"),
+      JSON.stringify({ source: graphPath, model: identity.content }, null, 2),
+    );
+    await markNewEntry(temp);
+  });
+  await useEntry(dir);
+  await enforceCacheCap({ log });
+  return dir;
 }

@@ -15,13 +15,23 @@ export async function readRange(
   path: string,
 ): Promise<Uint8Array> {
   const out = new Uint8Array(length);
+  await readRangeInto(file, position, out, path);
+  return out;
+}
+
+/** Fills `target` with the bytes at `position` (no copy of its own); a file that ends first is a {@linkcode UserError}. */
+export async function readRangeInto(
+  file: Deno.FsFile,
+  position: number,
+  target: Uint8Array,
+  path: string,
+): Promise<void> {
   await file.seek(position, Deno.SeekMode.Start);
-  for (let read = 0; read < length;) {
-    const n = await file.read(out.subarray(read));
+  for (let read = 0; read < target.length;) {
+    const n = await file.read(target.subarray(read));
     if (n === null) throw new UserError(`${path} is truncated`);
     read += n;
   }
-  return out;
 }
 
 /** Writes all of `bytes` at `position`. */

@@ -11,11 +11,11 @@
  */
 
 import { basename, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { type Checkpoint, openCheckpoint } from "../checkpoint/checkpoint.ts";
 import type { GraphBuilder } from "../graph/builder.ts";
 import { bytesOf, DataType, encodeModel } from "../graph/onnx.ts";
 import { UserError } from "../errors.ts";
+import { cacheRoot, enforceCacheCap, markNewEntry, useEntry } from "../cache/store.ts";
 import { codeDigest, fileIdentity, sha256Hex } from "../identity.ts";
 import { replaceDirAtomic } from "../io/atomic.ts";
 import { linkFile, readRange, writeRange } from "../io/files.ts";
@@ -24,8 +24,7 @@ import { buildDecoderGraph, type GraphDtype, type WeightSource } from "./decoder
 
 /** Where graphs built from checkpoints are kept (override with MODEL_DIFF_CHECKPOINT_CACHE). */
 export function checkpointCacheRoot(): string {
-  return Deno.env.get("MODEL_DIFF_CHECKPOINT_CACHE") ??
-    fileURLToPath(new URL("../../.cache/checkpoints", import.meta.url));
+  return cacheRoot("checkpoint");
 }
 
 /** The modules whose code determines the built graph (part of the cache key). */
@@ -165,7 +164,10 @@ export async function modelDirFromCheckpoint(
   const code = await codeDigest(BUILD_SOURCES.map((s) => new URL(s, import.meta.url)));
   const key = (await sha256Hex([await checkpointIdentity(checkpoint), code, dtype])).slice(0, 24);
   const target = join(checkpointCacheRoot(), key);
-  if (await Deno.stat(join(target, "checkpoint.json")).then(() => true, () => false)) return target;
+  if (await Deno.stat(join(target, "checkpoint.json")).then(() => true, () => false)) {
+    await useEntry(target);
+    return target;
+  }
   options.log?.(`building the ${dtype} ${checkpoint.config.family} graph of ${dir} into ${target}`);
   await replaceDirAtomic(target, async (temp) => {
     const onnxDir = join(temp, "onnx");
@@ -187,6 +189,9 @@ export async function modelDirFromCheckpoint(
         2,
       ),
     );
+    await markNewEntry(temp);
   });
+  await useEntry(target);
+  await enforceCacheCap({ log: options.log });
   return target;
 }
