@@ -37,7 +37,7 @@ Deno.test("a hub id that cannot be downloaded gives one clear line", async () =>
     MODEL_DIFF_HUB_CACHE: cache,
     HF_ENDPOINT: "http://127.0.0.1:9",
   });
-  assertOneErrorLine(result, /could not download no-such-org\/no-such-model from the Hugging Face hub/);
+  assertOneErrorLine(result, /could not reach the Hugging Face hub for no-such-org\/no-such-model/);
 });
 
 Deno.test("a model directory without an ONNX file says what is missing", async () => {
