@@ -22,8 +22,9 @@ const CHECKPOINTS = [
   "tiny-mistral-hf",
   "tiny-qwen2-hf",
   "tiny-qwen3-hf",
+  "tiny-gemma3-hf",
 ];
-// Longer than the Mistral fixture's window of 6, so sliding-window attention is exercised.
+// Longer than the Mistral fixture's window of 6 and the Gemma 3 one's of 5, so sliding-window attention is exercised.
 /** f32 against f64: per element, 1e-4 relative with a 1e-4 floor (values are O(1)). */
 const TOLERANCE = { rtol: 1e-4, atol: 1e-4 };
 const PROMPT = "Name three rivers in Europe and say which is longest.";
