@@ -58,6 +58,8 @@ const CASES = ["tiny-llama-chat", "tiny-gemma2-chat"].flatMap((name) =>
   // Hugging Face checkpoints straight from their safetensors (F32 Llama 3.1, BF16 sharded Gemma 2).
   ["tiny-llama31-chat-hf", "cpu", "asst,endheader,newline"],
   ["tiny-gemma2-chat-hf", "webgpu", "last"],
+  // Gemma 3 (BF16), read at Gemma's turn header.
+  ["tiny-gemma3-hf", "cpu", "asst,endheader,newline"],
 ]);
 
 for (const [name, device, positions] of CASES) {

@@ -1,6 +1,7 @@
 /**
  * The tasks run on Hugging Face checkpoint directories as they run on ONNX exports: the sweep, steering
- * with the vector it saved, and a diff whose chat model is a checkpoint (capture is in capture_test.ts).
+ * with the vector it saved, and a diff whose chat model is a checkpoint (capture is in capture_test.ts);
+ * steering on a Gemma 3 checkpoint.
  */
 
 import { assert, assertEquals } from "../assert.ts";
@@ -46,6 +47,27 @@ Deno.test("sweep-layers, steer and diff run end to end on Hugging Face checkpoin
     ]);
     assertEquals(diff.code, 0, diff.stderr);
     assertEquals((await readStats(join(diffDir, "stats_chat.safetensors"))).metadata.num_prompts, 2);
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
+// (A diff reads Gemma 3 at the header positions capture_test.ts checks; it adds no Gemma 3 path.)
+Deno.test("steer runs end to end on a Gemma 3 checkpoint", async () => {
+  const out = await tempDir("checkpoint-scripts-gemma3-");
+  try {
+    const gemma3 = await ensureFixtureModel("tiny-gemma3-hf");
+    const prompts = join(out, "prompts.txt");
+    await Deno.writeTextFile(prompts, "Who are you?\nTell me a joke.\n");
+    // No vector given: steer runs the role-swap sweep of layer 2 (the global layer) first.
+    const steer = await runScript("steer.ts", [
+      ...["--model", gemma3, "--out-dir", out, "--layer", "2", "--mag", "3", "--greedy", "--max-new-tokens", "2"],
+      ...["--prompts", prompts, "--device", "cpu", "--model-short", "gemma3-hf"],
+    ]);
+    assertEquals(steer.code, 0, steer.stderr);
+    const results = JSON.parse(await Deno.readTextFile(join(out, "gemma3-hf_layer2_steer.json")));
+    assertEquals(Object.keys(results).length, 2);
+    assert(Object.values(results).every((byMagnitude) => Object.keys(byMagnitude as object).join() === "3"));
   } finally {
     await Deno.remove(out, { recursive: true });
   }
