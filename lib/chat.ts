@@ -16,16 +16,21 @@ export interface ChatMessage {
   content: string;
 }
 
-/** The model family from config.json's `model_type` (Llama 3 and Gemma 2 are known). */
+/**
+ * The chat family from config.json's `model_type` (Llama 3 and Gemma 2 are known). Gemma 3 writes
+ * Gemma 2's turns (`<start_of_turn>model\n` ... `<end_of_turn>`), so it reads at the same headers.
+ */
 export function familyOf(config: { model_type?: string | null }): Family {
   switch (config.model_type) {
     case "llama":
       return "llama";
     case "gemma2":
+    case "gemma3_text":
+    case "gemma3":
       return "gemma2";
     default:
       throw new UserError(
-        `unsupported model_type "${config.model_type}": this toolkit knows Llama 3 (llama) and Gemma 2 (gemma2) chat formats`,
+        `unsupported model_type "${config.model_type}": this toolkit knows Llama 3 (llama) and Gemma 2 and 3 (gemma2, gemma3_text) chat formats`,
       );
   }
 }

@@ -45,6 +45,21 @@ async function exists(path: string): Promise<boolean> {
   return await Deno.stat(path).then(() => true, () => false);
 }
 
+/**
+ * The decoder's name of a tensor in a multimodal Gemma 3 checkpoint (model_type "gemma3"), or
+ * undefined for the vision tower and projector, which are not read. The released checkpoints keep the
+ * decoder under `language_model.model.*` (and `language_model.lm_head`); transformers names the same
+ * modules `model.language_model.*` and `lm_head` in memory (Gemma3ForConditionalGeneration's
+ * `_checkpoint_conversion_mapping` in modeling_gemma3.py), so either is read.
+ */
+function gemma3DecoderName(stored: string): string | undefined {
+  for (const prefix of ["language_model.model.", "model.language_model."]) {
+    if (stored.startsWith(prefix)) return `model.${stored.slice(prefix.length)}`;
+  }
+  if (stored === "language_model.lm_head.weight" || stored === "lm_head.weight") return "lm_head.weight";
+  return undefined;
+}
+
 /** True when `dir` holds a Hugging Face checkpoint (config.json and safetensors weights). */
 export async function isCheckpointDir(dir: string): Promise<boolean> {
   return await exists(join(dir, "config.json")) &&
@@ -84,22 +99,27 @@ export async function openCheckpoint(dir: string): Promise<Checkpoint> {
     headers.set(file, await SafetensorsFile.open(path));
   }
   const tensors = new Map<string, CheckpointTensor>();
+  const held = new Set<string>();
+  const multimodal = rawConfig.model_type === "gemma3";
   for (const [file, header] of headers) {
-    for (const [name, info] of Object.entries(header.tensors)) {
-      if (weightMap && weightMap.get(name) !== file) continue;
+    for (const [stored, info] of Object.entries(header.tensors)) {
+      if (weightMap && weightMap.get(stored) !== file) continue;
+      held.add(stored);
+      const name = multimodal ? gemma3DecoderName(stored) : stored;
+      if (name === undefined) continue;
       tensors.set(name, {
         name,
         file,
         dtype: info.dtype,
         shape: info.shape,
-        offset: header.fileOffset(name),
+        offset: header.fileOffset(stored),
         length: info.data_offsets[1] - info.data_offsets[0],
       });
     }
   }
   if (weightMap) {
     for (const [name, file] of weightMap) {
-      if (!tensors.has(name)) throw new UserError(`${INDEX} in ${dir} puts ${name} in ${file}, which does not hold it`);
+      if (!held.has(name)) throw new UserError(`${INDEX} in ${dir} puts ${name} in ${file}, which does not hold it`);
     }
   }
   for (const [name, shape] of parameterShapes(config)) {

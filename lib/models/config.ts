@@ -2,7 +2,8 @@
  * A decoder's architecture in the terms its forward pass depends on, read from a Hugging Face
  * `config.json` (and written back for generated checkpoints). Each family follows its transformers
  * modelling code: `modeling_llama.py` (and Mistral, the same layer), `modeling_gemma2.py`,
- * `modeling_qwen2.py`, `modeling_qwen3.py`; RoPE scaling from `modeling_rope_utils.py`. A config this
+ * `modeling_qwen2.py`, `modeling_qwen3.py`, `modeling_gemma3.py` (with `configuration_gemma3.py`); RoPE
+ * scaling from `modeling_rope_utils.py`. A config this
  * toolkit cannot build faithfully is refused in one line, never approximated.
  *
  * @module
@@ -11,10 +12,10 @@
 import { UserError } from "../errors.ts";
 
 /** Decoder architectures the graph builder and the f64 reference implement. */
-export type Architecture = "llama" | "mistral" | "gemma2" | "qwen2" | "qwen3";
+export type Architecture = "llama" | "mistral" | "gemma2" | "qwen2" | "qwen3" | "gemma3";
 
-/** The `model_type` values accepted, for messages. */
-export const ARCHITECTURES: readonly Architecture[] = ["llama", "mistral", "gemma2", "qwen2", "qwen3"];
+/** The `model_type` values accepted, for messages (Gemma 3 is also accepted as `gemma3_text`). */
+export const ARCHITECTURES: readonly Architecture[] = ["llama", "mistral", "gemma2", "qwen2", "qwen3", "gemma3"];
 
 /** RoPE frequency scaling (`rope_scaling`), as `_compute_linear_scaling_rope_parameters` / `_compute_llama3_parameters`. */
 export type RopeScaling =
@@ -54,6 +55,33 @@ export interface DecoderConfig {
   slidingWindow?: { size: number; layers: number[] };
   /** The LM head is the embedding matrix (no `lm_head.weight`). */
   tieWordEmbeddings?: boolean;
+  /**
+   * Gemma 3: the RoPE base of the sliding-window layers (`rope_local_base_freq`), unscaled; the other
+   * layers use `ropeTheta` and `ropeScaling`.
+   */
+  localRopeTheta?: number;
+  /** Gemma 3: the dtype config.json declares (`torch_dtype`), which the embedding scale is rounded to. */
+  torchDtype?: TorchDtype;
+}
+
+/** Float dtypes a checkpoint's config.json may declare. */
+export type TorchDtype = "float32" | "float16" | "bfloat16";
+
+/**
+ * The factor the embeddings are multiplied by, or undefined: sqrt(hidden_size) for Gemma 2 and 3.
+ * Gemma 3 rounds it to the weights' dtype first (`Gemma3TextScaledWordEmbedding.forward`:
+ * `embed_scale.to(self.weight.dtype)`, so sqrt(1152) = 33.94 becomes 34 in a bfloat16 checkpoint).
+ */
+export function embeddingScale(config: Pick<DecoderConfig, "family" | "hiddenSize" | "torchDtype">) {
+  if (config.family === "gemma2") return Math.sqrt(config.hiddenSize);
+  if (config.family !== "gemma3") return undefined;
+  // torch.tensor(float) is float32 first, then cast (round to nearest even).
+  const f32 = Math.fround(Math.sqrt(config.hiddenSize));
+  if (config.torchDtype === "float16") return Math.f16round(f32);
+  if (config.torchDtype !== "bfloat16") return f32;
+  const bits = new Uint32Array(Float32Array.of(f32).buffer)[0];
+  const rounded = ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) << 16;
+  return new Float32Array(Uint32Array.of(rounded >>> 0).buffer)[0];
 }
 
 /** The positional inverse frequencies of one head (RoPE), with the config's scaling applied. */
@@ -128,15 +156,146 @@ function parseSlidingWindow(
   return { size, layers: family === "gemma2" ? all.filter((l) => l % 2 === 0) : all };
 }
 
+/**
+ * Gemma3TextConfig's defaults (configuration_gemma3.py): the multimodal (4B and larger) checkpoints'
+ * `text_config` lists only what differs from them.
+ */
+const GEMMA3_TEXT_DEFAULTS: Record<string, unknown> = {
+  vocab_size: 262208,
+  hidden_size: 2304,
+  intermediate_size: 9216,
+  num_hidden_layers: 26,
+  num_attention_heads: 8,
+  num_key_value_heads: 4,
+  head_dim: 256,
+  hidden_activation: "gelu_pytorch_tanh",
+  rms_norm_eps: 1e-6,
+  rope_theta: 1000000,
+  rope_local_base_freq: 10000,
+  rope_scaling: null,
+  attention_bias: false,
+  query_pre_attn_scalar: 256,
+  sliding_window: 4096,
+  sliding_window_pattern: 6,
+  final_logit_softcapping: null,
+  attn_logit_softcapping: null,
+  use_bidirectional_attention: false,
+};
+
+/** The RoPE of Gemma 3's global and sliding layers, from the flat fields or transformers 5's `rope_parameters`. */
+function gemma3Rope(text: Record<string, unknown>, where: string) {
+  const nested = text.rope_parameters as Record<string, Record<string, unknown> | undefined> | undefined;
+  if (nested && typeof nested === "object") {
+    // configuration_gemma3.py (transformers 5): rope_parameters[layer_type] = {rope_type, rope_theta, ...}.
+    const global = nested.full_attention;
+    const local = nested.sliding_attention;
+    if (!global || !local) {
+      throw new UserError(`${where} has rope_parameters without full_attention and sliding_attention entries`);
+    }
+    if (String(local.rope_type ?? "default") !== "default") {
+      throw new UserError(
+        `${where} scales RoPE on sliding layers (rope_type "${local.rope_type}"), which this toolkit does not implement`,
+      );
+    }
+    return {
+      ropeTheta: need(global, "rope_theta", `${where} rope_parameters.full_attention`),
+      ropeScaling: gemma3Scaling(global, where),
+      localRopeTheta: need(local, "rope_theta", `${where} rope_parameters.sliding_attention`),
+    };
+  }
+  return {
+    ropeTheta: need(text, "rope_theta", where),
+    ropeScaling: gemma3Scaling(text.rope_scaling, where),
+    localRopeTheta: need(text, "rope_local_base_freq", where),
+  };
+}
+
+/** Gemma 3's global-layer scaling: none, or linear (the 4B and larger checkpoints' factor 8). */
+function gemma3Scaling(raw: unknown, where: string): RopeScaling | undefined {
+  const scaling = parseRopeScaling(raw, where);
+  if (scaling && scaling.type !== "linear") {
+    throw new UserError(
+      `${where} uses rope_scaling type "${scaling.type}" for Gemma 3, which this toolkit does not implement (supported: default, linear)`,
+    );
+  }
+  return scaling;
+}
+
+/**
+ * A Gemma 3 config: `gemma3_text` (gemma-3-1b, 270m) or `gemma3` with the decoder in `text_config`
+ * (Gemma3ForConditionalGeneration, 4B and larger; its vision tower is not used). Every field takes
+ * Gemma3TextConfig's default when absent; sliding layers come from `layer_types`, else from
+ * `sliding_window_pattern` (every 6th layer, counting from 1, is global).
+ */
+function gemma3ConfigFromHf(config: Record<string, unknown>, where: string): DecoderConfig {
+  const nested = config.model_type === "gemma3";
+  if (nested && (typeof config.text_config !== "object" || config.text_config === null)) {
+    throw new UserError(`${where} has model_type "gemma3" but no text_config`);
+  }
+  const text: Record<string, unknown> = {
+    ...GEMMA3_TEXT_DEFAULTS,
+    ...Object.fromEntries(
+      Object.entries(nested ? config.text_config as object : config).filter(([, v]) => v !== undefined),
+    ),
+  };
+  const at = nested ? `${where} text_config` : where;
+  const act = String(text.hidden_activation);
+  if (act !== "gelu_pytorch_tanh") {
+    throw new UserError(`${at} uses activation "${act}"; gemma3 is built with gelu_pytorch_tanh only`);
+  }
+  for (const option of ["attention_bias", "use_bidirectional_attention"]) {
+    if (text[option] === true) throw new UserError(`${at} sets ${option}, which this toolkit does not implement`);
+  }
+  const numLayers = need(text, "num_hidden_layers", at);
+  const pattern = need(text, "sliding_window_pattern", at);
+  const types = (text.layer_types as unknown[] | undefined) ??
+    Array.from({ length: numLayers }, (_, l) => (l + 1) % pattern ? "sliding_attention" : "full_attention");
+  if (
+    !Array.isArray(types) || types.length !== numLayers ||
+    types.some((t) => t !== "sliding_attention" && t !== "full_attention")
+  ) {
+    throw new UserError(`${at} has layer_types that are not ${numLayers} of "sliding_attention" / "full_attention"`);
+  }
+  const softcap = (key: string) => (text[key] === null ? undefined : need(text, key, at));
+  const dtype = String(text.torch_dtype ?? text.dtype ?? config.torch_dtype ?? config.dtype ?? "float32");
+  if (dtype !== "float32" && dtype !== "float16" && dtype !== "bfloat16") {
+    throw new UserError(`${where} declares torch_dtype "${dtype}"; expected float32, float16 or bfloat16`);
+  }
+  const tie = text.tie_word_embeddings ?? config.tie_word_embeddings ?? true;
+  return {
+    family: "gemma3",
+    vocabSize: need(text, "vocab_size", at),
+    hiddenSize: need(text, "hidden_size", at),
+    intermediateSize: need(text, "intermediate_size", at),
+    numLayers,
+    numHeads: need(text, "num_attention_heads", at),
+    numKvHeads: need(text, "num_key_value_heads", at),
+    headDim: need(text, "head_dim", at),
+    rmsNormEps: need(text, "rms_norm_eps", at),
+    ...gemma3Rope(text, at),
+    qkNorm: true,
+    queryPreAttnScalar: need(text, "query_pre_attn_scalar", at),
+    attnLogitSoftcap: softcap("attn_logit_softcapping"),
+    finalLogitSoftcap: softcap("final_logit_softcapping"),
+    slidingWindow: {
+      size: need(text, "sliding_window", at),
+      layers: types.flatMap((t, l) => (t === "sliding_attention" ? [l] : [])),
+    },
+    tieWordEmbeddings: tie === true,
+    torchDtype: dtype,
+  };
+}
+
 /** Reads a Hugging Face `config.json` object; `where` names it in errors. */
 export function decoderConfigFromHf(config: Record<string, unknown>, where: string): DecoderConfig {
   const modelType = config.model_type;
   if (typeof modelType !== "string") {
     throw new UserError(`${where} has no "model_type": expected a Hugging Face config.json of a decoder`);
   }
+  if (modelType === "gemma3" || modelType === "gemma3_text") return gemma3ConfigFromHf(config, where);
   if (!(ARCHITECTURES as readonly string[]).includes(modelType)) {
     throw new UserError(
-      `${where} has model_type "${modelType}"; supported: ${ARCHITECTURES.join(", ")}`,
+      `${where} has model_type "${modelType}"; supported: ${ARCHITECTURES.join(", ")}, gemma3_text`,
     );
   }
   const family = modelType as Architecture;
@@ -182,11 +341,12 @@ const ARCHITECTURE_CLASSES: Record<Architecture, string> = {
   gemma2: "Gemma2ForCausalLM",
   qwen2: "Qwen2ForCausalLM",
   qwen3: "Qwen3ForCausalLM",
+  gemma3: "Gemma3ForCausalLM",
 };
 
 /** The Hugging Face `config.json` fields of `config` (what {@linkcode decoderConfigFromHf} reads back). */
 export function hfConfigOf(config: DecoderConfig): Record<string, unknown> {
-  const gemma = config.family === "gemma2";
+  const gemma = config.family === "gemma2" || config.family === "gemma3";
   const scaling = config.ropeScaling;
   return {
     architectures: [ARCHITECTURE_CLASSES[config.family]],
@@ -224,6 +384,21 @@ export function hfConfigOf(config: DecoderConfig): Record<string, unknown> {
     ...(config.slidingWindow ? { sliding_window: config.slidingWindow.size } : {}),
     ...(config.family === "qwen2" || config.family === "qwen3" ? { use_sliding_window: false } : {}),
     ...(config.family === "qwen3" ? { attention_bias: false } : {}),
+    ...(config.family === "gemma3" ? gemma3HfFields(config) : {}),
+  };
+}
+
+/** What a Gemma 3 config.json says beyond Gemma 2's fields, as transformers writes a gemma3_text config. */
+function gemma3HfFields(config: DecoderConfig): Record<string, unknown> {
+  const sliding = new Set(config.slidingWindow?.layers);
+  return {
+    model_type: "gemma3_text",
+    rope_local_base_freq: config.localRopeTheta,
+    layer_types: Array.from(
+      { length: config.numLayers },
+      (_, l) => sliding.has(l) ? "sliding_attention" : "full_attention",
+    ),
+    torch_dtype: config.torchDtype ?? "float32",
   };
 }
 
@@ -251,7 +426,7 @@ export function parameterShapes(config: DecoderConfig): [string, number[]][] {
     }
     shapes.push([`${p}.self_attn.o_proj.weight`, [d, h * dh]]);
     shapes.push([`${p}.post_attention_layernorm.weight`, [d]]);
-    if (config.family === "gemma2") {
+    if (config.family === "gemma2" || config.family === "gemma3") {
       shapes.push([`${p}.pre_feedforward_layernorm.weight`, [d]]);
       shapes.push([`${p}.post_feedforward_layernorm.weight`, [d]]);
     }

@@ -13,7 +13,7 @@
 
 import { GraphBuilder } from "../graph/builder.ts";
 import { DataType, type onnx } from "../graph/onnx.ts";
-import { type DecoderConfig, ropeInverseFrequencies } from "./config.ts";
+import { type DecoderConfig, embeddingScale, ropeInverseFrequencies } from "./config.ts";
 
 /**
  * Precision of a built graph. fp16 keeps weights, the residual stream, the KV cache and the matmuls
@@ -50,7 +50,8 @@ export function buildDecoderGraph(
   layout: GraphLayout = "optimum",
 ): onnx.IModelProto {
   const b = new GraphBuilder();
-  const gemma = config.family === "gemma2";
+  // Gemma 3's layer is Gemma 2's (scaled embeddings, (1 + w) norms, four norms, GeGLU) plus q/k norms.
+  const gemma = config.family === "gemma2" || config.family === "gemma3";
   const { hiddenSize: d, numHeads: h, numKvHeads: kv, headDim: dh, vocabSize: v, intermediateSize: f } = config;
   const rep = h / kv;
   const tensor = (name: string, shape: number[]) => weights.tensor(b, name, shape);
@@ -105,8 +106,9 @@ export function buildDecoderGraph(
         ? b.named("Gather", "Gather", [weight, inputIds], [`${b.prefix}/Gather/output_0`])[0]
         : b.op("Gather", [weight, inputIds]);
     });
-    // transformers rounds the normalizer to the activations' dtype.
-    if (gemma) hidden = b.op("Mul", [hidden, half ? b.half(Math.sqrt(d)) : b.float(Math.sqrt(d))]);
+    // In an fp16 graph the scale is an f16 constant: transformers rounds it to the activations' dtype.
+    const embedScale = embeddingScale(config);
+    if (embedScale !== undefined) hidden = b.op("Mul", [hidden, half ? b.half(embedScale) : b.float(embedScale)]);
 
     // Additive attention bias [B, 1, 1, S, T]: 0 where a query may attend (causal and not padding).
     const totalLength = b.op("Gather", [b.op("Shape", [attentionMask]), b.int64(1)], { axis: 0 });
@@ -126,13 +128,18 @@ export function buildDecoderGraph(
     });
     const biasOf = (l: number) => (window && window.layers.includes(l) ? slidingBias! : bias);
 
-    const [cos, sin] = b.scope("rotary_emb", () => {
-      const invFreq = ropeInverseFrequencies(config);
+    const rotary = (invFreq: number[]) => {
       const positions = b.op("Unsqueeze", [b.op("Cast", [positionIds], { to: DataType.FLOAT }), b.int64([2])]);
       const freqs = b.op("Mul", [positions, b.float(invFreq)]);
       const angles = b.op("Concat", [freqs, freqs], { axis: -1 });
       return [toT(b.op("Cos", [angles])), toT(b.op("Sin", [angles]))];
-    });
+    };
+    const [cos, sin] = b.scope("rotary_emb", () => rotary(ropeInverseFrequencies(config)));
+    // Gemma 3 (modeling_gemma3.py, rotary_emb_local): sliding layers rotate by their own, unscaled base.
+    const localTheta = config.localRopeTheta;
+    const localRope = localTheta !== undefined &&
+      b.scope("rotary_emb_local", () => rotary(ropeInverseFrequencies({ headDim: dh, ropeTheta: localTheta })));
+    const ropeOf = (l: number) => (localRope && window?.layers.includes(l) ? localRope : [cos, sin]);
 
     /** Self-attention of layer l on normed input x (in scope /model/layers.l). */
     const attention = (l: number, attnIn: string) => {
@@ -145,7 +152,7 @@ export function buildDecoderGraph(
         };
         const rope = (x: string, c: string, s: string) =>
           b.op("Add", [b.op("Mul", [x, c]), b.op("Mul", [rotateHalf(x), s])]);
-        // Qwen3: RMSNorm over each head's dh values (on the [.., heads, dh] view) before RoPE.
+        // Qwen3 and Gemma 3 ((1 + w)): RMSNorm over each head's dh values (the [.., heads, dh] view) before RoPE.
         const headNorm = (x: string, which: "q" | "k") =>
           config.qkNorm ? b.scope(`${which}_norm`, () => rmsNormOver(x, `${p}.self_attn.${which}_norm.weight`, dh)) : x;
         const qProj = linear(attnIn, "q_proj", `${p}.self_attn.q_proj.weight`, h * dh, d);
@@ -162,8 +169,9 @@ export function buildDecoderGraph(
           ], { perm: [0, 2, 1, 3] });
         const k = headsFirst(linear(attnIn, "k_proj", `${p}.self_attn.k_proj.weight`, kv * dh, d), "k");
         const vNew = headsFirst(linear(attnIn, "v_proj", `${p}.self_attn.v_proj.weight`, kv * dh, d));
-        const qRot = rope(q, b.op("Unsqueeze", [cos, b.int64([1, 2])]), b.op("Unsqueeze", [sin, b.int64([1, 2])]));
-        const kRot = rope(k, b.op("Unsqueeze", [cos, b.int64([1])]), b.op("Unsqueeze", [sin, b.int64([1])]));
+        const [c, s] = ropeOf(l);
+        const qRot = rope(q, b.op("Unsqueeze", [c, b.int64([1, 2])]), b.op("Unsqueeze", [s, b.int64([1, 2])]));
+        const kRot = rope(k, b.op("Unsqueeze", [c, b.int64([1])]), b.op("Unsqueeze", [s, b.int64([1])]));
         const keys = b.op("Concat", [pastKv[l][0], kRot], { axis: 2 });
         const values = b.op("Concat", [pastKv[l][1], vNew], { axis: 2 });
         b.output(keys, { name: `present.${l}.key`, elemType: T, dims: [batch, kv, total, dh] });

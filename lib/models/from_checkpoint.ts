@@ -20,6 +20,7 @@ import { codeDigest, fileIdentity, sha256Hex } from "../identity.ts";
 import { replaceDirAtomic } from "../io/atomic.ts";
 import { linkFile, readRange, writeRange } from "../io/files.ts";
 import { toFloat32 } from "../io/safetensors.ts";
+import { hfConfigOf } from "./config.ts";
 import { buildDecoderGraph, type GraphDtype, type WeightSource } from "./decoder_graph.ts";
 
 /** Where graphs built from checkpoints are kept (override with MODEL_DIFF_CHECKPOINT_CACHE). */
@@ -150,6 +151,18 @@ function checkpointWeights(
   return source;
 }
 
+/** The decoder's config.json for a checkpoint whose own nests it: its fields, special token ids kept. */
+function decoderConfigJson(checkpoint: Checkpoint): Record<string, unknown> {
+  const raw = checkpoint.rawConfig;
+  const ids = Object.fromEntries(
+    ["bos_token_id", "eos_token_id", "pad_token_id"].flatMap((key) => {
+      const value = raw[key] ?? (raw.text_config as Record<string, unknown>)[key];
+      return value === undefined ? [] : [[key, value]];
+    }),
+  );
+  return { ...hfConfigOf(checkpoint.config), ...ids };
+}
+
 /**
  * The transformers.js-layout directory for the checkpoint in `dir` at precision `dtype` (default
  * fp32): graph built and weights converted on first use, then cached. Bad checkpoints are refused in
@@ -176,10 +189,16 @@ export async function modelDirFromCheckpoint(
     const converted = await convertTensors(checkpoint, join(onnxDir, STORAGE[dtype].file), dtype, options.onProgress);
     const model = buildDecoderGraph(checkpoint.config, checkpointWeights(checkpoint, converted, dtype));
     await Deno.writeFile(join(onnxDir, "model.onnx"), encodeModel(model));
+    // A multimodal Gemma 3 config nests the decoder in text_config (with defaults left out); the runtime
+    // and every reader of config.json want the decoder's own, as a gemma3_text checkpoint has it.
+    const textOnly = checkpoint.rawConfig.model_type === "gemma3";
     for await (const entry of Deno.readDir(dir)) {
-      if (entry.isFile && !entry.name.endsWith(".safetensors")) {
+      if (entry.isFile && !entry.name.endsWith(".safetensors") && !(textOnly && entry.name === "config.json")) {
         await linkFile(join(dir, entry.name), join(temp, entry.name));
       }
+    }
+    if (textOnly) {
+      await Deno.writeTextFile(join(temp, "config.json"), JSON.stringify(decoderConfigJson(checkpoint), null, 2));
     }
     await Deno.writeTextFile(
       join(temp, "checkpoint.json"),

@@ -12,10 +12,13 @@ import { UserError } from "../../lib/errors.ts";
 import { ensureFixtureModel } from "../../lib/fixtures/build.ts";
 import { referenceForward } from "../../lib/fixtures/reference.ts";
 import { generateGreedy } from "../../lib/generation.ts";
-import { modelDirFromCheckpoint } from "../../lib/models/from_checkpoint.ts";
 import { openCheckpoint } from "../../lib/checkpoint/checkpoint.ts";
+import { bf16Bits } from "../../lib/fixtures/weights.ts";
+import { readModelShape, resolveModelDir } from "../../lib/hub.ts";
+import { encodeSafetensors, type TensorToWrite } from "../../lib/io/safetensors.ts";
+import { modelDirFromCheckpoint } from "../../lib/models/from_checkpoint.ts";
 import type { GraphDtype } from "../../lib/models/decoder_graph.ts";
-import { DEVICES, transformers } from "../../lib/runtime.ts";
+import { DEVICES, loadModel, transformers } from "../../lib/runtime.ts";
 import { argmax, chatIds, fixtureHandle, fixtureReference } from "../helpers.ts";
 
 const CHECKPOINTS = [
@@ -24,8 +27,9 @@ const CHECKPOINTS = [
   "tiny-mistral-hf",
   "tiny-qwen2-hf",
   "tiny-qwen3-hf",
+  "tiny-gemma3-hf",
 ];
-// Longer than the Mistral fixture's window of 6, so sliding-window attention is exercised.
+// Longer than the Mistral fixture's window of 6 and the Gemma 3 one's of 5, so sliding-window attention is exercised.
 /** f32 against f64: per element, 1e-4 relative with a 1e-4 floor (values are O(1)). */
 const TOLERANCE = { rtol: 1e-4, atol: 1e-4 };
 const PROMPT = "Name three rivers in Europe and say which is longest.";
@@ -71,6 +75,84 @@ for (const name of CHECKPOINTS) {
     });
   }
 }
+
+Deno.test("a multimodal Gemma 3 checkpoint (model_type gemma3) runs as its decoder, under either naming", async () => {
+  const temp = await tempDir("gemma3-multimodal-");
+  Deno.env.set("MODEL_DIFF_CHECKPOINT_CACHE", join(temp, "cache"));
+  try {
+    const source = await ensureFixtureModel("tiny-gemma3-hf");
+    const { config, weights } = fixtureReference("tiny-gemma3-hf");
+    // As google/gemma-3-4b-it: the decoder's config nested, leaving out what equals Gemma3TextConfig's defaults.
+    const flat = JSON.parse(await Deno.readTextFile(join(source, "config.json")));
+    const { bos_token_id, eos_token_id, pad_token_id, torch_dtype, ...text } = flat;
+    for (const key of ["rms_norm_eps", "hidden_activation", "rope_local_base_freq", "tie_word_embeddings"]) {
+      delete text[key];
+    }
+    const nested = {
+      architectures: ["Gemma3ForConditionalGeneration"],
+      model_type: "gemma3",
+      text_config: text,
+      vision_config: { hidden_size: 8, model_type: "siglip_vision_model" },
+      ...{ bos_token_id, eos_token_id, pad_token_id, torch_dtype },
+    };
+    const dirs: string[] = [];
+    for (const prefix of ["language_model.model.", "model.language_model."]) {
+      const dir = join(temp, prefix.replaceAll(".", "-"));
+      await Deno.mkdir(dir);
+      for (const file of ["tokenizer.json", "tokenizer_config.json", "generation_config.json"]) {
+        await Deno.copyFile(join(source, file), join(dir, file));
+      }
+      await Deno.writeTextFile(join(dir, "config.json"), JSON.stringify(nested));
+      const tensors: Record<string, TensorToWrite> = {
+        // The vision tower and projector are there, and not read.
+        "vision_tower.vision_model.post_layernorm.weight": { dtype: "BF16", shape: [8], data: new Uint16Array(8) },
+        "multi_modal_projector.mm_input_projection_weight": {
+          dtype: "BF16",
+          shape: [8, 48],
+          data: new Uint16Array(384),
+        },
+      };
+      for (const [name, { data, shape }] of weights) {
+        tensors[prefix + name.slice("model.".length)] = { dtype: "BF16", shape, data: bf16Bits(data) };
+      }
+      await Deno.writeFile(join(dir, "model.safetensors"), encodeSafetensors(tensors));
+      dirs.push(dir);
+    }
+    const flatCheckpoint = await openCheckpoint(source);
+    for (const dir of dirs) {
+      const opened = await openCheckpoint(dir);
+      assertEquals(opened.config, flatCheckpoint.config);
+      assertEquals([...opened.tensors.keys()].sort(), [...flatCheckpoint.tensors.keys()].sort());
+    }
+
+    const handle = await loadModel(dirs[0], { device: "cpu" });
+    try {
+      assertEquals(await readModelShape(await resolveModelDir(dirs[0])), {
+        layers: 4,
+        dModel: 48,
+        modelType: "gemma3_text",
+      });
+      const [ids] = chatIds(handle, [PROMPT]);
+      const inputs = {
+        input_ids: new transformers.Tensor("int64", BigInt64Array.from(ids, BigInt), [1, ids.length]),
+        attention_mask: new transformers.Tensor("int64", new BigInt64Array(ids.length).fill(1n), [1, ids.length]),
+      };
+      const { logits } = await handle.model(inputs) as { logits: InstanceType<typeof transformers.Tensor> };
+      const last = ids.length - 1;
+      const reference = referenceForward(config, weights, ids, { withLogits: true, logitsFrom: last });
+      const vocab = config.vocabSize;
+      assertClose((logits.data as Float32Array).subarray(last * vocab), reference.logits[0], {
+        ...TOLERANCE,
+        label: "logits at the last token",
+      });
+    } finally {
+      await handle.dispose();
+    }
+  } finally {
+    Deno.env.delete("MODEL_DIFF_CHECKPOINT_CACHE");
+    await Deno.remove(temp, { recursive: true });
+  }
+});
 
 Deno.test("bad checkpoints: one line each, and nothing half-written in the cache", async () => {
   const temp = await tempDir("bad-checkpoints-");

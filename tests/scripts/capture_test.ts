@@ -60,6 +60,8 @@ const CASES = [
   ["tiny-gemma2-chat", "cpu", "last"],
   ["tiny-llama31-chat-hf", "cpu", "all"],
   ["tiny-llama-chat-optimum", "webgpu", "last"],
+  // Gemma 3 (BF16), read at Gemma's turn header.
+  ["tiny-gemma3-hf", "cpu", "asst,endheader,newline"],
 ];
 
 for (const [name, device, positions] of CASES) {
