@@ -31,10 +31,20 @@ export function fixtureHandle(
   return handle;
 }
 
-/** Config and weights of a fixture model, for the reference forward. */
+const references = new Map<string, { config: DecoderConfig; weights: Weights }>();
+
+/**
+ * Config and weights of a fixture model, for the reference forward; drawn once per process (a few
+ * seconds for a 128k vocabulary), so callers must not change them.
+ */
 export function fixtureReference(name: string): { config: DecoderConfig; weights: Weights } {
-  const spec = fixtureModelSpec(name);
-  return { config: spec.config, weights: fixtureWeights(spec) };
+  let reference = references.get(name);
+  if (!reference) {
+    const spec = fixtureModelSpec(name);
+    reference = { config: spec.config, weights: fixtureWeights(spec) };
+    references.set(name, reference);
+  }
+  return reference;
 }
 
 /** Result of running a script. */
