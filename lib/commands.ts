@@ -198,6 +198,31 @@ export const MUTANTS = {
   examples: ["deno task mutants", "deno task mutants --only steer-sign,resume-skips-batch"],
 } satisfies CommandSpec;
 
+/** `deno task kl`. */
+export const KL = {
+  task: "kl",
+  summary: "Per-token KL(chat ‖ base) over the same prompts; without --base/--chat, on the built-in tiny models.",
+  flags: {
+    base: { type: "string", description: "base model directory or hub id (default: the built-in Llama fixture)" },
+    chat: { type: "string", description: "chat model directory or hub id (default: the built-in Llama fixture)" },
+    prompts: { type: "string", description: "prompt file (default: the built-in demo prompts)" },
+    n: { type: "string", description: "prompts to sample (default: all)" },
+    seed: { type: "string", default: "42", description: "sampling seed" },
+    "batch-size": { type: "string", description: "prompts per forward pass (default 4: both models' logits are held)" },
+    "max-length": { type: "string", description: "tokens per prompt before truncation (default 512)" },
+    "token-types": { type: "string", default: "asst,endheader,newline", description: "read positions to group by" },
+    top: { type: "string", description: "highest-KL tokens to list with context (default 100)" },
+    "out-dir": { type: "string", description: "output directory (default results/kl-demo or results/kl)" },
+    device,
+    dtype,
+    "allow-mismatch": { type: "boolean", default: false, description: "allow base and chat of different models" },
+  },
+  examples: [
+    "deno task kl",
+    "deno task kl --base ./Llama-3.1-8B --chat ./Llama-3.1-8B-Instruct --prompts p.jsonl --n 200",
+  ],
+} satisfies CommandSpec;
+
 /** Every task with flags, by script file name (the help test walks it). */
 export const COMMANDS: Record<string, CommandSpec> = {
   "generate.ts": GENERATE,
@@ -208,4 +233,5 @@ export const COMMANDS: Record<string, CommandSpec> = {
   "bench.ts": BENCH,
   "mutants.ts": MUTANTS,
   "cache.ts": CACHE,
+  "kl.ts": KL,
 };
