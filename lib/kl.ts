@@ -215,10 +215,10 @@ export interface KlRun {
 export async function runKl(options: KlRunOptions): Promise<KlRun> {
   const log = options.log ?? (() => {});
   const dtype = await graphDtype(options.device, options.dtype);
-  const mismatch = await describePairMismatch(
-    await resolveModelDir(options.base, { dtype }),
-    await resolveModelDir(options.chat, { dtype }),
-  );
+  // Resolved once (a checkpoint's graph is found by hashing its files): loading reuses the directories.
+  const baseDir = await resolveModelDir(options.base, { dtype });
+  const chatDir = await resolveModelDir(options.chat, { dtype });
+  const mismatch = await describePairMismatch(baseDir, chatDir);
   if (mismatch && !options.allowMismatch) {
     throw new UserError(
       `the base and chat models differ (${mismatch}): KL compares two versions of one model; pass --allow-mismatch if this is deliberate`,
@@ -226,10 +226,10 @@ export async function runKl(options: KlRunOptions): Promise<KlRun> {
   }
   const gpu = await acquireGpu({ log });
   const load = (source: string) => loadModel(source, { device: options.device, dtype, log });
-  const chat = await load(options.chat);
+  const chat = await load(chatDir);
   let base: ModelHandle | undefined;
   try {
-    base = await load(options.base);
+    base = await load(baseDir);
     const prompts = preparePrompts(chat, options.prompts, { maxLength: options.maxLength, types: options.tokenTypes });
     const progress = options.progress?.(prompts.length);
     const tokens = await tokenKl({
