@@ -44,16 +44,22 @@ function feed(
   return (new transformers.Tensor(type, data, dims) as unknown as { ort_tensor: OrtTensor }).ort_tensor;
 }
 
+/** One forward pass of a right-padded batch: every graph output, and the batch's shape. */
+export interface ForwardBatch {
+  outputs: Record<string, OrtTensor>;
+  batch: number;
+  /** Padded sequence length. */
+  length: number;
+  /** Real (unpadded) length of each sequence. */
+  lengths: number[];
+}
+
 /**
- * Runs `sequences` (token ids, unpadded) as one right-padded batch and returns the residual stream
- * at `layers`. Position ids count real tokens; pads attend to nothing that real tokens see.
+ * Runs `sequences` (token ids, unpadded) as one right-padded batch through the model's graph with an
+ * empty KV cache and returns every output (logits, captured residuals). Position ids count real
+ * tokens; pads attend to nothing that real tokens see.
  */
-export async function residuals(handle: ModelHandle, sequences: number[][], layers: number[]): Promise<ResidualBatch> {
-  const captured = handle.rewrite?.capture ?? [];
-  const missing = layers.filter((l) => !captured.includes(l));
-  if (missing.length) {
-    throw new UserError(`the model was not rewritten to capture layer(s) ${missing.join(", ")}; load it with them`);
-  }
+export async function forwardBatch(handle: ModelHandle, sequences: number[][]): Promise<ForwardBatch> {
   const batch = sequences.length;
   const lengths = sequences.map((s) => s.length);
   const length = Math.max(...lengths);
@@ -90,7 +96,20 @@ export async function residuals(handle: ModelHandle, sequences: number[][], laye
         : feed("float32", new Float32Array(0), dims);
     } else throw new UserError(`the graph has an input this toolkit cannot fill: ${name}`);
   }
-  const outputs = await handle.session.run(feeds);
+  return { outputs: await handle.session.run(feeds), batch, length, lengths };
+}
+
+/**
+ * Runs `sequences` (token ids, unpadded) as one right-padded batch and returns the residual stream
+ * at `layers`.
+ */
+export async function residuals(handle: ModelHandle, sequences: number[][], layers: number[]): Promise<ResidualBatch> {
+  const captured = handle.rewrite?.capture ?? [];
+  const missing = layers.filter((l) => !captured.includes(l));
+  if (missing.length) {
+    throw new UserError(`the model was not rewritten to capture layer(s) ${missing.join(", ")}; load it with them`);
+  }
+  const { outputs, batch, length, lengths } = await forwardBatch(handle, sequences);
   const byLayer = new Map<number, Float32Array>();
   let dModel = 0;
   for (const layer of layers) {

@@ -198,6 +198,66 @@ export const MUTANTS = {
   examples: ["deno task mutants", "deno task mutants --only steer-sign,resume-skips-batch"],
 } satisfies CommandSpec;
 
+/** `deno task kl`. */
+export const KL = {
+  task: "kl",
+  summary: "Per-token KL(chat ‖ base) over the same prompts; without --base/--chat, on the built-in tiny models.",
+  flags: {
+    base: { type: "string", description: "base model directory or hub id (default: the built-in Llama fixture)" },
+    chat: { type: "string", description: "chat model directory or hub id (default: the built-in Llama fixture)" },
+    prompts: { type: "string", description: "prompt file (default: the built-in demo prompts)" },
+    n: { type: "string", description: "prompts to sample (default: all)" },
+    seed: { type: "string", default: "42", description: "sampling seed" },
+    "batch-size": { type: "string", description: "prompts per forward pass (default 4: both models' logits are held)" },
+    "max-length": { type: "string", description: "tokens per prompt before truncation (default 512)" },
+    "token-types": { type: "string", default: "asst,endheader,newline", description: "read positions to group by" },
+    top: { type: "string", description: "highest-KL tokens to list with context (default 100)" },
+    "out-dir": { type: "string", description: "output directory (default results/kl-demo or results/kl)" },
+    device,
+    dtype,
+    "allow-mismatch": { type: "boolean", default: false, description: "allow base and chat of different models" },
+  },
+  examples: [
+    "deno task kl",
+    "deno task kl --base ./Llama-3.1-8B --chat ./Llama-3.1-8B-Instruct --prompts p.jsonl --n 200",
+  ],
+} satisfies CommandSpec;
+
+/** `deno task adl`. */
+export const ADL = {
+  task: "adl",
+  summary:
+    "Activation-difference lens: mean(chat − base) residual per read position through the chat model's unembedding, " +
+    "its cosine with every layer's contrast vector, saved as steering vectors.",
+  flags: {
+    base: { type: "string", description: "base model directory or hub id (default: the built-in Llama fixture)" },
+    chat: {
+      type: "string",
+      description: "chat model: a Hugging Face checkpoint (default: the built-in Llama fixture)",
+    },
+    layer: { type: "string", description: "layer whose output is read (default: the middle one)" },
+    prompts: { type: "string", description: "prompt file (default: the built-in demo prompts)" },
+    n: { type: "string", description: "prompts to sample (default: all)" },
+    seed: { type: "string", default: "42", description: "sampling seed" },
+    "token-types": { type: "string", default: "asst,endheader,newline", description: "chat-template read positions" },
+    "first-n": { type: "string", default: "5", description: "also the first n tokens of each prompt as plain text" },
+    top: { type: "string", description: "promoted and suppressed tokens per position (default 20)" },
+    contrast: {
+      type: "string",
+      description:
+        "contrast_vectors.safetensors of sweep-layers (default: results/<chat short name>/, computed if missing)",
+    },
+    "no-contrast": { type: "boolean", default: false, description: "skip the cosines with the contrast vectors" },
+    "batch-size": { type: "string", description: "prompts per forward pass (default 8)" },
+    "max-length": { type: "string", description: "tokens per prompt before truncation (default 512)" },
+    "out-dir": { type: "string", description: "output directory (default results/adl-demo or results/adl)" },
+    device,
+    dtype,
+    "allow-mismatch": { type: "boolean", default: false, description: "allow base and chat of different models" },
+  },
+  examples: ["deno task adl", "deno task adl --base ./gemma-2-2b --chat ./gemma-2-2b-it --layer 13 --prompts p.jsonl"],
+} satisfies CommandSpec;
+
 /** Every task with flags, by script file name (the help test walks it). */
 export const COMMANDS: Record<string, CommandSpec> = {
   "generate.ts": GENERATE,
@@ -208,4 +268,6 @@ export const COMMANDS: Record<string, CommandSpec> = {
   "bench.ts": BENCH,
   "mutants.ts": MUTANTS,
   "cache.ts": CACHE,
+  "kl.ts": KL,
+  "adl.ts": ADL,
 };

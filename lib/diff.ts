@@ -78,7 +78,7 @@ export function topChanges(
 }
 
 /** Formats a number for CSV: shortest round-trip decimal, `inf`/`-inf`/`nan` as pandas writes them. */
-function csvNumber(x: number): string {
+export function csvNumber(x: number): string {
   if (Number.isNaN(x)) return "nan";
   if (!Number.isFinite(x)) return x > 0 ? "inf" : "-inf";
   return String(x);

@@ -18,6 +18,7 @@ import {
   type TokenType,
 } from "./chat.ts";
 import { acquireGpu } from "./gpu.ts";
+import { writeSweepOutputs } from "./report/sweep.ts";
 import type { Device, GraphDtype } from "./runtime.ts";
 import { sweepLayers, type SweepResult } from "./sweep.ts";
 
@@ -77,4 +78,22 @@ export async function roleSwapSweep(options: RoleSwapOptions): Promise<RoleSwapR
   } finally {
     await handle.dispose();
   }
+}
+
+/**
+ * Runs the role-swap sweep over `layers` and writes its outputs into `outDir` (the contrast vectors
+ * where `sweep-layers` puts them): for tasks that need contrast vectors nobody computed yet.
+ */
+export async function computeContrastVectors(
+  options: Omit<RoleSwapOptions, "batchSize" | "maxLength"> & { outDir: string; short: string },
+): Promise<void> {
+  const run = await roleSwapSweep({ ...options, batchSize: 8, maxLength: 512 });
+  await writeSweepOutputs(options.outDir, run.sweep, {
+    model: options.source,
+    short: options.short,
+    position: options.position ?? "last",
+    prompts: options.prompts,
+    normalTexts: run.normalTexts,
+    swappedTexts: run.swappedTexts,
+  });
 }

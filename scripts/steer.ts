@@ -28,8 +28,7 @@ import {
   steerExport,
   steerResultsName,
 } from "../lib/report/steer_results.ts";
-import { writeSweepOutputs } from "../lib/report/sweep.ts";
-import { roleSwapSweep } from "../lib/role_swap.ts";
+import { computeContrastVectors } from "../lib/role_swap.ts";
 import { type Device, graphDtype, loadModel, parseDevice, parseDtype, transformers } from "../lib/runtime.ts";
 import { acquireGpu } from "../lib/gpu.ts";
 import { parseInterventionKind, parsePositions } from "../lib/steering.ts";
@@ -95,25 +94,17 @@ await runMain(async () => {
       } token) into ${vectorPath}`,
     );
     if (prompts.length < 2) throw new UserError("the role-swap sweep needs at least two prompts");
-    const run = await roleSwapSweep({
+    await computeContrastVectors({
       source,
       layers: [layer],
       prompts,
       position,
-      batchSize: 8,
-      maxLength: 512,
       device,
       dtype,
+      outDir,
+      short,
       log: console.log,
       progress: (total) => new ProgressBar("sweep", total, "prompts"),
-    });
-    await writeSweepOutputs(outDir, run.sweep, {
-      model: source,
-      short,
-      position: position ?? "last",
-      prompts,
-      normalTexts: run.normalTexts,
-      swappedTexts: run.swappedTexts,
     });
   }
   const vector = await loadVector(vectorPath, { layer, dModel: shape.dModel, name: values["vector-name"] });

@@ -40,12 +40,19 @@ function scriptSafe(json: string): string {
   return json.replace(/</g, "\\u003c").replace(/>/g, "\\u003e").replace(/&/g, "\\u0026");
 }
 
-function escapeHtml(text: string): string {
-  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+/** Escapes text for HTML element content and attribute values. */
+export function escapeHtml(text: string): string {
+  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+}
+
+/** Options of {@linkcode plotlyPage}: HTML below the figure (tables), and the figure's CSS height. */
+export interface PageOptions {
+  html?: string;
+  height?: string;
 }
 
 /** The HTML of a page showing `figure`, with plotly.js inlined. */
-export async function plotlyPage(title: string, figure: PlotlyFigure): Promise<string> {
+export async function plotlyPage(title: string, figure: PlotlyFigure, options: PageOptions = {}): Promise<string> {
   const figureJson = scriptSafe(JSON.stringify(figure));
   return `<!DOCTYPE html>
 <html lang="en">
@@ -55,7 +62,7 @@ export async function plotlyPage(title: string, figure: PlotlyFigure): Promise<s
 <script>${await plotlyJs()}</script>
 </head>
 <body style="margin:0;font-family:sans-serif">
-<div id="figure" style="width:100%;height:100vh"></div>
+<div id="figure" style="width:100%;height:${options.height ?? "100vh"}"></div>${options.html ?? ""}
 <script>
 const figure = ${figureJson};
 Plotly.newPlot("figure", figure.data, figure.layout, { responsive: true });
@@ -66,6 +73,27 @@ Plotly.newPlot("figure", figure.data, figure.layout, { responsive: true });
 }
 
 /** Writes `figure` as a self-contained HTML page, atomically. */
-export async function writePlotlyPage(path: string, title: string, figure: PlotlyFigure): Promise<void> {
-  await writeFileAtomic(path, await plotlyPage(title, figure));
+export async function writePlotlyPage(
+  path: string,
+  title: string,
+  figure: PlotlyFigure,
+  options: PageOptions = {},
+): Promise<void> {
+  await writeFileAtomic(path, await plotlyPage(title, figure, options));
+}
+
+/** An HTML table (cells escaped) with a heading, in the pages' plain style, for below a figure. */
+export function htmlTable(heading: string, header: string[], rows: (string | number)[][]): string {
+  const cell = (tag: string, value: string | number) =>
+    `<${tag} style="border:1px solid #ccc;padding:2px 6px;text-align:left;white-space:pre-wrap">${
+      escapeHtml(String(value))
+    }</${tag}>`;
+  return `
+<h3 style="margin:16px 8px 4px">${escapeHtml(heading)}</h3>
+<table style="border-collapse:collapse;margin:0 8px 16px;font-size:13px">
+<thead><tr>${header.map((h) => cell("th", h)).join("")}</tr></thead>
+<tbody>
+${rows.map((row) => `<tr>${row.map((v) => cell("td", v)).join("")}</tr>`).join("\n")}
+</tbody>
+</table>`;
 }
