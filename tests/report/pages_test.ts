@@ -3,6 +3,8 @@ import { join } from "node:path";
 import { DIFF_METRICS, type DiffRow } from "../../lib/diff.ts";
 import { cosineSweepFigure, featureIncreasesFigure } from "../../lib/report/figures.ts";
 import { writePlotlyPage } from "../../lib/report/plotly.ts";
+import { writeKlOutputs } from "../../lib/report/kl.ts";
+import { writeAdlOutputs } from "../../lib/report/adl.ts";
 import { visitPage } from "../browser.ts";
 import { tempDir } from "../temp.ts";
 
@@ -67,4 +69,66 @@ Deno.test("cosine_similarity.html opens in Chromium without errors", async () =>
   const visit = await visitPage<{ traces: number }>(path, PROBE, join(SCREENSHOTS, "cosine_similarity_unit.png"));
   assertEquals(visit.errors, []);
   assertEquals(visit.result.traces, 3);
+});
+
+Deno.test("kl.html and adl.html open in Chromium without errors, tables included", async () => {
+  const dir = await tempDir();
+  const decode = (ids: number[]) => ids.map((id) => `<t${id}>`).join("");
+  const prompts = [0, 1].map((p) => ({
+    prompt: `prompt ${p}`,
+    text: `text ${p}`,
+    ids: Array.from({ length: 9 + p }, (_, i) => 10 * p + i),
+    positions: [6, 7, 8],
+    headerFound: true,
+    truncated: false,
+  }));
+  const tokens = prompts.flatMap((p, prompt) =>
+    p.ids.map((tokenId, position) => ({
+      prompt,
+      position,
+      tokenId,
+      types: position >= 6 && position <= 8 ? [["asst", "endheader", "newline"][position - 6]] : ["other"],
+      kl: 0.01 * (position + 1) * (prompt + 1),
+      chatTop: tokenId + 1,
+      baseTop: tokenId + 2,
+    }))
+  );
+  await writeKlOutputs(dir, { tokens, prompts, decode }, {
+    title: "KL",
+    tokenTypes: ["asst", "endheader", "newline"],
+    top: 5,
+  });
+  const kl = await visitPage<{ traces: number; rows: number }>(
+    join(dir, "kl.html"),
+    `(() => ({ traces: document.getElementById("figure").data.length, rows: document.querySelectorAll("tr").length }))()`,
+    join(SCREENSHOTS, "kl_unit.png"),
+  );
+  assertEquals(kl.errors, []);
+  assert(kl.result.traces >= 3 && kl.result.rows > 5, JSON.stringify(kl.result));
+
+  const keys = ["asst", "endheader"];
+  const token = (rank: number, tokenId: number) => ({ rank, tokenId, logit: 3 - rank });
+  await writeAdlOutputs(dir, {
+    differences: {
+      layer: 1,
+      keys,
+      mean: keys.map(() => Float64Array.from({ length: 8 }, (_, i) => i - 4)),
+      counts: [2, 2],
+      chatDir: dir,
+      fallbacks: 0,
+    },
+    top: keys.map(() => ({ promoted: [token(1, 5), token(2, 6)], suppressed: [token(1, 7), token(2, 8)] })),
+    contrast: { layers: [0, 1, 2], vectors: [], readPosition: "last" },
+    cosines: Float32Array.from([0.1, 0.5, -0.2, 0.3, 0.9, 0.0]),
+    decode,
+    info: { base: "base", chat: "chat", prompts: 2 },
+  });
+  const adl = await visitPage<{ traces: number; rows: number }>(
+    join(dir, "adl.html"),
+    `(() => ({ traces: document.getElementById("figure").data.length, rows: document.querySelectorAll("tr").length }))()`,
+    join(SCREENSHOTS, "adl_unit.png"),
+  );
+  assertEquals(adl.errors, []);
+  assertEquals(adl.result.traces, 2);
+  assert(adl.result.rows >= 2 * 3, JSON.stringify(adl.result));
 });
