@@ -17,8 +17,9 @@ export interface CommandSpec<F extends Record<string, FlagSpec> = Record<string,
 
 const device = {
   type: "string",
-  default: "webgpu",
-  description: "webgpu (Deno's navigator.gpu) or cpu (onnxruntime-node)",
+  default: "auto",
+  description:
+    "auto (webgpu on a hardware GPU, else cpu; one line says which and why), webgpu (Deno's navigator.gpu) or cpu (onnxruntime-node)",
 } as const;
 
 /** `deno task generate`. */
@@ -128,10 +129,7 @@ export const STEER = {
     greedy: { type: "boolean", default: false, description: "greedy decoding instead of sampling" },
     "out-dir": { type: "string", description: "output directory (default results/<model short name>)" },
     "model-short": { type: "string", description: "short model name for file names (default: from --model)" },
-    device: {
-      type: "string",
-      description: "webgpu or cpu (default webgpu; cpu for the built-in model without a hardware GPU)",
-    },
+    device,
   },
   examples: ["deno task steer --mag -3,3", "deno task steer --model ./gemma-2-9b-it --layer 20 --mag -8,-4,4,8"],
 } satisfies CommandSpec;

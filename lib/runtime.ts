@@ -25,17 +25,8 @@ import type { ResidualMap } from "./graph/residuals.ts";
 import type { RewriteSpec } from "./graph/rewrite.ts";
 import { resolveModelDir } from "./hub.ts";
 
-/** Where inference runs. */
-export type Device = "webgpu" | "cpu";
-
-/** The devices `--device` accepts. */
-export const DEVICES: readonly Device[] = ["webgpu", "cpu"];
-
-/** Parses a `--device` value. */
-export function parseDevice(value: string): Device {
-  if ((DEVICES as readonly string[]).includes(value)) return value as Device;
-  throw new UserError(`unknown device "${value}": use --device webgpu or --device cpu`);
-}
+import type { Device } from "./device.ts";
+export { type Device, DEVICES } from "./device.ts";
 
 type SessionOptions = ortWeb.InferenceSession.SessionOptions;
 type ExecutionProvider = NonNullable<SessionOptions["executionProviders"]>[number];

@@ -95,9 +95,9 @@ export class FeatureStats {
    * Adds one batch's partials for features [offset, offset + cols): `partials` is [types, 9, cols] as
    * feature_stats.wgsl writes it (sums of deviations from a shift c, then c for all rows and c' for
    * the active rows), `rows[t]` the batch's rows of type t. Σv = S1 + n·c and
-   * Σv² = S2 + 2c·S1 + n·c², formed in f64.
+   * Σv² = S2 + 2c·S1 + n·c², formed in f64. The CPU encoder passes the same layout in f64.
    */
-  addPartials(partials: Float32Array, offset: number, cols: number, rows: ArrayLike<number>): void {
+  addPartials(partials: Float32Array | Float64Array, offset: number, cols: number, rows: ArrayLike<number>): void {
     for (let t = 0; t < this.tokenTypes.length; t++) {
       if (!rows[t]) continue;
       const at = (a: number, c: number) => partials[(t * PARTIAL_ROWS + a) * cols + c];

@@ -15,7 +15,7 @@ import { readModelShape, resolveModelDir } from "../lib/hub.ts";
 import { readPromptFile } from "../lib/io/prompts.ts";
 import { writeSafetensors } from "../lib/io/safetensors.ts";
 import { ProgressBar } from "../lib/progress.ts";
-import { parseDevice } from "../lib/runtime.ts";
+import { parseDevice, resolveDevice } from "../lib/device.ts";
 
 function parsePositionRule(value: string): PositionRule {
   if (value === "last" || value === "all") return { kind: value };
@@ -24,7 +24,7 @@ function parsePositionRule(value: string): PositionRule {
 
 await runMain(async () => {
   const { values } = parseFlags(Deno.args, CAPTURE);
-  const device = parseDevice(values.device!);
+  const device = await resolveDevice(parseDevice(values.device!), console.log);
   const rule = parsePositionRule(values.positions!);
   const batchSize = positiveInt("batch-size", values["batch-size"], 8);
   const maxLength = positiveInt("max-length", values["max-length"], 512);
