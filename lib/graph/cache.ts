@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { replaceDirAtomic } from "../io/atomic.ts";
 import { linkFile, readRange, writeRange } from "../io/files.ts";
-import { decodeModel, encodeModel, type onnx, proto } from "./onnx.ts";
+import { encodeModel, type onnx, proto, readModel } from "./onnx.ts";
 import { codeDigest, modelIdentity, sha256Hex } from "../identity.ts";
 import type { ResidualMap } from "./residuals.ts";
 import { rewriteModel, type RewriteSpec } from "./rewrite.ts";
@@ -66,7 +66,7 @@ export async function rewrittenModel(
   const stamp = await Deno.readTextFile(stampPath).then((s) => JSON.parse(s) as { residuals: ResidualMap }, () => null);
   if (stamp) return { dir, residuals: stamp.residuals };
 
-  const model = decodeModel(identity.graph, graphPath);
+  const model = await readModel(graphPath);
   const residuals = rewriteModel(model, spec);
   options.log?.(`rewriting ${graphPath} (${describeSpec(spec)}) into ${dir}`);
   await replaceDirAtomic(dir, async (temp) => {
