@@ -137,12 +137,16 @@ export const STEER = {
 /** `deno task bench`. */
 export const BENCH = {
   task: "bench",
-  summary: "SAE-encoder throughput: our WebGPU kernel against onnxruntime-web and onnxruntime-node.",
+  summary: "SAE-encoder throughput against onnxruntime-web and onnxruntime-node; diff, generation and load per device.",
   flags: {
     shapes: { type: "string", default: "all", description: "small, realistic or all" },
     reps: { type: "string", default: "3", description: "repetitions per measurement (median)" },
+    only: {
+      type: "string",
+      description: "kernels (encoder, statistics, cosine) or end-to-end (diff, generation, load); default both",
+    },
   },
-  examples: ["deno task bench", "deno task bench --shapes small --reps 5"],
+  examples: ["deno task bench", "deno task bench --only end-to-end --reps 5"],
 } satisfies CommandSpec;
 
 /** `deno task mutants`. */

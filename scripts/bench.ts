@@ -7,6 +7,7 @@
 import * as ortNode from "onnxruntime-node";
 import * as ortWeb from "onnxruntime-web/webgpu";
 import "../lib/runtime.ts"; // sets up onnxruntime-web's wasm paths
+import { endToEndRows, formatEndToEnd } from "../lib/bench/end_to_end.ts";
 import { parseFlags } from "../lib/cli.ts";
 import { BENCH } from "../lib/commands.ts";
 import { runMain, UserError } from "../lib/errors.ts";
@@ -91,6 +92,10 @@ await runMain(async () => {
   const shapes = values.shapes === "all" ? [...SHAPES.small, ...SHAPES.realistic] : SHAPES[values.shapes!];
   if (!shapes) throw new UserError(`unknown --shapes "${values.shapes}": use small, realistic or all`);
   const reps = Math.max(1, Number(values.reps));
+  if (values.only !== undefined && values.only !== "kernels" && values.only !== "end-to-end") {
+    throw new UserError(`unknown --only "${values.only}": use kernels or end-to-end`);
+  }
+  if (values.only === "end-to-end") return console.log(formatEndToEnd(await endToEndRows(reps)));
   const gpu = await acquireGpu();
   console.log(describeGpu(gpu));
   const model = matmulModel();
@@ -159,4 +164,5 @@ await runMain(async () => {
   for (const row of cosineRows) console.log(row);
   console.log("encode times include the input upload and the read-back of all activations; weights are resident.");
   console.log("the TS loop runs on the first 4096 features; its rate is compared.");
+  if (values.only !== "kernels") console.log(`\n${formatEndToEnd(await endToEndRows(reps))}`);
 });

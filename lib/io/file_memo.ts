@@ -16,7 +16,7 @@
  * @module
  */
 
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createHash } from "node:crypto";
 import { writeJsonAtomic } from "./atomic.ts";
@@ -67,11 +67,17 @@ interface Stamp<T> {
 const inProcess = new Map<string, Promise<unknown>>();
 
 /**
- * `compute(path)`'s result for the file at `path` as it is now: from this process's memory, else from
+ * `compute(path)`'s result for the file at `file` as it is now: from this process's memory, else from
  * its stamp when the file's state is unchanged, else computed and stamped. `kind` names the fact
  * (with a version of its own when its computation changes).
  */
-export async function memoByFile<T>(path: string, kind: string, compute: (path: string) => Promise<T>): Promise<T> {
+export async function memoByFile<T>(
+  file: string,
+  kind: string,
+  compute: (path: string) => Promise<T>,
+): Promise<T> {
+  // One stamp per file, however it is named (relative, absolute).
+  const path = resolve(file);
   const started = Date.now();
   const state = await fileState(path);
   // A state younger than the timestamps' granularity could hide a second write behind equal stamps.
