@@ -143,7 +143,8 @@ export const BENCH = {
     reps: { type: "string", default: "3", description: "repetitions per measurement (median)" },
     only: {
       type: "string",
-      description: "kernels (encoder, statistics, cosine) or end-to-end (diff, generation, load); default both",
+      description:
+        "kernels (WebGPU and CPU encode, statistics, cosine), cpu-encode (the CPU encode alone) or end-to-end (diff, generation, load); default all",
     },
   },
   examples: ["deno task bench", "deno task bench --only end-to-end --reps 5"],

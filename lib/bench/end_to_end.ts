@@ -19,16 +19,8 @@ import { generateGreedy } from "../generation.ts";
 import { SETTLE_MS } from "../io/file_memo.ts";
 import { collectDiff } from "../run/diff_run.ts";
 import { loadModel, type ModelHandle } from "../runtime.ts";
+import { type BenchRow, medianSeconds } from "./table.ts";
 import { loadForCapture } from "../activations.ts";
-
-/** One measured peer: a label, its figure and the unit. */
-export interface EndToEndRow {
-  measure: string;
-  peer: string;
-  value: number;
-  unit: string;
-  note?: string;
-}
 
 const CHOICES: readonly DeviceChoice[] = [...DEVICES, "auto"];
 
@@ -42,12 +34,12 @@ async function seconds(run: () => Promise<unknown>): Promise<number> {
  * `diff` collection (collectDiff: both models, the SAE encode and statistics, loads and fingerprint
  * included) on the demo fixtures, per device; the first run of each warms its caches and is not counted.
  */
-export async function diffRows(reps: number): Promise<EndToEndRow[]> {
+export async function diffRows(reps: number): Promise<BenchRow[]> {
   const base = await ensureFixtureModel("tiny-llama-base");
   const chat = await ensureFixtureModel("tiny-llama-chat");
   const sae = await ensureFixtureSae("tiny-llama-sae-llamascope");
   const outDir = await Deno.makeTempDir({ prefix: "bench-diff-" });
-  const rows: EndToEndRow[] = [];
+  const rows: BenchRow[] = [];
   try {
     for (const choice of CHOICES) {
       const device = await resolveDevice(choice);
@@ -66,10 +58,7 @@ export async function diffRows(reps: number): Promise<EndToEndRow[]> {
           device,
           outDir,
         });
-      await run();
-      const times: number[] = [];
-      for (let i = 0; i < reps; i++) times.push(await seconds(run));
-      const t = median(times);
+      const t = await medianSeconds(reps, run);
       rows.push({
         measure: `diff, ${DEMO_PROMPTS.length} demo prompts x 2 models`,
         peer: choice === "auto" ? `auto (-> ${device})` : choice,
@@ -85,9 +74,9 @@ export async function diffRows(reps: number): Promise<EndToEndRow[]> {
 }
 
 /** Greedy generation of `tokens` new tokens on the tiny Gemma fixture, per device (load excluded). */
-export async function generationRows(tokens: number): Promise<EndToEndRow[]> {
+export async function generationRows(tokens: number): Promise<BenchRow[]> {
   const source = await ensureFixtureModel("tiny-gemma2-chat");
-  const rows: EndToEndRow[] = [];
+  const rows: BenchRow[] = [];
   for (const choice of CHOICES) {
     const device = await resolveDevice(choice);
     const handle = await loadModel(source, { device });
@@ -126,7 +115,7 @@ async function writeLoadModel(dir: string): Promise<number> {
  * model load alone in this process (identity, rewrite-cache lookup, ORT session; its tokenizer, the
  * Llama 3.1 one, is already built here by the diff rows), per GB.
  */
-export async function loadRows(): Promise<EndToEndRow[]> {
+export async function loadRows(): Promise<BenchRow[]> {
   const root = await Deno.makeTempDir({ prefix: "bench-load-" });
   const cache = { MODEL_DIFF_CACHE: join(root, "rewritten"), MODEL_DIFF_FILE_MEMO: join(root, "file-memo") };
   const saved = Object.fromEntries(Object.keys(cache).map((k) => [k, Deno.env.get(k)]));
@@ -140,7 +129,7 @@ export async function loadRows(): Promise<EndToEndRow[]> {
     await new Promise((resolve) => setTimeout(resolve, SETTLE_MS + 100));
     const gb = bytes / 1e9;
     const mb = `${(gb * 1000).toFixed(0)} MB inline-weight model`;
-    const rows: EndToEndRow[] = [];
+    const rows: BenchRow[] = [];
     const startup = await seconds(() => runCapture(["--help"]));
     rows.push({ measure: "process start (capture --help)", peer: "-", value: startup, unit: "s" });
     for (const device of DEVICES) {
@@ -182,25 +171,7 @@ async function runCapture(args: string[]): Promise<void> {
   if (!result.success) throw new Error(`capture ${args.join(" ")} failed: ${new TextDecoder().decode(result.stderr)}`);
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
-}
-
 /** Every end-to-end row: diff, generation (40 tokens), warm load. */
-export async function endToEndRows(reps: number): Promise<EndToEndRow[]> {
+export async function endToEndRows(reps: number): Promise<BenchRow[]> {
   return [...await diffRows(reps), ...await generationRows(40), ...await loadRows()];
-}
-
-/** The rows as an aligned text table, each rate also as a ratio to the webgpu peer of its measure. */
-export function formatEndToEnd(rows: EndToEndRow[]): string {
-  const ratio = (r: EndToEndRow) => {
-    const webgpu = rows.find((o) => o.measure === r.measure && o.peer === "webgpu");
-    return webgpu && r.unit.endsWith("/s") ? `x${(r.value / webgpu.value).toFixed(2)}` : "";
-  };
-  const cells = rows.map((r) => [r.measure, r.peer, `${r.value.toFixed(2)} ${r.unit}`, ratio(r), r.note ?? ""]);
-  const header = ["end to end", "device", "figure", "vs webgpu", ""];
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
-  const line = (c: string[]) => c.map((v, i) => v.padEnd(widths[i])).join(" | ").trimEnd();
-  return [line(header), widths.map((w) => "-".repeat(w)).join("-|-"), ...cells.map(line)].join("\n");
 }

@@ -4,7 +4,7 @@
  * one TypeScript pass each over the [rows, d_sae] result. The activations follow the SAE definitions
  * exactly as the WGSL kernels do (pre = x W_enc + b_enc rounded to f32; JumpReLU keeps pre > threshold;
  * TopK keeps the k largest pre-activations, ties to the lower feature id, then ReLU), and the
- * statistics partials have feature_stats.wgsl's layout, so FeatureStats cannot tell the devices apart.
+ * statistics partials have feature_stats.wgsl's layout, so FeatureStats takes them as it takes the GPU's.
  *
  * W_enc is passed to every run as an input tensor over the SAE's own array (no copy, no 2 GiB
  * protobuf limit); MLAS packs it per call, which measured no slower than a prepacked initializer.
@@ -135,8 +135,10 @@ export function keepTopKRelu(row: Float32Array, k: number): void {
 
 /**
  * The per-batch statistics partials of activations `f` ([rows, cols]) in feature_stats.wgsl's layout
- * ([types, 9, cols]: sums about a shift, max, active count, active sums about their own shift, active
- * min, the two shifts; see that shader for why shifts), accumulated in f64.
+ * ([types, 9, cols]: sums, max, active count, active sums, active min, then the two shifts), summed in
+ * f64. f64 needs no shift to keep a batch's sum of squares (the shader shifts because f32 would
+ * cancel), so both shifts are 0 here; zeros, most of a trained SAE's activations, add nothing to any
+ * sum, so only nonzero values do work, and a column's max takes 0 when it held one.
  */
 export function statsPartials(
   f: Float32Array,
@@ -146,36 +148,39 @@ export function statsPartials(
   types: number,
 ): Float64Array {
   const out = new Float64Array(types * PARTIAL_ROWS * cols);
-  for (let t = 0; t < types; t++) {
-    const base = t * PARTIAL_ROWS * cols;
-    out.fill(-F32_MAX, base + 2 * cols, base + 3 * cols);
-    out.fill(F32_MAX, base + 6 * cols, base + 7 * cols);
+  const row = (t: number, a: number) => out.subarray((t * PARTIAL_ROWS + a) * cols, (t * PARTIAL_ROWS + a + 1) * cols);
+  const views = Array.from({ length: types }, (_, t) => Array.from({ length: PARTIAL_ROWS }, (_, a) => row(t, a)));
+  const rowsOfType = new Float64Array(types);
+  for (const t of rowType.subarray(0, rows)) rowsOfType[t]++;
+  // Nonzero values per type and feature: fewer than the type's rows means a 0 was among them.
+  const nonzero = Array.from({ length: types }, () => new Float64Array(cols));
+  for (const v of views) {
+    v[2].fill(-F32_MAX);
+    v[6].fill(F32_MAX);
   }
-  const seen = new Uint8Array(types);
   for (let r = 0; r < rows; r++) {
     const t = rowType[r];
-    const base = t * PARTIAL_ROWS * cols;
-    const row = f.subarray(r * cols, (r + 1) * cols);
-    if (!seen[t]) {
-      seen[t] = 1;
-      out.set(row, base + 7 * cols);
-    }
+    const [sum, sumSq, max, count, activeSum, activeSumSq, activeMin] = views[t];
+    const seen = nonzero[t];
+    const at = r * cols;
     for (let c = 0; c < cols; c++) {
-      const v = row[c];
-      const dv = v - out[base + 7 * cols + c];
-      out[base + c] += dv;
-      out[base + cols + c] += dv * dv;
-      if (v > out[base + 2 * cols + c]) out[base + 2 * cols + c] = v;
+      const v = f[at + c];
+      if (v === 0) continue;
+      seen[c]++;
+      sum[c] += v;
+      sumSq[c] += v * v;
+      if (v > max[c]) max[c] = v;
       if (v > 0) {
-        const count = out[base + 3 * cols + c];
-        if (count === 0) out[base + 8 * cols + c] = v;
-        out[base + 3 * cols + c] = count + 1;
-        const da = v - out[base + 8 * cols + c];
-        out[base + 4 * cols + c] += da;
-        out[base + 5 * cols + c] += da * da;
-        if (v < out[base + 6 * cols + c]) out[base + 6 * cols + c] = v;
+        count[c]++;
+        activeSum[c] += v;
+        activeSumSq[c] += v * v;
+        if (v < activeMin[c]) activeMin[c] = v;
       }
     }
+  }
+  for (let t = 0; t < types; t++) {
+    const max = views[t][2];
+    for (let c = 0; c < cols; c++) if (nonzero[t][c] < rowsOfType[t] && max[c] < 0) max[c] = 0;
   }
   return out;
 }
