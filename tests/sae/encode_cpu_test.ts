@@ -83,6 +83,10 @@ Deno.test("top-k keeps the k largest, ties to the lower feature id, then ReLU; k
     keepTopKRelu(r, k);
     assertEquals([...r], expected, `k = ${k}`);
   }
+  // A larger value arriving later evicts the higher id of the tied smallest kept ones.
+  const evict = Float32Array.from([3, 3, 5, 3]);
+  keepTopKRelu(evict, 2);
+  assertEquals([...evict], [3, 0, 5, 0]);
   // Negative values among the k largest are kept as 0 (ReLU after selection), as the reference does.
   const negative = Float32Array.from([-3, -1, -2]);
   keepTopKRelu(negative, 2);
