@@ -1,7 +1,7 @@
 /**
  * Collecting SAE feature statistics over many prompts for one model: batches of prompts run through
  * the graph cut after the SAE's layer, the residuals at the read positions are encoded and reduced
- * on the GPU, and the running statistics are checkpointed so an interrupted run resumes to exactly
+ * (on the GPU or the CPU, as the run's device says), and the running statistics are checkpointed so an interrupted run resumes to exactly
  * the result of an uninterrupted one.
  *
  * @module
@@ -11,14 +11,14 @@ import { residuals, vectorAt } from "./activations.ts";
 import type { PreparedPrompt } from "./chat.ts";
 import { UserError } from "./errors.ts";
 import { SafetensorsFile, writeSafetensors } from "./io/safetensors.ts";
-import type { SaeEncoder } from "./kernels/sae_encode.ts";
 import type { ModelHandle } from "./runtime.ts";
+import type { FeatureEncoder } from "./sae/encoder.ts";
 import { FeatureStats } from "./stats.ts";
 
 /** Options of {@linkcode collectStats}. */
 export interface CollectOptions {
   handle: ModelHandle;
-  encoder: SaeEncoder;
+  encoder: FeatureEncoder;
   layer: number;
   prompts: PreparedPrompt[];
   tokenTypes: readonly string[];

@@ -19,8 +19,9 @@ export interface CommandSpec<F extends Record<string, FlagSpec> = Record<string,
 
 const device = {
   type: "string",
-  default: "webgpu",
-  description: "webgpu (Deno's navigator.gpu) or cpu (onnxruntime-node)",
+  default: "auto",
+  description:
+    "auto (webgpu on a hardware GPU, else cpu; one line says which and why), webgpu (Deno's navigator.gpu) or cpu (onnxruntime-node)",
 } as const;
 
 const dtype = {
@@ -140,10 +141,7 @@ export const STEER = {
     greedy: { type: "boolean", default: false, description: "greedy decoding instead of sampling" },
     "out-dir": { type: "string", description: "output directory (default results/<model short name>)" },
     "model-short": { type: "string", description: "short model name for file names (default: from --model)" },
-    device: {
-      type: "string",
-      description: "webgpu or cpu (default webgpu; cpu for the built-in model without a hardware GPU)",
-    },
+    device,
     dtype,
   },
   examples: ["deno task steer --mag -3,3", "deno task steer --model ./gemma-2-9b-it --layer 20 --mag -8,-4,4,8"],
@@ -152,10 +150,15 @@ export const STEER = {
 /** `deno task bench`. */
 export const BENCH = {
   task: "bench",
-  summary: "SAE-encoder throughput: our WebGPU kernel against onnxruntime-web and onnxruntime-node.",
+  summary: "SAE-encoder throughput against onnxruntime-web and onnxruntime-node; diff, generation and load per device.",
   flags: {
     shapes: { type: "string", default: "all", description: "small, realistic or all" },
     reps: { type: "string", default: "3", description: "repetitions per measurement (median)" },
+    only: {
+      type: "string",
+      description:
+        "kernels (WebGPU and CPU encode, statistics, cosine), cpu-encode (the CPU encode alone) or end-to-end (diff, generation, load); default all",
+    },
     convert: {
       type: "boolean",
       default: false,
@@ -163,7 +166,7 @@ export const BENCH = {
     },
     checkpoint: { type: "string", description: "the conversion report on this checkpoint directory instead" },
   },
-  examples: ["deno task bench", "deno task bench --convert"],
+  examples: ["deno task bench --only end-to-end --reps 5", "deno task bench --convert"],
 } satisfies CommandSpec;
 
 /** `deno task cache`. */

@@ -26,6 +26,7 @@ const NO_ADAPTER_HELP =
   "check DENO_WEBGPU_BACKEND is unset, or run with --device cpu";
 
 let gpuPromise: Promise<Gpu> | undefined;
+let probePromise: Promise<AdapterProbe | undefined> | undefined;
 
 /**
  * Mesa prints "error: XDG_RUNTIME_DIR is invalid or not set in the environment." whenever it starts
@@ -54,9 +55,52 @@ export function acquireGpu(options: { log?: (line: string) => void } = {}): Prom
   return gpuPromise;
 }
 
+/** What the adapter is, before any device is made: enough to choose between WebGPU and the CPU. */
+export interface AdapterProbe {
+  adapter: GPUAdapter;
+  /** `vendor / architecture / description`, as far as the adapter tells. */
+  description: string;
+  isSoftware: boolean;
+}
+
+/**
+ * Renderers that emulate a GPU on the CPU, by the names their adapters report: Mesa's llvmpipe (GL)
+ * and lavapipe (Vulkan, which Deno reports as "llvmpipe (LLVM …)"), softpipe, Google's SwiftShader,
+ * Microsoft's WARP ("Microsoft Basic Render Driver").
+ */
+const SOFTWARE_NAMES = /llvmpipe|lavapipe|softpipe|swiftshader|microsoft basic render|\bwarp\b|software/i;
+
+/**
+ * Whether an adapter is a software renderer: `isFallbackAdapter` where the implementation sets it
+ * (Deno does for lavapipe), else by the renderer's name, since not every stack sets the flag.
+ */
+export function isSoftwareAdapter(
+  info: Pick<GPUAdapterInfo, "vendor" | "architecture" | "description"> & {
+    device?: string;
+    isFallbackAdapter?: boolean;
+  },
+): boolean {
+  if (info.isFallbackAdapter) return true;
+  return SOFTWARE_NAMES.test([info.vendor, info.architecture, info.device, info.description].join(" "));
+}
+
+/** The process's adapter (requested once) and what it is; undefined when there is none. Never throws. */
+export function probeAdapter(): Promise<AdapterProbe | undefined> {
+  probePromise ??= (async () => {
+    const adapter = await navigator.gpu?.requestAdapter({ powerPreference: "high-performance" }).catch(() => null);
+    if (!adapter) return undefined;
+    const info = adapter.info;
+    const description = [info.vendor, info.architecture, info.description].filter((s) => s).join(" / ") ||
+      "unknown adapter";
+    return { adapter, description, isSoftware: isSoftwareAdapter(info) };
+  })();
+  return probePromise;
+}
+
 async function requestGpu(log?: (line: string) => void): Promise<Gpu> {
-  const adapter = await navigator.gpu?.requestAdapter({ powerPreference: "high-performance" });
-  if (!adapter) throw new UserError(NO_ADAPTER_HELP);
+  const probe = await probeAdapter();
+  if (!probe) throw new UserError(NO_ADAPTER_HELP);
+  const { adapter, description, isSoftware } = probe;
   const hasF16 = adapter.features.has("shader-f16");
   const device = await adapter.requestDevice({
     requiredFeatures: hasF16 ? ["shader-f16"] : [],
@@ -68,14 +112,11 @@ async function requestGpu(log?: (line: string) => void): Promise<Gpu> {
       maxStorageBuffersPerShaderStage: adapter.limits.maxStorageBuffersPerShaderStage,
     },
   });
-  const info = adapter.info;
-  const description = [info.vendor, info.architecture, info.description].filter((s) => s).join(" / ") ||
-    "unknown adapter";
   const gpu: Gpu = {
     adapter,
     device,
     description,
-    isSoftware: info.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|software/i.test(description),
+    isSoftware,
     hasF16,
     maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
     maxBufferSize: device.limits.maxBufferSize,

@@ -69,7 +69,7 @@ export async function roleSwapSweep(options: RoleSwapOptions): Promise<RoleSwapR
     const normal = await collectResiduals(handle, sets.normal, layers, rule, options.batchSize, tick);
     const swapped = await collectResiduals(handle, sets.swapped, layers, rule, options.batchSize, tick);
     progress.finish();
-    const gpu = await acquireGpu({ log });
+    const gpu = device === "webgpu" ? await acquireGpu({ log }) : undefined;
     return {
       sweep: await sweepLayers(gpu, normal, swapped, layers),
       normalTexts: sets.normal.map((p) => p.text),

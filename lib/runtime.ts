@@ -25,18 +25,10 @@ import type { ResidualMap } from "./graph/residuals.ts";
 import type { RewriteSpec } from "./graph/rewrite.ts";
 import { resolveModelDir } from "./hub.ts";
 import type { GraphDtype } from "./models/decoder_graph.ts";
+import { fileIdentity } from "./identity.ts";
 
-/** Where inference runs. */
-export type Device = "webgpu" | "cpu";
-
-/** The devices `--device` accepts. */
-export const DEVICES: readonly Device[] = ["webgpu", "cpu"];
-
-/** Parses a `--device` value. */
-export function parseDevice(value: string): Device {
-  if ((DEVICES as readonly string[]).includes(value)) return value as Device;
-  throw new UserError(`unknown device "${value}": use --device webgpu or --device cpu`);
-}
+import type { Device } from "./device.ts";
+export { type Device, DEVICES } from "./device.ts";
 
 export type { GraphDtype };
 
@@ -152,6 +144,29 @@ export interface OrtSession {
 /** A tensor of either runtime. */
 export type OrtTensor = ortWeb.Tensor | ortNode.Tensor;
 
+/** The files transformers.js builds a tokenizer from. */
+const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json"];
+const tokenizers = new Map<string, Promise<Transformers.PreTrainedTokenizer>>();
+
+/**
+ * The tokenizer in `dir`, built once per process for each tokenizer content: building one with a
+ * 128k-token vocabulary takes seconds, and a diff needs the same one for its prompts and both models
+ * (the rewritten model directories link the same files).
+ */
+async function tokenizerOf(dir: string): Promise<Transformers.PreTrainedTokenizer> {
+  const digests = await Promise.all(
+    TOKENIZER_FILES.map((name) => fileIdentity(join(dir, name)).then((f) => f.digest, () => "absent")),
+  );
+  const key = digests.join(":");
+  let tokenizer = tokenizers.get(key);
+  if (!tokenizer) {
+    tokenizer = transformers.AutoTokenizer.from_pretrained(dir);
+    tokenizers.set(key, tokenizer);
+    tokenizer.catch(() => tokenizers.delete(key));
+  }
+  return await tokenizer;
+}
+
 /** Options of {@linkcode loadModel}. */
 export interface LoadOptions {
   device: Device;
@@ -190,7 +205,7 @@ export async function loadModel(source: string, options: LoadOptions): Promise<M
   transformers.env.allowLocalModels = true;
   transformers.env.allowRemoteModels = false;
   try {
-    const tokenizer = await transformers.AutoTokenizer.from_pretrained(dir);
+    const tokenizer = await tokenizerOf(dir);
     const model = await transformers.AutoModelForCausalLM.from_pretrained(dir, {
       dtype: "fp32",
       // Under the dispatcher transformers.js knows no devices by name; the providers below decide.
@@ -226,7 +241,7 @@ export async function loadTokenizer(
 ): Promise<Pick<ModelHandle, "tokenizer" | "config" | "source">> {
   const dir = await resolveModelDir(source);
   transformers.env.allowRemoteModels = false;
-  const tokenizer = await transformers.AutoTokenizer.from_pretrained(dir);
+  const tokenizer = await tokenizerOf(dir);
   const config = JSON.parse(await Deno.readTextFile(join(dir, "config.json"))) as ModelHandle["config"];
   return { tokenizer, config, source };
 }

@@ -43,12 +43,6 @@ export const METRICS = [
   "active_min",
 ] as const;
 
-function twoSum(a: number, b: number): [number, number] {
-  const s = a + b;
-  const bb = s - a;
-  return [s, (a - (s - bb)) + (b - bb)];
-}
-
 /** Accumulated statistics over rows of feature activations, per token type. */
 export class FeatureStats {
   private constructor(
@@ -79,11 +73,27 @@ export class FeatureStats {
   }
 
   #add(index: number, value: number, valueLo = 0): void {
-    const [s, e] = twoSum(this.hi[index], value);
-    const lo = this.lo[index] + e + valueLo;
-    const [h, l] = twoSum(s, lo);
+    // Adding zero leaves a normalised (hi, lo) pair as it is: sparse features skip the arithmetic.
+    if (value === 0 && valueLo === 0) return;
+    // TwoSum twice, written out: this runs per feature and batch, and tuples would be allocated.
+    const a = this.hi[index];
+    const s = a + value;
+    const sb = s - a;
+    const lo = this.lo[index] + ((a - (s - sb)) + (value - sb)) + valueLo;
+    const h = s + lo;
+    const hb = h - s;
     this.hi[index] = h;
-    this.lo[index] = l;
+    this.lo[index] = (s - (h - hb)) + (lo - hb);
+  }
+
+  /** Σv += S1 + n·c and Σv² += S2 + 2c·S1 + n·c² for partial sums S1, S2 of n values about a shift c. */
+  #addShifted(sum: number, sumSq: number, n: number, shift: number, s1: number, s2: number): void {
+    // Each term is an exact (or nearly exact) f64 product; the double-double sum takes them one by one.
+    this.#add(sum, s1);
+    this.#add(sum, n * shift);
+    this.#add(sumSq, s2);
+    this.#add(sumSq, 2 * shift * s1);
+    this.#add(sumSq, n * shift * shift);
   }
 
   /** Adds `rows` rows per token type to the counts. */
@@ -95,25 +105,17 @@ export class FeatureStats {
    * Adds one batch's partials for features [offset, offset + cols): `partials` is [types, 9, cols] as
    * feature_stats.wgsl writes it (sums of deviations from a shift c, then c for all rows and c' for
    * the active rows), `rows[t]` the batch's rows of type t. Σv = S1 + n·c and
-   * Σv² = S2 + 2c·S1 + n·c², formed in f64.
+   * Σv² = S2 + 2c·S1 + n·c², formed in f64. The CPU encoder passes the same layout in f64.
    */
-  addPartials(partials: Float32Array, offset: number, cols: number, rows: ArrayLike<number>): void {
+  addPartials(partials: Float32Array | Float64Array, offset: number, cols: number, rows: ArrayLike<number>): void {
     for (let t = 0; t < this.tokenTypes.length; t++) {
       if (!rows[t]) continue;
       const at = (a: number, c: number) => partials[(t * PARTIAL_ROWS + a) * cols + c];
       const to = (a: number) => (t * 7 + a) * this.dSae + offset;
       for (let c = 0; c < cols; c++) {
         const active = at(3, c);
-        for (const [a, n, shift] of [[0, rows[t], at(7, c)], [4, active, at(8, c)]] as const) {
-          const s1 = at(a, c);
-          const s2 = at(a + 1, c);
-          // Each term is an exact (or nearly exact) f64 product; the double-double sum takes them one by one.
-          this.#add(to(a) + c, s1);
-          this.#add(to(a) + c, n * shift);
-          this.#add(to(a + 1) + c, s2);
-          this.#add(to(a + 1) + c, 2 * shift * s1);
-          this.#add(to(a + 1) + c, n * shift * shift);
-        }
+        this.#addShifted(to(0) + c, to(1) + c, rows[t], at(7, c), at(0, c), at(1, c));
+        this.#addShifted(to(4) + c, to(5) + c, active, at(8, c), at(4, c), at(5, c));
         this.#add(to(3) + c, active);
         this.hi[to(MAX) + c] = Math.max(this.hi[to(MAX) + c], at(MAX, c));
         this.hi[to(MIN) + c] = Math.min(this.hi[to(MIN) + c], at(MIN, c));

@@ -1,6 +1,6 @@
 /**
  * The role-swap layer sweep: per layer, cosine similarities within and across the normal and swapped
- * prompt sets (on the GPU) and the contrast vector mean(normal) − mean(swapped).
+ * prompt sets (on the GPU, or the CPU without one) and the contrast vector mean(normal) − mean(swapped).
  *
  * @module
  */
@@ -38,10 +38,11 @@ export function meanRows(data: Float32Array, n: number, d: number): Float64Array
 /**
  * Runs the sweep over `layers` from residuals with one read position per prompt. Within-group
  * averages are over the strict upper triangle, the cross average over the whole matrix, within =
- * mean of the two, difference = within − cross (the notebook's definitions).
+ * mean of the two, difference = within − cross (the notebook's definitions). Cosines run on `gpu`, or
+ * on the CPU without one.
  */
 export async function sweepLayers(
-  gpu: Gpu,
+  gpu: Gpu | undefined,
   normal: CollectedResiduals,
   swapped: CollectedResiduals,
   layers: readonly number[],

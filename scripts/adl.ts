@@ -32,13 +32,14 @@ import { readPromptFile, samplePrompts } from "../lib/io/prompts.ts";
 import { ProgressBar } from "../lib/progress.ts";
 import { adlTensorName, writeAdlOutputs } from "../lib/report/adl.ts";
 import { computeContrastVectors } from "../lib/role_swap.ts";
-import { graphDtype, loadTokenizer, parseDevice, parseDtype } from "../lib/runtime.ts";
+import { parseDevice, resolveDevice } from "../lib/device.ts";
+import { graphDtype, loadTokenizer, parseDtype } from "../lib/runtime.ts";
 
 await runMain(async () => {
   const { values } = parseFlags(Deno.args, ADL);
   const demo = !values.base && !values.chat;
   const outDir = values["out-dir"] ?? (demo ? "results/adl-demo" : "results/adl");
-  const device = parseDevice(values.device!);
+  const device = await resolveDevice(parseDevice(values.device!), console.log);
   const dtype = await graphDtype(device, parseDtype(values.dtype));
   const top = positiveInt("top", values.top, 20);
   const all = values.prompts ? await readPromptFile(values.prompts) : [...DEMO_PROMPTS];

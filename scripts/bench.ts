@@ -7,6 +7,9 @@
 import * as ortNode from "onnxruntime-node";
 import * as ortWeb from "onnxruntime-web/webgpu";
 import "../lib/runtime.ts"; // sets up onnxruntime-web's wasm paths
+import { CPU_ENCODE_SHAPES, cpuEncodeRows } from "../lib/bench/cpu_encode.ts";
+import { endToEndRows } from "../lib/bench/end_to_end.ts";
+import { formatRows } from "../lib/bench/table.ts";
 import { parseFlags } from "../lib/cli.ts";
 import { BENCH } from "../lib/commands.ts";
 import { runMain, UserError } from "../lib/errors.ts";
@@ -117,6 +120,17 @@ await runMain(async () => {
   const shapes = values.shapes === "all" ? [...SHAPES.small, ...SHAPES.realistic] : SHAPES[values.shapes!];
   if (!shapes) throw new UserError(`unknown --shapes "${values.shapes}": use small, realistic or all`);
   const reps = Math.max(1, Number(values.reps));
+  if (values.only !== undefined && !["kernels", "cpu-encode", "end-to-end"].includes(values.only)) {
+    throw new UserError(`unknown --only "${values.only}": use kernels, cpu-encode or end-to-end`);
+  }
+  const cpuShapes = values.shapes === "all"
+    ? [...CPU_ENCODE_SHAPES.small, ...CPU_ENCODE_SHAPES.realistic]
+    : CPU_ENCODE_SHAPES[values.shapes as "small" | "realistic"];
+  const cpuEncode = async () =>
+    console.log(`\n${formatRows("CPU encode", await cpuEncodeRows(cpuShapes, reps), "ORT-node MatMul")}`);
+  const endToEnd = async () => console.log(`\n${formatRows("end to end", await endToEndRows(reps), "webgpu")}`);
+  if (values.only === "cpu-encode") return await cpuEncode();
+  if (values.only === "end-to-end") return await endToEnd();
   const gpu = await acquireGpu();
   console.log(describeGpu(gpu));
   const model = matmulModel();
@@ -185,4 +199,6 @@ await runMain(async () => {
   for (const row of cosineRows) console.log(row);
   console.log("encode times include the input upload and the read-back of all activations; weights are resident.");
   console.log("the TS loop runs on the first 4096 features; its rate is compared.");
+  await cpuEncode();
+  if (values.only !== "kernels") await endToEnd();
 });

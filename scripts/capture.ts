@@ -15,7 +15,8 @@ import { readModelShape, resolveModelDir } from "../lib/hub.ts";
 import { readPromptFile } from "../lib/io/prompts.ts";
 import { writeSafetensors } from "../lib/io/safetensors.ts";
 import { ProgressBar } from "../lib/progress.ts";
-import { graphDtype, parseDevice, parseDtype } from "../lib/runtime.ts";
+import { parseDevice, resolveDevice } from "../lib/device.ts";
+import { graphDtype, parseDtype } from "../lib/runtime.ts";
 
 function parsePositionRule(value: string): PositionRule {
   if (value === "last" || value === "all") return { kind: value };
@@ -24,7 +25,7 @@ function parsePositionRule(value: string): PositionRule {
 
 await runMain(async () => {
   const { values } = parseFlags(Deno.args, CAPTURE);
-  const device = parseDevice(values.device!);
+  const device = await resolveDevice(parseDevice(values.device!), console.log);
   const dtype = await graphDtype(device, parseDtype(values.dtype));
   const rule = parsePositionRule(values.positions!);
   const batchSize = positiveInt("batch-size", values["batch-size"], 8);

@@ -20,7 +20,8 @@ import { DEMO_PROMPTS } from "../lib/fixtures/prompts.ts";
 import { readPromptFile, samplePrompts } from "../lib/io/prompts.ts";
 import { DIFF_PRESETS } from "../lib/presets.ts";
 import { ProgressBar } from "../lib/progress.ts";
-import { parseDevice, parseDtype } from "../lib/runtime.ts";
+import { parseDevice, resolveDevice } from "../lib/device.ts";
+import { parseDtype } from "../lib/runtime.ts";
 import { collectDiff, mergeDiffShards, parseShard, shardOf, writeDiffReport } from "../lib/run/diff_run.ts";
 
 await runMain(async () => {
@@ -58,7 +59,7 @@ await runMain(async () => {
       maxLength: positiveInt("max-length", values["max-length"], 512),
       checkpointEvery: nonNegativeInt("checkpoint-every", values["checkpoint-every"], 10),
       resume: values.resume,
-      device: parseDevice(values.device!),
+      device: await resolveDevice(parseDevice(values.device!), console.log),
       dtype: parseDtype(values.dtype),
       outDir,
       allowMismatch: values["allow-mismatch"],

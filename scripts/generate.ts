@@ -9,13 +9,14 @@ import { GENERATE } from "../lib/commands.ts";
 import { runMain } from "../lib/errors.ts";
 import { ensureFixtureModel } from "../lib/fixtures/build.ts";
 import { generateGreedy } from "../lib/generation.ts";
-import { loadModel, parseDevice, parseDtype } from "../lib/runtime.ts";
+import { parseDevice, resolveDevice } from "../lib/device.ts";
+import { loadModel, parseDtype } from "../lib/runtime.ts";
 
 const DEMO_MODELS = ["tiny-llama-chat", "tiny-gemma2-chat"];
 
 await runMain(async () => {
   const { values } = parseFlags(Deno.args, GENERATE);
-  const device = parseDevice(values.device!);
+  const device = await resolveDevice(parseDevice(values.device!), console.log);
   const maxNewTokens = positiveInt("max-new-tokens", values["max-new-tokens"], 20);
   const sources = values.model
     ? [values.model]

@@ -17,7 +17,8 @@ import { readPromptFile, samplePrompts } from "../lib/io/prompts.ts";
 import { runKl } from "../lib/kl.ts";
 import { ProgressBar } from "../lib/progress.ts";
 import { writeKlOutputs } from "../lib/report/kl.ts";
-import { parseDevice, parseDtype } from "../lib/runtime.ts";
+import { parseDevice, resolveDevice } from "../lib/device.ts";
+import { parseDtype } from "../lib/runtime.ts";
 
 await runMain(async () => {
   const { values } = parseFlags(Deno.args, KL);
@@ -41,7 +42,7 @@ await runMain(async () => {
     tokenTypes,
     batchSize: positiveInt("batch-size", values["batch-size"], 4),
     maxLength: positiveInt("max-length", values["max-length"], 512),
-    device: parseDevice(values.device!),
+    device: await resolveDevice(parseDevice(values.device!), console.log),
     dtype: parseDtype(values.dtype),
     allowMismatch: values["allow-mismatch"],
     log: console.log,

@@ -29,8 +29,8 @@ import {
   steerResultsName,
 } from "../lib/report/steer_results.ts";
 import { computeContrastVectors } from "../lib/role_swap.ts";
-import { type Device, graphDtype, loadModel, parseDevice, parseDtype, transformers } from "../lib/runtime.ts";
-import { acquireGpu } from "../lib/gpu.ts";
+import { parseDevice, resolveDevice } from "../lib/device.ts";
+import { graphDtype, loadModel, parseDtype, transformers } from "../lib/runtime.ts";
 import { parseInterventionKind, parsePositions } from "../lib/steering.ts";
 import { loadVector } from "../lib/vectors.ts";
 
@@ -41,23 +41,11 @@ function parseNumber(name: string, value: string | undefined, fallback: number):
   return n;
 }
 
-/**
- * The default device: WebGPU, except for the built-in demo on a software adapter, where sampling
- * token by token through lavapipe takes minutes while onnxruntime-node takes seconds.
- */
-async function demoDevice(model: string | undefined): Promise<Device> {
-  if (model !== undefined) return "webgpu";
-  const gpu = await acquireGpu().catch(() => undefined);
-  if (gpu && !gpu.isSoftware) return "webgpu";
-  console.log("built-in demo without a hardware GPU: generating with --device cpu (pass --device webgpu to override)");
-  return "cpu";
-}
-
 await runMain(async () => {
   const { values } = parseFlags(Deno.args, STEER);
   const magnitudes: (number | typeof BASELINE_KEY)[] = parseMagnitudes(values.mag!);
   if (values.baseline) magnitudes.unshift(BASELINE_KEY);
-  const device = values.device !== undefined ? parseDevice(values.device) : await demoDevice(values.model);
+  const device = await resolveDevice(parseDevice(values.device!), console.log);
   const dtype = await graphDtype(device, parseDtype(values.dtype));
   const kind = parseInterventionKind(values.kind!);
   const positions = parsePositions(values.positions!);

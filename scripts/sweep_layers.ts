@@ -17,12 +17,13 @@ import { ensureOutDir } from "../lib/io/atomic.ts";
 import { readPromptFile } from "../lib/io/prompts.ts";
 import { ProgressBar } from "../lib/progress.ts";
 import { writeSweepOutputs } from "../lib/report/sweep.ts";
-import { graphDtype, parseDevice, parseDtype } from "../lib/runtime.ts";
+import { parseDevice, resolveDevice } from "../lib/device.ts";
+import { graphDtype, parseDtype } from "../lib/runtime.ts";
 import { roleSwapSweep } from "../lib/role_swap.ts";
 
 await runMain(async () => {
   const { values } = parseFlags(Deno.args, SWEEP_LAYERS);
-  const device = parseDevice(values.device!);
+  const device = await resolveDevice(parseDevice(values.device!), console.log);
   const dtype = await graphDtype(device, parseDtype(values.dtype));
   const position = values.position === "last" ? undefined : parseTokenTypes(values.position!);
   if (position && position.length !== 1) throw new UserError("--position takes one read position");

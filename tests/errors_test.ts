@@ -63,11 +63,18 @@ for (const device of ["webgpu", "cpu"]) {
   }
 }
 
-Deno.test("no WebGPU adapter gives one clear line with the fix and a non-zero exit", async () => {
+Deno.test("no WebGPU adapter: --device webgpu gives one clear line with the fix and a non-zero exit; auto runs on the CPU", async () => {
   const dir = await ensureFixtureModel("tiny-llama-chat");
   // wgpu has no Metal backend on Linux, so this leaves Deno with no adapter at all.
-  const result = await runScript("generate.ts", ["--model", dir], { DENO_WEBGPU_BACKEND: "metal" });
+  const noAdapter = { DENO_WEBGPU_BACKEND: "metal" };
+  const result = await runScript("generate.ts", ["--model", dir, "--device", "webgpu"], noAdapter);
   assertOneErrorLine(result, /no WebGPU adapter found: .*mesa-vulkan-drivers.*--device cpu/);
+  // The default, auto, runs on the CPU instead and says why in one line.
+  const auto = await runScript("generate.ts", ["--model", dir, "--max-new-tokens", "2"], noAdapter);
+  assertEquals(auto.code, 0, auto.stderr);
+  const lines = auto.stdout.split("\n").filter((line) => line.startsWith("device "));
+  assertEquals(lines.length, 1, auto.stdout);
+  assert(/^device cpu \(auto: no WebGPU adapter; /.test(lines[0]), lines[0]);
 });
 
 Deno.test("an unknown flag and a bad --device are user errors", async () => {

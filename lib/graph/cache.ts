@@ -13,7 +13,14 @@
 import { join } from "node:path";
 import { replaceDirAtomic } from "../io/atomic.ts";
 import { linkFile } from "../io/files.ts";
-import { decodeModel, encodeModel, externalDataLocations, externaliseInitializers, type onnx } from "./onnx.ts";
+import {
+  decodeModel,
+  encodeModel,
+  externalDataLocations,
+  externaliseInitializers,
+  type onnx,
+  readModel,
+} from "./onnx.ts";
 import { codeDigest, type ModelIdentity, modelIdentity, sha256Hex } from "../identity.ts";
 import { cacheRoot, enforceCacheCap, isBookkeepingFile, markNewEntry, useEntry } from "../cache/store.ts";
 import type { ResidualMap } from "./residuals.ts";
@@ -82,7 +89,7 @@ export async function rewrittenModel(
     return { dir, residuals: stamp.residuals };
   }
 
-  let model = decodeModel(identity.graph, graphPath);
+  let model = await readModel(graphPath);
   let weightsDir = join(sourceDir, "onnx");
   const uses: string[] = [];
   if (inlineBytes(model.graph) >= SHARE_INLINE_BYTES) {
@@ -148,7 +155,7 @@ async function sharedWeights(
   log?.(`moving the inline weights of ${graphPath} into ${dir}, shared by every rewrite of this model`);
   await replaceDirAtomic(dir, async (temp) => {
     await Deno.mkdir(join(temp, "onnx"));
-    const model = decodeModel(identity.graph, graphPath);
+    const model = await readModel(graphPath);
     for (const location of externalDataLocations(model)) {
       await linkFile(join(sourceDir, "onnx", location), join(temp, "onnx", location));
     }

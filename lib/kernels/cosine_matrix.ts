@@ -21,6 +21,13 @@ export interface CosineResult {
   meanCross: number;
 }
 
+function checkInputs(x: Float32Array, n: number, y: Float32Array, m: number, d: number): void {
+  if (x.length !== n * d || y.length !== m * d) throw new Error("cosine: shapes do not match the data");
+  for (const v of [x, y]) {
+    if (v.some((z) => !Number.isFinite(z))) throw new UserError("activations contain NaN or infinite values");
+  }
+}
+
 /** cos(x_i, y_j) for row sets x [n, d] and y [m, d]. */
 export async function cosine(
   gpu: Gpu,
@@ -30,10 +37,7 @@ export async function cosine(
   m: number,
   d: number,
 ): Promise<Float32Array> {
-  if (x.length !== n * d || y.length !== m * d) throw new Error("cosine: shapes do not match the data");
-  for (const v of [x, y]) {
-    if (v.some((z) => !Number.isFinite(z))) throw new UserError("activations contain NaN or infinite values");
-  }
+  checkInputs(x, n, y, m, d);
   const a = storageBuffer(gpu, x);
   const b = storageBuffer(gpu, y);
   const out = storageBuffer(gpu, n * m * 4, true);
@@ -55,20 +59,47 @@ function meanUpper(matrix: Float32Array, n: number): number {
 }
 
 /**
+ * cos(x_i, y_j) on the CPU, in f64 (rounded to f32 like the kernel's output): the sweep's few prompts
+ * need no GPU, and a run without one (`--device cpu`, or auto on a software adapter) must not ask for it.
+ */
+export function cosineHost(x: Float32Array, n: number, y: Float32Array, m: number, d: number): Float32Array {
+  checkInputs(x, n, y, m, d);
+  const norm = (v: Float32Array, rows: number) =>
+    Float64Array.from({ length: rows }, (_, i) => {
+      let s = 0;
+      for (let k = 0; k < d; k++) s += v[i * d + k] * v[i * d + k];
+      return Math.sqrt(s);
+    });
+  const [nx, ny] = [norm(x, n), norm(y, m)];
+  const out = new Float32Array(n * m);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < m; j++) {
+      let dot = 0;
+      for (let k = 0; k < d; k++) dot += x[i * d + k] * y[j * d + k];
+      out[i * m + j] = dot / (nx[i] * ny[j]);
+    }
+  }
+  return out;
+}
+
+/**
  * The sweep's three matrices (a·a, b·b, a·b) reduced as the notebook does: within-group means over
  * the strict upper triangle, the cross mean over the whole matrix (reductions in f64 on the host).
+ * Without a GPU the matrices are computed on the CPU ({@linkcode cosineHost}).
  */
 export async function cosineMatrix(
-  gpu: Gpu,
+  gpu: Gpu | undefined,
   a: Float32Array,
   n: number,
   b: Float32Array,
   m: number,
   d: number,
 ): Promise<CosineResult> {
-  const matrix = await cosine(gpu, a, n, b, m, d);
-  const aa = await cosine(gpu, a, n, a, n, d);
-  const bb = await cosine(gpu, b, m, b, m, d);
+  const cos = (x: Float32Array, rows: number, y: Float32Array, cols: number) =>
+    gpu ? cosine(gpu, x, rows, y, cols, d) : Promise.resolve(cosineHost(x, rows, y, cols, d));
+  const matrix = await cos(a, n, b, m);
+  const aa = await cos(a, n, a, n);
+  const bb = await cos(b, m, b, m);
   return {
     matrix,
     meanUpperA: meanUpper(aa, n),

@@ -14,16 +14,15 @@ import { preparePrompts, type TokenType } from "../chat.ts";
 import { collectStats, readStats, writeStats } from "../collect.ts";
 import { DIFF_METRICS, type DiffMetric, type DiffRow, type MetricTable, topChanges, writeDiffCsv } from "../diff.ts";
 import { UserError } from "../errors.ts";
-import { acquireGpu } from "../gpu.ts";
 import { readModelShape, resolveModelDir } from "../hub.ts";
 import { modelIdentity, saeIdentity, sha256Hex } from "../identity.ts";
 import { ensureOutDir } from "../io/atomic.ts";
-import { SaeEncoder } from "../kernels/sae_encode.ts";
 import { describePairMismatch } from "../model_pair.ts";
 import { neuronpediaId } from "../neuronpedia.ts";
 import { featureIncreasesFigure } from "../report/figures.ts";
 import { writePlotlyPage } from "../report/plotly.ts";
 import { type Device, type GraphDtype, graphDtype, loadTokenizer } from "../runtime.ts";
+import { createEncoder } from "../sae/encoder.ts";
 import { loadSae } from "../sae/load.ts";
 import type { FeatureStats } from "../stats.ts";
 
@@ -168,8 +167,7 @@ export async function collectDiff(options: DiffRunOptions): Promise<DiffCollecti
   });
   const shard = options.shard;
   const slice = shard ? options.prompts.slice(shard.start, shard.end) : options.prompts;
-  const gpu = await acquireGpu({ log });
-  const encoder = await SaeEncoder.create(gpu, sae);
+  const encoder = await createEncoder(sae, options.device, { log });
   // Prompts are formatted with the chat model's template for both models, as the notebook does.
   const prepared = preparePrompts(await loadTokenizer(options.chat), slice, {
     maxLength: options.maxLength,

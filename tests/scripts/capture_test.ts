@@ -2,6 +2,8 @@ import { assert, assertClose, assertEquals } from "../assert.ts";
 import { renderSwapped, tokenizeRendered } from "../../lib/chat.ts";
 import { join } from "node:path";
 import { ensureFixtureModel } from "../../lib/fixtures/build.ts";
+import { pickDevice } from "../../lib/device.ts";
+import { probeAdapter } from "../../lib/gpu.ts";
 import { referenceForward } from "../../lib/fixtures/reference.ts";
 import { SafetensorsFile } from "../../lib/io/safetensors.ts";
 import { fixtureHandle, fixtureReference, meaningfulLines, runScript } from "../helpers.ts";
@@ -128,9 +130,12 @@ Deno.test("capture read positions in a conversation whose assistant turn has con
     const out = join(dir, "out.safetensors");
     const result = await runScript("capture.ts", [
       ...["--model", await ensureFixtureModel(name), "--prompts", prompts, "--raw", "--layers", "2"],
-      ...["--positions", "asst,endheader,newline", "--out", out, "--device", "cpu"],
+      ...["--positions", "asst,endheader,newline", "--out", out],
     ]);
     assertEquals(result.code, 0, result.stderr);
+    // No --device: auto, which says in one line what it picked (cpu on a software adapter).
+    const auto = pickDevice("auto", await probeAdapter());
+    assert(result.stdout.split("\n").includes(auto.reason!), `${name}: auto's line in\n${result.stdout}`);
     const file = await readSafetensorsBySpec(out);
     const [read] = (JSON.parse(file.metadata.metadata) as CaptureMetadata).prompts;
     assertEquals(read.token_ids, ids, `${name}: the rendered conversation's tokens`);

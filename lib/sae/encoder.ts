@@ -1,0 +1,54 @@
+/**
+ * An SAE encoder on either device, behind one interface: collection and the bench call it the same
+ * way whether the encode runs in our WGSL kernels (lib/kernels/sae_encode.ts) or on onnxruntime-node's
+ * CPU MatMul (./encode_cpu.ts).
+ *
+ * @module
+ */
+
+import type { Device } from "../device.ts";
+import { UserError } from "../errors.ts";
+import { acquireGpu } from "../gpu.ts";
+import { SaeEncoder } from "../kernels/sae_encode.ts";
+import type { FeatureStats } from "../stats.ts";
+import type { Sae } from "./config.ts";
+import { CpuSaeEncoder } from "./encode_cpu.ts";
+
+/** What collection needs from an encoder, on any device. */
+export interface FeatureEncoder {
+  readonly sae: Sae;
+  /** Feature activations of `rows` input vectors ([rows, dIn] row-major): [rows, dSae]. */
+  encode(x: Float32Array, rows: number): Promise<Float32Array>;
+  /** Encodes `rows` vectors and adds their statistics to `stats`; `rowType[r]` is row r's token type. */
+  encodeInto(x: Float32Array, rows: number, rowType: Uint32Array, stats: FeatureStats): Promise<void>;
+  /** Frees what the encoder holds (GPU buffers, the ORT session). */
+  destroy(): void;
+}
+
+/** An encoder for `sae` on `device` (WebGPU: the process's GPU, acquired on first use). */
+export async function createEncoder(
+  sae: Sae,
+  device: Device,
+  options: { log?: (line: string) => void } = {},
+): Promise<FeatureEncoder> {
+  if (device === "cpu") return await CpuSaeEncoder.create(sae);
+  return await SaeEncoder.create(await acquireGpu({ log: options.log }), sae);
+}
+
+/**
+ * The encoder's input for `rows` vectors: every value checked finite (a model whose residuals
+ * overflowed is named, not encoded into garbage), b_dec subtracted where the format says. Returns `x`
+ * itself when there is nothing to subtract.
+ */
+export function encoderInput(sae: Sae, x: Float32Array, rows: number): Float32Array {
+  const { dIn, applyBDecToInput } = sae.config;
+  if (x.length !== rows * dIn) throw new Error(`expected ${rows} x ${dIn} inputs, got ${x.length}`);
+  for (let i = 0; i < x.length; i++) {
+    if (!Number.isFinite(x[i])) {
+      throw new UserError(
+        `input row ${Math.floor(i / dIn)} contains NaN or infinite values: the model's residuals overflowed`,
+      );
+    }
+  }
+  return applyBDecToInput ? x.map((v, i) => v - sae.bDec[i % dIn]) : x;
+}

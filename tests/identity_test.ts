@@ -1,0 +1,28 @@
+import { assertEquals } from "./assert.ts";
+import { join } from "node:path";
+import { fileIdentity, sha256Hex } from "../lib/identity.ts";
+import { tempDir } from "./temp.ts";
+
+Deno.env.set("MODEL_DIFF_FILE_MEMO", await tempDir("identity-memo-"));
+
+const hex = (digest: ArrayBuffer) => [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+
+Deno.test("a file's identity is the SHA-256 of every byte: one changed byte past the first read step changes it", async () => {
+  const dir = await tempDir("identity-");
+  const path = join(dir, "model.onnx_data");
+  // Larger than one 8 MiB read step, so the loop over steps is exercised.
+  const bytes = new Uint8Array(9 * 1024 * 1024 + 3).map((_, i) => (i * 7) & 255);
+  await Deno.writeFile(path, bytes);
+  const first = await fileIdentity(path);
+  // The reference: WebCrypto's SHA-256 of the whole file at once.
+  assertEquals(first.digest, hex(await crypto.subtle.digest("SHA-256", bytes)));
+  assertEquals(first.size, bytes.length);
+  bytes[8 * 1024 * 1024 + 1] ^= 1;
+  await Deno.writeFile(path, bytes);
+  assertEquals((await fileIdentity(path)).digest, hex(await crypto.subtle.digest("SHA-256", bytes)));
+});
+
+Deno.test("sha256Hex hashes the concatenation of its parts", async () => {
+  const expected = hex(await crypto.subtle.digest("SHA-256", new TextEncoder().encode("ab\u00e9c")));
+  assertEquals(await sha256Hex(["a", new TextEncoder().encode("b\u00e9"), "c"]), expected);
+});

@@ -1,0 +1,129 @@
+import { assert, assertClose, assertEquals } from "../assert.ts";
+import { referenceEncode } from "../../lib/fixtures/sae_reference.ts";
+import { SeededRandom } from "../../lib/random.ts";
+import { CpuSaeEncoder, keepTopKRelu } from "../../lib/sae/encode_cpu.ts";
+import { FeatureStats, METRICS } from "../../lib/stats.ts";
+import { asReference, randomSae } from "../random_sae.ts";
+import { assertSameMetrics, referenceStats } from "../reference_stats.ts";
+
+/**
+ * f32 (MLAS) encodes against f64, per element, the bound the GPU encoder is held to. A feature whose
+ * pre-activation sat within rounding of its threshold (or of the k-th value) would miss it by a whole
+ * activation, so this also checks the active sets agree.
+ */
+const ENCODE_TOLERANCE = { rtol: 1e-5, atol: 1e-5 };
+/** Statistics of f32 activations against f64 ones, per element (the GPU statistics' bound). */
+const STATS_TOLERANCE = { rtol: 1e-5, atol: 1e-6 };
+
+Deno.test("CPU encode equals the f64 reference for ReLU, JumpReLU and TopK, with and without b_dec on the input", async () => {
+  const [rows, dIn, dSae] = [37, 67, 203];
+  for (const architecture of ["relu", "jumprelu", "topk"] as const) {
+    for (const applyBDec of [false, true]) {
+      const sae = randomSae(dIn, dSae, architecture, 11, applyBDec);
+      const x = new SeededRandom(5).normals(rows * dIn);
+      const encoder = await CpuSaeEncoder.create(sae);
+      const f = await encoder.encode(x, rows);
+      for (let r = 0; r < rows; r++) {
+        const expected = referenceEncode(asReference(sae), x.subarray(r * dIn, (r + 1) * dIn));
+        assertClose(f.subarray(r * dSae, (r + 1) * dSae), expected, {
+          ...ENCODE_TOLERANCE,
+          label: `${architecture}${applyBDec ? " apply_b_dec" : ""} row ${r}`,
+        });
+        assert(f[r * dSae] > 0 && f[r * dSae + 1] === 0, "always-on / never-on features");
+      }
+      if (architecture === "topk") {
+        for (let r = 0; r < rows; r++) {
+          const active = f.subarray(r * dSae, (r + 1) * dSae).filter((v) => v > 0).length;
+          assert(active <= 7, `row ${r}: ${active} active features with k = 7`);
+        }
+      }
+      encoder.destroy();
+    }
+  }
+});
+
+Deno.test("CPU JumpReLU is off at a pre-activation exactly on its threshold", async () => {
+  // Small integers and quarters: every pre-activation is exact in f32 whatever the summation order.
+  const [dIn, dSae] = [4, 6];
+  const r = new SeededRandom(21);
+  const wEnc = Float32Array.from({ length: dIn * dSae }, () => Math.round(6 * r.uniform()) - 3);
+  const x = Float32Array.from({ length: dIn }, () => Math.round(8 * r.uniform()) / 4);
+  const bEnc = Float32Array.from({ length: dSae }, (_, j) => 20 + j);
+  const pre = (j: number) => {
+    let sum = bEnc[j];
+    for (let i = 0; i < dIn; i++) sum += x[i] * wEnc[i * dSae + j];
+    return sum;
+  };
+  // Even features sit exactly on their threshold (off), odd ones a quarter above it (on).
+  const threshold = Float32Array.from({ length: dSae }, (_, j) => pre(j) - (j % 2 ? 0.25 : 0));
+  const encoder = await CpuSaeEncoder.create({
+    config: { format: "saelens", architecture: "jumprelu", dIn, dSae, applyBDecToInput: false, source: "exact" },
+    wEnc,
+    bEnc,
+    wDec: new Float32Array(dSae * dIn),
+    bDec: new Float32Array(dIn),
+    threshold,
+  });
+  assertEquals([...await encoder.encode(x, 1)], Array.from({ length: dSae }, (_, j) => (j % 2 ? pre(j) : 0)));
+  encoder.destroy();
+});
+
+Deno.test("top-k keeps the k largest, ties to the lower feature id, then ReLU; k beyond the width keeps all", () => {
+  const row = () => Float32Array.from([1, 3, 3, 2, 3, 0.5, -1, 3]);
+  const cases: [number, number[]][] = [
+    [2, [0, 3, 3, 0, 0, 0, 0, 0]],
+    [4, [0, 3, 3, 0, 3, 0, 0, 3]],
+    [5, [0, 3, 3, 2, 3, 0, 0, 3]],
+    [0, [0, 0, 0, 0, 0, 0, 0, 0]],
+    [8, [1, 3, 3, 2, 3, 0.5, 0, 3]],
+    [20, [1, 3, 3, 2, 3, 0.5, 0, 3]],
+  ];
+  for (const [k, expected] of cases) {
+    const r = row();
+    keepTopKRelu(r, k);
+    assertEquals([...r], expected, `k = ${k}`);
+  }
+  // A larger value arriving later evicts the higher id of the tied smallest kept ones.
+  const evict = Float32Array.from([3, 3, 5, 3]);
+  keepTopKRelu(evict, 2);
+  assertEquals([...evict], [3, 0, 5, 0]);
+  // Negative values among the k largest are kept as 0 (ReLU after selection), as the reference does.
+  const negative = Float32Array.from([-3, -1, -2]);
+  keepTopKRelu(negative, 2);
+  assertEquals([...negative], [0, 0, 0]);
+});
+
+Deno.test("CPU statistics match textbook statistics; shards merge into exactly the one-shot result", async () => {
+  const [dIn, dSae, batches, perBatch] = [33, 130, 6, 9];
+  const sae = randomSae(dIn, dSae, "jumprelu", 3);
+  const encoder = await CpuSaeEncoder.create(sae);
+  const types = ["asst", "endheader", "newline"];
+  const random = new SeededRandom(9);
+  const data = Array.from({ length: batches }, () => random.normals(perBatch * dIn, 2));
+  const rowType = Uint32Array.from({ length: perBatch }, (_, r) => r % 3);
+  const oneShot = FeatureStats.empty(types, dSae);
+  const shardA = FeatureStats.empty(types, dSae);
+  const shardB = FeatureStats.empty(types, dSae);
+  for (let i = 0; i < batches; i++) {
+    await encoder.encodeInto(data[i], perBatch, rowType, oneShot);
+    await encoder.encodeInto(data[i], perBatch, rowType, i < 2 ? shardA : shardB);
+  }
+  const merged = shardA.clone();
+  merged.merge(shardB);
+  const metrics = oneShot.finalize();
+  assertSameMetrics(merged.finalize(), metrics, "merged shards vs one shot");
+  types.forEach((type, t) => {
+    const activations: Float64Array[] = [];
+    for (const batch of data) {
+      for (let r = t; r < perBatch; r += 3) {
+        activations.push(referenceEncode(asReference(sae), batch.subarray(r * dIn, (r + 1) * dIn)));
+      }
+    }
+    const reference = referenceStats(activations);
+    for (const name of METRICS) {
+      assertClose(metrics[type][name], reference[name], { ...STATS_TOLERANCE, label: `${type} ${name}` });
+    }
+    assertEquals([metrics[type].sparsity[0], metrics[type].sparsity[1], metrics[type].active_mean[1]], [1, 0, 0]);
+  });
+  encoder.destroy();
+});
