@@ -1,0 +1,111 @@
+// Top-k of each row, in place: the k largest values of a row are kept (ReLU'd, as TopK SAEs do) and
+// the rest set to 0; among equal values the lower column wins, so the result equals a host sort by
+// (value descending, index ascending). One workgroup per row.
+//
+// Radix select, not a sort: each value maps to a u32 key that orders like the float, and four passes
+// over the row (8 bits each, most significant first) histogram the keys that still match the bits
+// fixed so far and fix the next 8 bits of the k-th largest key, T. Then every key > T is kept, and of
+// the keys == T the first `need` in column order: each thread counts the ties in its own contiguous
+// segment of the row, a prefix sum over threads says how many ties lie before it.
+
+struct Params {
+  rows: u32,
+  cols: u32,
+  k: u32,
+  _pad: u32,
+}
+
+@group(0) @binding(0) var<storage, read_write> values: array<f32>;  // [rows, cols]
+@group(0) @binding(1) var<uniform> p: Params;
+
+const THREADS: u32 = 256u;
+
+var<workgroup> histogram: array<atomic<u32>, 256>;
+var<workgroup> ties: array<u32, THREADS>;  // ties in each thread's segment, then the ties before it
+var<workgroup> prefix: u32;                // the bits of T fixed so far
+var<workgroup> need: u32;                  // how many of the keys matching `prefix` are still to keep
+
+// A u32 that orders like the float: flip all bits of negatives, the sign bit of positives. -0 and +0
+// get the same key, as they compare equal.
+fn key(v: f32) -> u32 {
+  let bits = bitcast<u32>(v);
+  if ((bits & 0x7fffffffu) == 0u) { return 0x80000000u; }
+  return select(bits | 0x80000000u, ~bits, (bits & 0x80000000u) != 0u);
+}
+
+@compute @workgroup_size(THREADS)
+fn main(
+  @builtin(workgroup_id) group: vec3<u32>,
+  @builtin(num_workgroups) groups: vec3<u32>,
+  @builtin(local_invocation_index) tid: u32,
+) {
+  // Rows beyond 65535 continue in y; the row is uniform across the workgroup.
+  let row = group.y * groups.x + group.x;
+  if (row >= p.rows) { return; }
+  let base = row * p.cols;
+  if (p.k >= p.cols) {
+    for (var c = tid; c < p.cols; c += THREADS) { values[base + c] = max(values[base + c], 0.0); }
+    return;
+  }
+  if (tid == 0u) {
+    prefix = 0u;
+    need = p.k;
+  }
+  for (var shift = 24i; shift >= 0i; shift -= 8i) {
+    atomicStore(&histogram[tid], 0u);
+    workgroupBarrier();
+    let fixed = select(0u, 0xffffffffu << u32(shift + 8), shift < 24i);  // bits above this digit
+    let want = workgroupUniformLoad(&prefix);
+    for (var c = tid; c < p.cols; c += THREADS) {
+      let kv = key(values[base + c]);
+      if ((kv & fixed) == want) { atomicAdd(&histogram[(kv >> u32(shift)) & 0xffu], 1u); }
+    }
+    workgroupBarrier();
+    if (tid == 0u) {
+      // The digit of T: walk the bins from the largest until they hold `need` keys.
+      var above = 0u;
+      var digit = 255u;
+      loop {
+        let n = atomicLoad(&histogram[digit]);
+        if (above + n >= need || digit == 0u) { break; }
+        above += n;
+        digit -= 1u;
+      }
+      prefix |= digit << u32(shift);
+      need -= above;
+    }
+    workgroupBarrier();
+  }
+  let t = workgroupUniformLoad(&prefix);
+  // Ties in column order: thread i owns columns [i * segment, (i + 1) * segment).
+  let segment = (p.cols + THREADS - 1u) / THREADS;
+  let first = min(tid * segment, p.cols);
+  let last = min(first + segment, p.cols);
+  var mine = 0u;
+  for (var c = first; c < last; c++) {
+    if (key(values[base + c]) == t) { mine++; }
+  }
+  ties[tid] = mine;
+  workgroupBarrier();
+  if (tid == 0u) {
+    var before = 0u;
+    for (var i = 0u; i < THREADS; i++) {
+      let n = ties[i];
+      ties[i] = before;
+      before += n;
+    }
+  }
+  workgroupBarrier();
+  var tiesBefore = ties[tid];
+  let keepTies = workgroupUniformLoad(&need);
+  for (var c = first; c < last; c++) {
+    let v = values[base + c];
+    let kv = key(v);
+    var keep = kv > t;
+    if (kv == t) {
+      keep = tiesBefore < keepTies;
+      tiesBefore++;
+    }
+    values[base + c] = select(0.0, max(v, 0.0), keep);
+  }
+}
