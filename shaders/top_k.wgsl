@@ -25,11 +25,10 @@ var<workgroup> ties: array<u32, THREADS>;  // ties in each thread's segment, the
 var<workgroup> prefix: u32;                // the bits of T fixed so far
 var<workgroup> need: u32;                  // how many of the keys matching `prefix` are still to keep
 
-// A u32 that orders like the float: flip all bits of negatives, the sign bit of positives. -0 and +0
-// get the same key, as they compare equal.
+// A u32 that orders like the float: flip all bits of negatives, the sign bit of positives. (-0 sorts
+// below +0, unlike in a float comparison; both come out as 0 whether kept or not.)
 fn key(v: f32) -> u32 {
   let bits = bitcast<u32>(v);
-  if ((bits & 0x7fffffffu) == 0u) { return 0x80000000u; }
   return select(bits | 0x80000000u, ~bits, (bits & 0x80000000u) != 0u);
 }
 
