@@ -141,10 +141,14 @@ export const BENCH = {
   task: "bench",
   summary: "SAE-encoder throughput: our WebGPU kernel against onnxruntime-web and onnxruntime-node.",
   flags: {
-    shapes: { type: "string", default: "all", description: "small, realistic or all" },
+    shapes: {
+      type: "string",
+      default: "small,gemma",
+      description: "comma-separated: small, gemma (96x2304x16384), llama (96x4096x131072, needs ~8 GB), or all",
+    },
     reps: { type: "string", default: "3", description: "repetitions per measurement (median)" },
   },
-  examples: ["deno task bench", "deno task bench --shapes small --reps 5"],
+  examples: ["deno task bench --shapes small --reps 5", "deno task bench --shapes llama --reps 1"],
 } satisfies CommandSpec;
 
 /** `deno task mutants`. */

@@ -37,12 +37,12 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;  // [rows, outStride]
 @group(0) @binding(5) var<uniform> p: Params;
 
-override ROWS: u32 = 16u;     // rows per workgroup, 1 to 16
-override HALF: bool = false;  // W holds f16s
+override ROWS: u32 = 16u;                    // rows per workgroup, 1 to 16
+override HALF: bool = false;                 // W holds f16s
+override WORDS: u32 = select(4u, 2u, HALF);  // 16-byte words of W per thread and k
 
 const THREADS: u32 = 64u;
-const KT: u32 = 32u;                       // inner depth of one staged x slab
-override WORDS: u32 = select(4u, 2u, HALF);  // 16-byte words of W per thread and k
+const KT: u32 = 32u;  // inner depth of one staged x slab
 
 var<workgroup> xs: array<vec4<f32>, 128>;  // [ROWS][KT / 4]
 
