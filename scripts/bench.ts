@@ -66,7 +66,7 @@ async function interleaved(
   for (const [name, run] of Object.entries(runs)) {
     // Warm-up: compilation, first uploads.
     await run().then(() => times.set(name, []), (error) => {
-      result[name] = `n/a (${String(error?.message ?? error).split("\n")[0].slice(0, 60)})`;
+      result[name] = `n/a (failed: ${String(error?.message ?? error).split("\n")[0].slice(0, 60)})`;
     });
   }
   for (let i = 0; i < reps; i++) {
