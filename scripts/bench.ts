@@ -2,8 +2,8 @@
  * `deno task bench`: throughput of our WGSL SAE encoder against peers measured in the same run on the
  * same inputs and under the same rules (weights resident for every peer: on the GPU for ours and
  * onnxruntime-web's WebGPU MatMul, in memory for onnxruntime-node's CPU MatMul and a plain TypeScript
- * loop; inputs uploaded and outputs read back by every peer), in f32 and with f16 weights; then the
- * GPU top-k against the encode of the same rows, and the cosine kernel. Prints tables of ratios;
+ * loop; inputs uploaded and outputs read back by every peer), in f32 and with f16 weights, with the
+ * GPU top-k of TopK SAEs against the encode of the same rows; then the cosine kernel. Prints tables of ratios;
  * runs unchanged on a real GPU.
  */
 
@@ -176,22 +176,25 @@ async function ortWebPeer(
   };
 }
 
-/** Seconds of the GPU top-k on `rows` x `cols` random pre-activations (refreshed by a copy each time). */
-async function topKSeconds(gpu: Gpu, rows: number, cols: number, k: number, reps: number): Promise<number> {
+/**
+ * The GPU top-k of `rows` x `cols` random pre-activations as a timed run (each run first restores
+ * them by a copy, which the time includes).
+ */
+function topKRun(gpu: Gpu, rows: number, cols: number, k: number): { run: () => Promise<unknown>; free: () => void } {
   const values = new SeededRandom(4).normals(rows * cols);
   const pristine = storageBuffer(gpu, values, true);
   const work = storageBuffer(gpu, values.byteLength, true);
   const params = uniformBuffer(gpu, [rows, cols, k, 0]);
-  const pipe = await pipeline(gpu, "top_k");
-  const seconds = await median(reps, async () => {
-    const encoder = gpu.device.createCommandEncoder();
-    encoder.copyBufferToBuffer(pristine, 0, work, 0, values.byteLength);
-    dispatch(gpu, encoder, pipe, [work, params], [rows, 1]);
-    gpu.device.queue.submit([encoder.finish()]);
-    await gpu.device.queue.onSubmittedWorkDone();
-  });
-  for (const buffer of [pristine, work, params]) buffer.destroy();
-  return seconds;
+  return {
+    run: async () => {
+      const encoder = gpu.device.createCommandEncoder();
+      encoder.copyBufferToBuffer(pristine, 0, work, 0, values.byteLength);
+      dispatch(gpu, encoder, await pipeline(gpu, "top_k"), [work, params], [rows, 1]);
+      gpu.device.queue.submit([encoder.finish()]);
+      await gpu.device.queue.onSubmittedWorkDone();
+    },
+    free: () => [pristine, work, params].forEach((buffer) => buffer.destroy()),
+  };
 }
 
 function printTable(header: string[], rows: string[][]): void {
@@ -223,7 +226,6 @@ await runMain(async () => {
     sessions.web[dtype] = await ortWeb.InferenceSession.create(matmulModel(dtype), { executionProviders: ["webgpu"] });
   }
   const table: string[][] = [];
-  const encodeSeconds = new Map<string, number>();
   for (const shape of shapes) {
     for (const dtype of ["f32", "f16"] as const) {
       const flop = 2 * shape.rows * shape.dIn * shape.dSae;
@@ -249,11 +251,14 @@ await runMain(async () => {
       // The TS loop runs on the first 4096 features; its time is scaled to the whole shape.
       const tsCols = Math.min(shape.dSae, 4096);
       if (dtype === "f32") runs.ts = () => Promise.resolve(typescriptEncode(x, sae.wEnc, shape, tsCols));
+      // TopK SAEs add a top-k over each row (k = 64 here) to the encode.
+      const topk = topKRun(gpu, shape.rows, shape.dSae, 64);
+      runs.topk = topk.run;
       const seconds = await interleaved(reps, runs);
       encoder.destroy();
+      topk.free();
       if (typeof web !== "string") web.free();
       const ours = seconds.ours as number;
-      encodeSeconds.set(`${shape.rows}x${shape.dSae} ${dtype}`, ours);
       const rate = (t: number) => flop / t / 1e9;
       const cell = (peer: number | string | undefined, scale = 1) =>
         typeof peer === "number"
@@ -267,6 +272,9 @@ await runMain(async () => {
         typeof web === "string" ? web : cell(seconds.web),
         typeof node === "string" ? node : cell(seconds.node),
         cell(seconds.ts, shape.dSae / tsCols),
+        typeof seconds.topk === "number"
+          ? `${(seconds.topk * 1000).toFixed(0)} ms = ${(100 * seconds.topk / ours).toFixed(1)} %`
+          : seconds.topk,
       ]);
       console.error(`done ${shape.name} ${shape.rows} rows ${dtype}`);
     }
@@ -279,23 +287,13 @@ await runMain(async () => {
     "ORT-web WebGPU MatMul (ours/it)",
     "ORT-node CPU MatMul (ours/it)",
     "TS loop (ours/it)",
+    "top-k: ms, % of encode",
   ], table);
   console.log(
     "all peers: weights resident (ours and ORT-web on the GPU, in column chunks under the binding limit), " +
       "input uploaded and all outputs read back each run; ours adds bias and ReLU. f16: f16 weights (ORT: f16 " +
       "inputs and outputs too). The TS loop runs on the first 4096 features.",
   );
-  // Top-k of TopK SAEs at the seed's width (k = 64), against the encode of the same rows.
-  const topk: string[][] = [];
-  for (const [rows, cols] of [[96, 131072]]) {
-    const seconds = await topKSeconds(gpu, rows, cols, 64, reps);
-    const of = (dtype: Dtype) => {
-      const encode = encodeSeconds.get(`${rows}x${cols} ${dtype}`);
-      return encode ? `${(100 * seconds / encode).toFixed(1)} %` : "n/a (run --shapes llama)";
-    };
-    topk.push([`${rows}x${cols}, k = 64`, (seconds * 1000).toFixed(1), of("f32"), of("f16")]);
-  }
-  printTable(["top-k (rows x features)", "ms", "of the f32 encode", "of the f16 encode"], topk);
   // The cosine kernel at the sweep's size (six prompts each side) and a larger one.
   for (const [n, d] of [[6, 4096], [256, 4096]]) {
     const r = new SeededRandom(3);

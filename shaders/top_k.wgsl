@@ -2,11 +2,13 @@
 // the rest set to 0; among equal values the lower column wins, so the result equals a host sort by
 // (value descending, index ascending). One workgroup per row.
 //
-// Radix select, not a sort: each value maps to a u32 key that orders like the float, and four passes
-// over the row (8 bits each, most significant first) histogram the keys that still match the bits
-// fixed so far and fix the next 8 bits of the k-th largest key, T. Then every key > T is kept, and of
-// the keys == T the first `need` in column order: each thread counts the ties in its own contiguous
-// segment of the row, a prefix sum over threads says how many ties lie before it.
+// Radix select, not a sort: each value maps to a u32 key that orders like the float, and up to four
+// passes over the row (8 bits each, most significant first) histogram the keys that still match the
+// bits fixed so far and fix the next 8 bits of the k-th largest key, T. As soon as the bin holding T
+// is to be kept whole, every key from that bin up is kept (one more pass). Otherwise, with all bits
+// of T fixed, every key > T is kept, and of the keys == T the first `need` in column order: each
+// thread counts the ties in its own contiguous segment of the row, a prefix sum over threads says how
+// many ties lie before it.
 
 struct Params {
   rows: u32,
@@ -23,7 +25,9 @@ const THREADS: u32 = 256u;
 var<workgroup> histogram: array<atomic<u32>, 256>;
 var<workgroup> ties: array<u32, THREADS>;  // ties in each thread's segment, then the ties before it
 var<workgroup> prefix: u32;                // the bits of T fixed so far
+var<workgroup> mask: u32;                  // which bits those are
 var<workgroup> need: u32;                  // how many of the keys matching `prefix` are still to keep
+var<workgroup> settled: u32;               // 1 once all keys matching `prefix` are to be kept
 
 // A u32 that orders like the float: flip all bits of negatives, the sign bit of positives. (-0 sorts
 // below +0, unlike in a float comparison; both come out as 0 whether kept or not.)
@@ -48,16 +52,18 @@ fn main(
   }
   if (tid == 0u) {
     prefix = 0u;
+    mask = 0u;
     need = p.k;
+    settled = 0u;
   }
-  for (var shift = 24i; shift >= 0i; shift -= 8i) {
+  for (var shift = 24u; ; shift -= 8u) {
+    // Once the bin of T is to be kept whole (often after two digits), later digits change nothing.
+    if (workgroupUniformLoad(&settled) == 1u) { break; }
     atomicStore(&histogram[tid], 0u);
     workgroupBarrier();
-    let fixed = select(0u, 0xffffffffu << u32(shift + 8), shift < 24i);  // bits above this digit
-    let want = workgroupUniformLoad(&prefix);
     for (var c = tid; c < p.cols; c += THREADS) {
       let kv = key(values[base + c]);
-      if ((kv & fixed) == want) { atomicAdd(&histogram[(kv >> u32(shift)) & 0xffu], 1u); }
+      if ((kv & mask) == prefix) { atomicAdd(&histogram[(kv >> shift) & 0xffu], 1u); }
     }
     workgroupBarrier();
     if (tid == 0u) {
@@ -70,19 +76,30 @@ fn main(
         above += n;
         digit -= 1u;
       }
-      prefix |= digit << u32(shift);
+      prefix |= digit << shift;
+      mask |= 0xffu << shift;
       need -= above;
+      settled = select(0u, 1u, atomicLoad(&histogram[digit]) == need);
     }
-    workgroupBarrier();
+    if (shift == 0u) { break; }
   }
-  let t = workgroupUniformLoad(&prefix);
-  // Ties in column order: thread i owns columns [i * segment, (i + 1) * segment).
+  let whole = workgroupUniformLoad(&settled) == 1u;
+  if (whole) {
+    // Keep every key from T's bin up.
+    for (var c = tid; c < p.cols; c += THREADS) {
+      let v = values[base + c];
+      values[base + c] = select(0.0, max(v, 0.0), (key(v) & mask) >= prefix);
+    }
+    return;
+  }
+  // All 32 bits fixed: T itself, of which the first `need` in column order are kept. Thread i owns
+  // columns [i * segment, (i + 1) * segment).
   let segment = (p.cols + THREADS - 1u) / THREADS;
   let first = min(tid * segment, p.cols);
   let last = min(first + segment, p.cols);
   var mine = 0u;
   for (var c = first; c < last; c++) {
-    if (key(values[base + c]) == t) { mine++; }
+    if (key(values[base + c]) == prefix) { mine++; }
   }
   ties[tid] = mine;
   workgroupBarrier();
@@ -96,13 +113,12 @@ fn main(
   }
   workgroupBarrier();
   var tiesBefore = ties[tid];
-  let keepTies = workgroupUniformLoad(&need);
   for (var c = first; c < last; c++) {
     let v = values[base + c];
     let kv = key(v);
-    var keep = kv > t;
-    if (kv == t) {
-      keep = tiesBefore < keepTies;
+    var keep = kv > prefix;
+    if (kv == prefix) {
+      keep = tiesBefore < need;
       tiesBefore++;
     }
     values[base + c] = select(0.0, max(v, 0.0), keep);
