@@ -152,7 +152,11 @@ export const BENCH = {
   task: "bench",
   summary: "SAE-encoder throughput against onnxruntime-web and onnxruntime-node; diff, generation and load per device.",
   flags: {
-    shapes: { type: "string", default: "all", description: "small, realistic or all" },
+    shapes: {
+      type: "string",
+      default: "small,gemma",
+      description: "comma-separated: small, gemma (96x2304x16384), llama (96x4096x131072, needs ~8 GB), or all",
+    },
     reps: { type: "string", default: "3", description: "repetitions per measurement (median)" },
     only: {
       type: "string",
@@ -166,7 +170,7 @@ export const BENCH = {
     },
     checkpoint: { type: "string", description: "the conversion report on this checkpoint directory instead" },
   },
-  examples: ["deno task bench --only end-to-end --reps 5", "deno task bench --convert"],
+  examples: ["deno task bench --shapes small --only kernels", "deno task bench --convert"],
 } satisfies CommandSpec;
 
 /** `deno task cache`. */

@@ -1,10 +1,15 @@
 /**
- * SAE encoding on the GPU (shaders/sae_encode.wgsl), with the feature statistics of each batch
- * computed straight after on the GPU (shaders/feature_stats.wgsl) so only small partials come back.
+ * SAE encoding on the GPU (shaders/sae_encode.wgsl), the top-k of TopK SAEs (shaders/top_k.wgsl) and
+ * the feature statistics of each batch (shaders/feature_stats.wgsl), recorded into one command buffer
+ * per batch so only the small partials (or the activations, for {@linkcode SaeEncoder.encode}) come
+ * back.
  *
  * W_enc is uploaded once, split into column chunks that each fit the adapter's
  * maxStorageBufferBindingSize (a 4096 x 131072 f32 encoder is 2 GiB; Mesa allows 128 MiB per
- * binding); only one chunk is ever copied in JS memory besides the SAE's own weights.
+ * binding), and kept as f16 (2 bytes per weight) when every weight is exactly an f16, as the weights
+ * of F16 and of most BF16 SAE files are; only one chunk is ever copied in JS memory besides the SAE's
+ * own weights. Every chunk writes its columns into one [rows, d_sae] buffer, on which top-k and the
+ * statistics then run whole.
  *
  * @module
  */
@@ -15,12 +20,24 @@ import type { Sae } from "../sae/config.ts";
 import type { FeatureStats } from "../stats.ts";
 import { featureStatsPartials } from "./feature_stats.ts";
 import { dispatch, pipeline, readBack, storageBuffer, uniformBuffer } from "./shader.ts";
+import { encodeTopK } from "./top_k.ts";
 
 const ACTIVATION_CODE = { none: 0, relu: 1, jumprelu: 2 } as const;
+/** The shader's inner slab depth (KT) and threads per workgroup, each owning 16 columns. */
+const SLAB = 32;
+const THREADS = 64;
+const COLUMNS_PER_THREAD = 16;
+/** The most rows one workgroup takes (the shader's accumulators). */
+const MAX_TILE_ROWS = 16;
+
+/** How W_enc is stored on the GPU. */
+export type WeightType = "f32" | "f16";
 
 interface Chunk {
   offset: number;
   cols: number;
+  /** 16-byte words per row of the padded weights. */
+  rowWords: number;
   weights: GPUBuffer;
   bias: GPUBuffer;
   threshold: GPUBuffer;
@@ -30,6 +47,20 @@ interface Chunk {
 export interface EncoderOptions {
   /** Largest W_enc chunk in bytes (default: the adapter's binding limit). */
   maxChunkBytes?: number;
+  /** "auto" (default): f16 when every weight is exactly an f16, else f32; "f32": always f32. */
+  weights?: "auto" | "f32";
+  /**
+   * Most rows per workgroup, 1 to 16. Default: 16 on a software adapter, where each thread's loads are
+   * dear and more rows amortise them; 4 on a GPU, where 16 rows x 16 columns of accumulators would
+   * spill registers (not measured on a GPU yet).
+   */
+  maxTileRows?: number;
+}
+
+/** Whether every value is exactly representable as an f16 (stops at the first that is not). */
+export function isExactF16(values: Float32Array): boolean {
+  for (let i = 0; i < values.length; i++) if (Math.f16round(values[i]) !== values[i]) return false;
+  return true;
 }
 
 /** An SAE's encoder resident on the GPU. */
@@ -37,30 +68,44 @@ export class SaeEncoder {
   private constructor(
     readonly gpu: Gpu,
     readonly sae: Sae,
+    /** How W_enc is stored on the GPU. */
+    readonly weightType: WeightType,
     private readonly chunks: Chunk[],
+    private readonly maxTileRows: number,
   ) {}
 
   /** Uploads `sae`'s encoder in chunks. */
   static async create(gpu: Gpu, sae: Sae, options: EncoderOptions = {}): Promise<SaeEncoder> {
-    await pipeline(gpu, "sae_encode");
-    await pipeline(gpu, "feature_stats");
     const { dIn, dSae } = sae.config;
+    const weightType: WeightType = options.weights !== "f32" && isExactF16(sae.wEnc) ? "f16" : "f32";
+    const bytes = weightType === "f16" ? 2 : 4;
+    const inner = paddedInner(dIn);
     const limit = Math.min(options.maxChunkBytes ?? Infinity, gpu.maxStorageBufferBindingSize, gpu.maxBufferSize);
-    const perChunk = Math.max(64, Math.floor(limit / (dIn * 4) / 64) * 64);
+    const perChunk = Math.max(64, Math.floor(limit / (inner * bytes) / 64) * 64);
     const chunks: Chunk[] = [];
     for (let offset = 0; offset < dSae; offset += perChunk) {
       const cols = Math.min(perChunk, dSae - offset);
-      const block = new Float32Array(dIn * cols);
-      for (let i = 0; i < dIn; i++) block.set(sae.wEnc.subarray(i * dSae + offset, i * dSae + offset + cols), i * cols);
+      const padded = Math.ceil(cols / COLUMNS_PER_THREAD) * COLUMNS_PER_THREAD;
+      // Zero rows below dIn and zero columns past cols: the padding the shader relies on.
+      const block = weightType === "f16" ? new Float16Array(inner * padded) : new Float32Array(inner * padded);
+      for (let i = 0; i < dIn; i++) {
+        block.set(sae.wEnc.subarray(i * dSae + offset, i * dSae + offset + cols), i * padded);
+      }
       chunks.push({
         offset,
         cols,
+        rowWords: (padded * bytes) / 16,
         weights: storageBuffer(gpu, block),
         bias: storageBuffer(gpu, sae.bEnc.subarray(offset, offset + cols)),
         threshold: storageBuffer(gpu, sae.threshold.subarray(offset, offset + cols)),
       });
     }
-    return new SaeEncoder(gpu, sae, chunks);
+    const maxTileRows = Math.min(MAX_TILE_ROWS, Math.max(1, options.maxTileRows ?? (gpu.isSoftware ? 16 : 4)));
+    const encoder = new SaeEncoder(gpu, sae, weightType, chunks, maxTileRows);
+    await encoder.#pipeline(maxTileRows);
+    await pipeline(gpu, "feature_stats");
+    if (sae.config.architecture === "topk") await pipeline(gpu, "top_k");
+    return encoder;
   }
 
   /** How many chunks W_enc was split into. */
@@ -68,121 +113,106 @@ export class SaeEncoder {
     return this.chunks.length;
   }
 
-  /** The encoder's input: finite-checked, b_dec subtracted where the format says. */
-  #input(x: Float32Array, rows: number): GPUBuffer {
+  #pipeline(tileRows: number): Promise<GPUComputePipeline> {
+    return pipeline(this.gpu, "sae_encode", { ROWS: tileRows, HALF: this.weightType === "f16" ? 1 : 0 });
+  }
+
+  /** Rows per [rows, d_sae] activation buffer: as many as one storage binding holds. */
+  get #groupRows(): number {
+    const limit = Math.min(this.gpu.maxStorageBufferBindingSize, this.gpu.maxBufferSize);
+    return Math.max(1, Math.floor(limit / (this.sae.config.dSae * 4)));
+  }
+
+  /** The encoder's input rows, padded to the shader's inner slab: finite-checked, b_dec subtracted where the format says. */
+  #input(x: Float32Array, from: number, rows: number): GPUBuffer {
     const { dIn, applyBDecToInput } = this.sae.config;
-    if (x.length !== rows * dIn) throw new Error(`expected ${rows} x ${dIn} inputs, got ${x.length}`);
-    for (let i = 0; i < x.length; i++) {
-      if (!Number.isFinite(x[i])) {
-        throw new UserError(
-          `input row ${Math.floor(i / dIn)} contains NaN or infinite values: the model's residuals overflowed`,
-        );
+    const inner = paddedInner(dIn);
+    const input = new Float32Array(rows * inner);
+    for (let r = 0; r < rows; r++) {
+      for (let i = 0; i < dIn; i++) {
+        const v = x[(from + r) * dIn + i];
+        if (!Number.isFinite(v)) {
+          throw new UserError(
+            `input row ${from + r} contains NaN or infinite values: the model's residuals overflowed`,
+          );
+        }
+        input[r * inner + i] = applyBDecToInput ? v - this.sae.bDec[i] : v;
       }
     }
-    let input = x;
-    if (applyBDecToInput) input = x.map((v, i) => v - this.sae.bDec[i % dIn]);
     return storageBuffer(this.gpu, input);
   }
 
-  async #runChunk(input: GPUBuffer, rows: number, chunk: Chunk, activation: keyof typeof ACTIVATION_CODE) {
-    const out = storageBuffer(this.gpu, rows * chunk.cols * 4, true);
-    const params = uniformBuffer(this.gpu, [rows, this.sae.config.dIn, chunk.cols, ACTIVATION_CODE[activation]]);
-    const encoder = this.gpu.device.createCommandEncoder();
-    dispatch(this.gpu, encoder, await pipeline(this.gpu, "sae_encode"), [
-      input,
-      chunk.weights,
-      chunk.bias,
-      chunk.threshold,
-      out,
-      params,
-    ], [
-      Math.ceil(chunk.cols / 64),
-      Math.ceil(rows / 64),
-    ]);
-    return { out, params, encoder };
+  /**
+   * Records the activations of input rows [from, from + rows) into a new [rows, d_sae] buffer on
+   * `encoder`: every chunk, then top-k for TopK SAEs. Returns it and the buffers to free after submission.
+   */
+  async #record(encoder: GPUCommandEncoder, x: Float32Array, from: number, rows: number) {
+    const { dIn, dSae, architecture, k } = this.sae.config;
+    const input = this.#input(x, from, rows);
+    const out = storageBuffer(this.gpu, rows * dSae * 4, true);
+    const temporary = [input];
+    // As few row tiles as the tile height allows, shared out evenly: 37 rows are 3 tiles of 13.
+    const tileRows = Math.ceil(rows / Math.ceil(rows / this.maxTileRows));
+    const pipe = await this.#pipeline(tileRows);
+    // Top-k needs whole rows: the chunks write pre-activations, top_k ReLUs what it keeps.
+    const activation = architecture === "topk" ? "none" : architecture;
+    for (const chunk of this.chunks) {
+      const params = uniformBuffer(this.gpu, [
+        rows,
+        paddedInner(dIn),
+        chunk.cols,
+        ACTIVATION_CODE[activation],
+        dSae,
+        chunk.offset,
+        chunk.rowWords,
+      ]);
+      temporary.push(params);
+      dispatch(this.gpu, encoder, pipe, [input, chunk.weights, chunk.bias, chunk.threshold, out, params], [
+        Math.ceil(rows / tileRows),
+        Math.ceil(chunk.cols / (COLUMNS_PER_THREAD * THREADS)),
+      ]);
+    }
+    if (architecture === "topk") temporary.push(await encodeTopK(this.gpu, encoder, out, rows, dSae, k ?? 0));
+    return { out, temporary };
   }
 
   /** Feature activations of `rows` input vectors ([rows, dIn] row-major): [rows, dSae]. */
   async encode(x: Float32Array, rows: number): Promise<Float32Array> {
-    const { dSae, architecture, k } = this.sae.config;
-    const input = this.#input(x, rows);
+    const { dIn, dSae } = this.sae.config;
+    if (x.length !== rows * dIn) throw new Error(`expected ${rows} x ${dIn} inputs, got ${x.length}`);
     const result = new Float32Array(rows * dSae);
-    const activation = architecture === "topk" ? "none" : architecture;
-    for (const chunk of this.chunks) {
-      const { out, params, encoder } = await this.#runChunk(input, rows, chunk, activation);
-      const values = await readBack(this.gpu, encoder, out, rows * chunk.cols * 4);
-      for (let r = 0; r < rows; r++) {
-        result.set(values.subarray(r * chunk.cols, (r + 1) * chunk.cols), r * dSae + chunk.offset);
-      }
-      out.destroy();
-      params.destroy();
-    }
-    input.destroy();
-    // Top-k needs whole rows, which span chunks: it is applied here, on the pre-activations.
-    if (architecture === "topk") {
-      for (let r = 0; r < rows; r++) keepTopK(result.subarray(r * dSae, (r + 1) * dSae), k ?? 0);
+    for (let from = 0; from < rows; from += this.#groupRows) {
+      const n = Math.min(this.#groupRows, rows - from);
+      const encoder = this.gpu.device.createCommandEncoder();
+      const { out, temporary } = await this.#record(encoder, x, from, n);
+      result.set(await readBack(this.gpu, encoder, out, n * dSae * 4), from * dSae);
+      for (const buffer of [out, ...temporary]) buffer.destroy();
     }
     return result;
   }
 
   /**
    * Encodes `rows` vectors and adds their statistics to `stats`; `rowType[r]` is row r's token type
-   * index. Activations stay on the GPU; only [types, 9, chunk] partials are read back per chunk.
+   * index. Activations stay on the GPU; only [types, 9, d_sae] partials are read back, one submit per
+   * batch (per group of rows that one storage binding holds).
    */
   async encodeInto(x: Float32Array, rows: number, rowType: Uint32Array, stats: FeatureStats): Promise<void> {
+    const { dIn, dSae } = this.sae.config;
+    if (x.length !== rows * dIn) throw new Error(`expected ${rows} x ${dIn} inputs, got ${x.length}`);
     const types = stats.tokenTypes.length;
-    const perType = new Float64Array(types);
-    for (const t of rowType) perType[t]++;
-    if (this.sae.config.architecture === "topk") {
-      await this.accumulate(await this.encode(x, rows), rows, rowType, stats);
-      return;
+    for (let from = 0; from < rows; from += this.#groupRows) {
+      const n = Math.min(this.#groupRows, rows - from);
+      const groupTypes = rowType.subarray(from, from + n);
+      const perType = new Float64Array(types);
+      for (const t of groupTypes) perType[t]++;
+      const encoder = this.gpu.device.createCommandEncoder();
+      const { out, temporary } = await this.#record(encoder, x, from, n);
+      const rowTypes = storageBuffer(this.gpu, groupTypes);
+      const partial = await featureStatsPartials(this.gpu, encoder, out, rowTypes, n, dSae, types);
+      stats.addPartials(partial, 0, dSae, perType);
+      stats.addCounts(perType);
+      for (const buffer of [out, rowTypes, ...temporary]) buffer.destroy();
     }
-    const input = this.#input(x, rows);
-    const rowTypes = storageBuffer(this.gpu, rowType);
-    for (const chunk of this.chunks) {
-      const { out, params, encoder } = await this.#runChunk(
-        input,
-        rows,
-        chunk,
-        this.sae.config.architecture as "relu" | "jumprelu",
-      );
-      const partial = await featureStatsPartials(this.gpu, encoder, out, rowTypes, rows, chunk.cols, types);
-      stats.addPartials(partial, chunk.offset, chunk.cols, perType);
-      out.destroy();
-      params.destroy();
-    }
-    stats.addCounts(perType);
-    input.destroy();
-    rowTypes.destroy();
-  }
-
-  /** Adds already-encoded activations ([rows, dSae]) to `stats` with the statistics kernel. */
-  async accumulate(features: Float32Array, rows: number, rowType: Uint32Array, stats: FeatureStats): Promise<void> {
-    const { dSae } = this.sae.config;
-    const types = stats.tokenTypes.length;
-    const perType = new Float64Array(types);
-    for (const t of rowType) perType[t]++;
-    const rowTypes = storageBuffer(this.gpu, rowType);
-    for (const chunk of this.chunks) {
-      const block = new Float32Array(rows * chunk.cols);
-      for (let r = 0; r < rows; r++) {
-        block.set(features.subarray(r * dSae + chunk.offset, r * dSae + chunk.offset + chunk.cols), r * chunk.cols);
-      }
-      const buffer = storageBuffer(this.gpu, block);
-      const partial = await featureStatsPartials(
-        this.gpu,
-        this.gpu.device.createCommandEncoder(),
-        buffer,
-        rowTypes,
-        rows,
-        chunk.cols,
-        types,
-      );
-      stats.addPartials(partial, chunk.offset, chunk.cols, perType);
-      buffer.destroy();
-    }
-    stats.addCounts(perType);
-    rowTypes.destroy();
   }
 
   /** Frees the GPU buffers. */
@@ -195,9 +225,7 @@ export class SaeEncoder {
   }
 }
 
-/** Keeps the k largest (ReLU'd) values of a row, zeroing the rest; ties go to the lower index. */
-export function keepTopK(row: Float32Array, k: number): void {
-  const order = Array.from(row.keys()).sort((a, b) => row[b] - row[a] || a - b);
-  const keep = new Set(order.slice(0, k));
-  for (let j = 0; j < row.length; j++) row[j] = keep.has(j) ? Math.max(0, row[j]) : 0;
+/** d_in padded to the shader's slab depth (the padding holds zeros). */
+function paddedInner(dIn: number): number {
+  return Math.ceil(dIn / SLAB) * SLAB;
 }

@@ -9,16 +9,27 @@ import type { Gpu } from "../gpu.ts";
 
 const pipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
 
-/** The compute pipeline of `shaders/<name>.wgsl` (entry `main`), compiled once per device. */
-export async function pipeline(gpu: Gpu, name: string): Promise<GPUComputePipeline> {
+/**
+ * The compute pipeline of `shaders/<name>.wgsl` (entry `main`) with the given values of its `override`
+ * constants, compiled once per device and set of constants.
+ */
+export async function pipeline(
+  gpu: Gpu,
+  name: string,
+  constants: Record<string, number> = {},
+): Promise<GPUComputePipeline> {
   let byName = pipelines.get(gpu.device);
   if (!byName) pipelines.set(gpu.device, byName = new Map());
-  let found = byName.get(name);
+  const id = `${name} ${JSON.stringify(constants)}`;
+  let found = byName.get(id);
   if (!found) {
     const code = await Deno.readTextFile(new URL(`../../shaders/${name}.wgsl`, import.meta.url));
     const module = gpu.device.createShaderModule({ code, label: name });
-    found = await gpu.device.createComputePipelineAsync({ layout: "auto", compute: { module, entryPoint: "main" } });
-    byName.set(name, found);
+    found = await gpu.device.createComputePipelineAsync({
+      layout: "auto",
+      compute: { module, entryPoint: "main", constants },
+    });
+    byName.set(id, found);
   }
   return found;
 }

@@ -4,7 +4,7 @@ import { SeededRandom } from "../../lib/random.ts";
 import { referenceEncode, type ReferenceSae } from "../../lib/fixtures/sae_reference.ts";
 import { acquireGpu } from "../../lib/gpu.ts";
 import { cosineMatrix } from "../../lib/kernels/cosine_matrix.ts";
-import { SaeEncoder } from "../../lib/kernels/sae_encode.ts";
+import { isExactF16, SaeEncoder } from "../../lib/kernels/sae_encode.ts";
 import type { Sae, SaeArchitecture } from "../../lib/sae/config.ts";
 import { FeatureStats, METRICS } from "../../lib/stats.ts";
 import { assertSameMetrics, referenceStats } from "../reference_stats.ts";
@@ -70,6 +70,47 @@ Deno.test("sae_encode matches the f64 reference for ReLU, JumpReLU and TopK at o
     whole.destroy();
     chunked.destroy();
   }
+});
+
+Deno.test("sae_encode row tiles of 1, 4 and 13 rows, and a single row, match the f64 reference", async () => {
+  const gpu = await acquireGpu();
+  const sae = randomSae(45, 70, "jumprelu", 4);
+  const x = new SeededRandom(8).normals(37 * 45);
+  // 37 rows in tiles of at most 4 rows: ten tiles, the last holding one row; at most 16: three of 13.
+  for (const [rows, maxTileRows] of [[37, 4], [37, 16], [1, 16]]) {
+    const encoder = await SaeEncoder.create(gpu, sae, { maxTileRows });
+    const f = await encoder.encode(x.subarray(0, rows * 45), rows);
+    for (let r = 0; r < rows; r++) {
+      const expected = referenceEncode(asReference(sae), x.subarray(r * 45, (r + 1) * 45));
+      assertClose(f.subarray(r * 70, (r + 1) * 70), expected, {
+        ...ENCODE_TOLERANCE,
+        label: `${rows} rows, tiles of at most ${maxTileRows}: row ${r}`,
+      });
+    }
+    encoder.destroy();
+  }
+});
+
+Deno.test("f16 weights stay f16 on the GPU and encode within 1e-3 of f64 on the same weights; f32 storage of them gives the same bits", async () => {
+  const gpu = await acquireGpu();
+  const [dIn, dSae, rows] = [67, 203, 9];
+  const sae = randomSae(dIn, dSae, "relu", 12, true);
+  sae.wEnc = sae.wEnc.map(Math.f16round);
+  const x = new SeededRandom(13).normals(rows * dIn);
+  const half = await SaeEncoder.create(gpu, sae, { maxChunkBytes: 96 * 2 * 128 }); // 128 columns of f16 per chunk: 2 chunks (f32 would need 4)
+  const single = await SaeEncoder.create(gpu, sae, { weights: "f32" });
+  assertEquals([half.weightType, single.weightType, half.chunkCount], ["f16", "f32", 2]);
+  const f = await half.encode(x, rows);
+  for (let r = 0; r < rows; r++) {
+    const expected = referenceEncode(asReference(sae), x.subarray(r * dIn, (r + 1) * dIn));
+    assertClose(f.subarray(r * dSae, (r + 1) * dSae), expected, { rtol: 1e-3, atol: 1e-6, label: `row ${r}` });
+  }
+  // Same f32 arithmetic in the same order: only the storage differs.
+  assertBytesEqual(f, await single.encode(x, rows), "f16 storage vs f32 storage of the same weights");
+  half.destroy();
+  single.destroy();
+  // A weight f16 cannot hold (an f16 subnormal's lost bits; BF16 files can have them) keeps W in f32.
+  assert(isExactF16(Float32Array.of(0.5, -3, 65504, 2 ** -24)) && !isExactF16(Float32Array.of(0.5, 2 ** -24 * 1.5)));
 });
 
 Deno.test("JumpReLU is off at a pre-activation exactly on its threshold; TopK ties keep the lower feature id", async () => {
