@@ -49,6 +49,15 @@ export interface LoadCrosscoderOptions {
   inputScale?: readonly [number, number];
 }
 
+/** Refuses a crosscoder whose residual width is not the models' `dModel`. */
+export function checkCrosscoderWidth(cc: Crosscoder, dModel: number): void {
+  if (cc.config.dModel !== dModel) {
+    throw new UserError(
+      `crosscoder ${cc.config.source} expects d_model ${cc.config.dModel} but the models have ${dModel}: use a crosscoder trained on these models`,
+    );
+  }
+}
+
 /** Loads the crosscoder at `source` (a directory or hub path). */
 export async function loadCrosscoder(source: string, options: LoadCrosscoderOptions = {}): Promise<Crosscoder> {
   const isDir = await Deno.stat(source).then((s) => s.isDirectory, () => false);
@@ -87,11 +96,7 @@ export async function loadCrosscoder(source: string, options: LoadCrosscoderOpti
       throw new UserError(`${source}: ${name} has ${data.length} values, expected ${expected}`);
     }
   }
-  if (options.dModel !== undefined && options.dModel !== dModel) {
-    throw new UserError(
-      `crosscoder ${source} expects d_model ${dModel} but the models have ${options.dModel}: use a crosscoder trained on these models`,
-    );
-  }
+  if (options.dModel !== undefined) checkCrosscoderWidth(cc, options.dModel);
   if (options.layer !== undefined && cc.config.hookLayer !== undefined && options.layer !== cc.config.hookLayer) {
     throw new UserError(
       `crosscoder ${source} was trained on the output of layer ${cc.config.hookLayer}, not ${options.layer}: pass --layer ${cc.config.hookLayer} or a crosscoder of layer ${options.layer}`,

@@ -18,7 +18,7 @@ import { type FeatureMetrics, FeatureStats } from "../stats.ts";
 import { type LatentDecoderStats, latentDecoderStats } from "./analysis.ts";
 import type { Crosscoder } from "./config.ts";
 import { CrosscoderEncoder } from "./encode.ts";
-import { loadCrosscoder } from "./load.ts";
+import { checkCrosscoderWidth, loadCrosscoder } from "./load.ts";
 
 /** What {@linkcode runCrosscoder} runs. */
 export interface CrosscoderRunOptions {
@@ -119,6 +119,9 @@ export interface CrosscoderRun {
 /** Loads the crosscoder, checks it against the models, and runs the analysis. */
 export async function runCrosscoder(options: CrosscoderRunOptions): Promise<CrosscoderRun> {
   const log = options.log ?? (() => {});
+  if (!options.tokenTypes.length) throw new UserError("--token-types is empty: name at least one read position");
+  // Its files first: a wrong crosscoder is refused before any model is converted or loaded.
+  const crosscoder = await loadCrosscoder(options.crosscoder, { layer: options.layer, inputScale: options.inputScale });
   const dtype = await graphDtype(options.device, options.dtype);
   const baseDir = await resolveModelDir(options.base, { dtype });
   const chatDir = await resolveModelDir(options.chat, { dtype });
@@ -128,13 +131,8 @@ export async function runCrosscoder(options: CrosscoderRunOptions): Promise<Cros
       `the base and chat models differ (${mismatch}): a crosscoder diff needs two versions of one model; pass --allow-mismatch if this is deliberate`,
     );
   }
-  if (!options.tokenTypes.length) throw new UserError("--token-types is empty: name at least one read position");
   const shape = await readModelShape(chatDir);
-  const crosscoder = await loadCrosscoder(options.crosscoder, {
-    dModel: shape.dModel,
-    layer: options.layer,
-    inputScale: options.inputScale,
-  });
+  checkCrosscoderWidth(crosscoder, shape.dModel);
   const layer = options.layer ?? crosscoder.config.hookLayer ?? Math.floor(shape.layers / 2);
   if (!Number.isInteger(layer) || layer < 0 || layer >= shape.layers) {
     throw new UserError(`layer ${layer} is out of range: these models have layers 0..${shape.layers - 1}`);
