@@ -161,7 +161,20 @@ export async function runCrosscoder(options: CrosscoderRunOptions): Promise<Cros
   const stats = FeatureStats.empty(options.tokenTypes, config.dict);
   const encoder = await CrosscoderEncoder.create(await acquireGpu({ log }), crosscoder);
   try {
-    await encoder.encodeInto(paired.base, paired.chat, paired.rows, paired.rowType, stats);
+    // One batch of prompts' rows at a time, as the diff encodes: the input and activation buffers of
+    // every row at once would outgrow the adapter's binding limit on a real prompt set.
+    const block = options.batchSize * options.tokenTypes.length;
+    const d = config.dModel;
+    for (let start = 0; start < paired.rows; start += block) {
+      const end = Math.min(paired.rows, start + block);
+      await encoder.encodeInto(
+        paired.base.subarray(start * d, end * d),
+        paired.chat.subarray(start * d, end * d),
+        end - start,
+        paired.rowType.subarray(start, end),
+        stats,
+      );
+    }
   } finally {
     encoder.destroy();
   }
