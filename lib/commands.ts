@@ -265,6 +265,44 @@ export const ADL = {
   examples: ["deno task adl", "deno task adl --base ./gemma-2-2b --chat ./gemma-2-2b-it --layer 13 --prompts p.jsonl"],
 } satisfies CommandSpec;
 
+/** `deno task crosscoder`. */
+export const CROSSCODER = {
+  task: "crosscoder",
+  summary: "Base vs chat crosscoder: paired residuals encoded, decoder-norm ratios, cosines and tags per latent; " +
+    "without --base/--chat/--crosscoder, on the built-in tiny models.",
+  flags: {
+    base: { type: "string", description: "base model directory or hub id (default: the built-in Llama fixture)" },
+    chat: { type: "string", description: "chat model directory or hub id (default: the built-in Llama fixture)" },
+    crosscoder: {
+      type: "string",
+      description: "crosscoder directory or hub path: dictionary_learning (config.json + model.safetensors) or " +
+        "TransformerLens replication (cfg.json + cc_weights.pt) (default: the built-in fixture)",
+    },
+    layer: { type: "string", description: "layer whose output is read (default: the crosscoder's, else the middle)" },
+    "input-scale": {
+      type: "string",
+      description: "TransformerLens layout: base,chat factors its training scaled the residuals by (default 1,1)",
+    },
+    prompts: { type: "string", description: "prompt file (default: the built-in demo prompts)" },
+    n: { type: "string", description: "prompts to sample (default: all)" },
+    seed: { type: "string", default: "42", description: "sampling seed" },
+    "token-types": { type: "string", default: "asst,endheader,newline", description: "read positions" },
+    "batch-size": { type: "string", description: "prompts per forward pass (default 8)" },
+    "max-length": { type: "string", description: "tokens per prompt before truncation (default 512)" },
+    "out-dir": {
+      type: "string",
+      description: "output directory (default results/crosscoder-demo or results/crosscoder)",
+    },
+    device,
+    dtype,
+    "allow-mismatch": { type: "boolean", default: false, description: "allow base and chat of different models" },
+  },
+  examples: [
+    "deno task crosscoder",
+    "deno task crosscoder --base ./gemma-2-2b --chat ./gemma-2-2b-it --crosscoder org/repo --prompts p.jsonl",
+  ],
+} satisfies CommandSpec;
+
 /** Every task with flags, by script file name (the help test walks it). */
 export const COMMANDS: Record<string, CommandSpec> = {
   "generate.ts": GENERATE,
@@ -277,4 +315,5 @@ export const COMMANDS: Record<string, CommandSpec> = {
   "cache.ts": CACHE,
   "kl.ts": KL,
   "adl.ts": ADL,
+  "crosscoder.ts": CROSSCODER,
 };

@@ -24,6 +24,8 @@ import { DataType, encodeModel } from "../lib/graph/onnx.ts";
 import { cosineMatrix } from "../lib/kernels/cosine_matrix.ts";
 import { SaeEncoder } from "../lib/kernels/sae_encode.ts";
 import { dispatch, pipeline, storageBuffer, uniformBuffer } from "../lib/kernels/shader.ts";
+import type { Crosscoder, CrosscoderConfig } from "../lib/crosscoder/config.ts";
+import { CrosscoderEncoder } from "../lib/crosscoder/encode.ts";
 import type { Sae } from "../lib/sae/config.ts";
 import { FeatureStats } from "../lib/stats.ts";
 
@@ -115,6 +117,15 @@ function randomSae(shape: Shape, dtype: Dtype): Sae {
     threshold: new Float32Array(shape.dSae),
   };
 }
+
+const crosscoderBenchConfig: Omit<CrosscoderConfig, "dModel" | "dict"> = {
+  layout: "dictionary_learning",
+  architecture: "relu",
+  codeNormalization: "crosscoder",
+  alphaSae: 1,
+  alphaCc: 0.1,
+  source: "bench",
+};
 
 /** The f16 bits of `values`, as onnxruntime's float16 tensors take them. */
 function f16Bits(values: Float32Array): Uint16Array {
@@ -347,6 +358,26 @@ await runMain(async () => {
     const t = await median(reps, () => cosineMatrix(gpu, a, n, b, n, d));
     console.log(`cosine_matrix ${n}x${n}x${d} (3 matrices + reductions): ${(t * 1000).toFixed(1)} ms`);
   }
+  // A crosscoder of two 256-wide models is the SAE encode of their 512-wide concatenation plus the host's pairing.
+  const [ccRows, d, dict] = [256, 256, 16384];
+  const cr = new SeededRandom(4);
+  const cc: Crosscoder = {
+    config: { ...crosscoderBenchConfig, dModel: d, dict },
+    wEnc: cr.normals(2 * d * dict, 1 / Math.sqrt(2 * d)),
+    bEnc: new Float32Array(dict),
+    wDec: new Float32Array(2 * dict * d),
+    bDec: new Float32Array(2 * d),
+  };
+  const [xBase, xChat] = [cr.normals(ccRows * d), cr.normals(ccRows * d)];
+  const ccEncoder = await CrosscoderEncoder.create(gpu, cc);
+  const ccTime = await median(reps, () => ccEncoder.encode(xBase, xChat, ccRows));
+  ccEncoder.destroy();
+  const ccRate = (2 * ccRows * 2 * d * dict) / ccTime / 1e9;
+  console.log(
+    `crosscoder encode ${ccRows}x(2x${d})x${dict} (pairing included; the SAE row 256x512x16384 is the same matmul): ${
+      ccRate.toFixed(2)
+    } GFLOP/s`,
+  );
   await cpuEncode();
   if (values.only !== "kernels") await endToEnd();
 });

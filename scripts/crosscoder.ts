@@ -1,0 +1,86 @@
+/**
+ * `deno task crosscoder`: model diffing with a base-vs-chat crosscoder. Runs both models on the same
+ * chat-formatted token ids, encodes the paired residuals at the read positions with the crosscoder,
+ * and writes `crosscoder_latents.csv` (per latent: decoder norms, relative norm, Δnorm, cosine, tag,
+ * activation statistics per token type) and `crosscoder.html` (relative norms stacked by tag).
+ * Without --base/--chat/--crosscoder it runs on the built-in tiny Llama pair and fixture crosscoder.
+ */
+
+import { join } from "node:path";
+import { parseTokenTypes } from "../lib/chat.ts";
+import { parseFlags, positiveInt } from "../lib/cli.ts";
+import { CROSSCODER } from "../lib/commands.ts";
+import { LATENT_TAGS, tagCounts } from "../lib/crosscoder/analysis.ts";
+import { runCrosscoder } from "../lib/crosscoder/run.ts";
+import { runMain, UserError } from "../lib/errors.ts";
+import { ensureFixtureCrosscoder, ensureFixtureModel } from "../lib/fixtures/build.ts";
+import { DEMO_PROMPTS } from "../lib/fixtures/prompts.ts";
+import { ensureOutDir } from "../lib/io/atomic.ts";
+import { readPromptFile, samplePrompts } from "../lib/io/prompts.ts";
+import { ProgressBar } from "../lib/progress.ts";
+import { writeCrosscoderOutputs } from "../lib/report/crosscoder.ts";
+import { parseDevice, resolveDevice } from "../lib/device.ts";
+import { parseDtype } from "../lib/runtime.ts";
+
+function parseInputScale(value: string | undefined): [number, number] | undefined {
+  if (value === undefined) return undefined;
+  const parts = value.split(",").map(Number);
+  if (parts.length !== 2 || !parts.every((x) => Number.isFinite(x) && x > 0)) {
+    throw new UserError(`--input-scale takes two positive numbers base,chat, got "${value}"`);
+  }
+  return [parts[0], parts[1]];
+}
+
+await runMain(async () => {
+  const { values } = parseFlags(Deno.args, CROSSCODER);
+  const given = [values.base, values.chat, values.crosscoder].filter((v) => v !== undefined).length;
+  if (given !== 0 && given !== 3) {
+    throw new UserError("--base, --chat and --crosscoder go together: pass all three, or none for the demo");
+  }
+  const demo = given === 0;
+  const outDir = values["out-dir"] ?? (demo ? "results/crosscoder-demo" : "results/crosscoder");
+  const tokenTypes = parseTokenTypes(values["token-types"]!);
+  const inputScale = parseInputScale(values["input-scale"]);
+  const all = values.prompts ? await readPromptFile(values.prompts) : [...DEMO_PROMPTS];
+  const prompts = samplePrompts(
+    all,
+    values.n === undefined ? undefined : positiveInt("n", values.n, 1),
+    Number(values.seed),
+  );
+  const layer = values.layer === undefined ? undefined : Number(values.layer);
+  if (layer !== undefined && (!Number.isInteger(layer) || layer < 0)) {
+    throw new UserError(`--layer must be a non-negative integer, got "${values.layer}"`);
+  }
+  await ensureOutDir(outDir);
+  const base = values.base ?? await ensureFixtureModel("tiny-llama-base", console.log);
+  const chat = values.chat ?? await ensureFixtureModel("tiny-llama-chat", console.log);
+  const crosscoder = values.crosscoder ?? await ensureFixtureCrosscoder("tiny-llama-crosscoder-L2-k4", console.log);
+  const run = await runCrosscoder({
+    base,
+    chat,
+    crosscoder,
+    prompts,
+    layer,
+    tokenTypes,
+    batchSize: positiveInt("batch-size", values["batch-size"], 8),
+    maxLength: positiveInt("max-length", values["max-length"], 512),
+    device: await resolveDevice(parseDevice(values.device!), console.log),
+    dtype: parseDtype(values.dtype),
+    inputScale,
+    allowMismatch: values["allow-mismatch"],
+    log: console.log,
+    progress: (total) => new ProgressBar("residuals", total, "prompts"),
+  });
+  const written = await writeCrosscoderOutputs(outDir, run, { title: `${base} → ${chat}` });
+  const { config } = run.crosscoder;
+  const counts = tagCounts(run.decoder.tags);
+  console.log(
+    `\n${config.dict} latents of a ${config.layout} ${config.architecture} crosscoder at layer ${run.layer}, ` +
+      `${run.prompts} prompts${
+        run.fallbacks ? ` (${run.fallbacks} without an assistant header: read at the end)` : ""
+      }`,
+  );
+  console.log(`  ${LATENT_TAGS.map((tag) => `${tag} ${counts[tag]}`).join(", ")}`);
+  console.log(`\nresults in ${outDir}: ${written.files.join(", ")}`);
+  console.log(`report: ${join(outDir, "crosscoder.html")} (open it in a browser)`);
+});
