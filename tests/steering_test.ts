@@ -85,6 +85,7 @@ for (const name of ["tiny-llama-chat", "tiny-gemma2-chat", "tiny-llama-chat-gena
     Deno.test(`${name} on ${device}: each intervention, and all at once, match the f64 reference`, async () => {
       const steered = await fixtureHandle(name, device, STEERED);
       const [ids] = chatIds(steered, ["Explain recursion to a ten-year-old."]);
+      const unsteered = referenceForward(config, weights, ids, { withLogits: true });
       for (const active of [...EACH_ALONE, ALL_AT_ONCE]) {
         const steering = values(d, active);
         const logits = await lastLogits(steered, ids, steering);
@@ -92,7 +93,6 @@ for (const name of ["tiny-llama-chat", "tiny-gemma2-chat", "tiny-llama-chat-gena
           withLogits: true,
           afterLayer: referenceHook(steering, active),
         });
-        const unsteered = referenceForward(config, weights, ids, { withLogits: true });
         const vocab = config.vocabSize;
         for (const t of [0, ids.length - 1]) {
           const row = logits.subarray(t * vocab, (t + 1) * vocab);
