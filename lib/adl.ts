@@ -16,12 +16,12 @@ import { collectResiduals, loadForCapture, type PositionRule } from "./activatio
 import { preparePrompts, type TokenType } from "./chat.ts";
 import { isCheckpointDir, openCheckpoint } from "./checkpoint/checkpoint.ts";
 import { UserError } from "./errors.ts";
-import { resolveModelDir } from "./hub.ts";
+
 import type { Gpu } from "./gpu.ts";
 import { readRange } from "./io/files.ts";
 import { SafetensorsFile, toFloat32 } from "./io/safetensors.ts";
 import { cosine } from "./kernels/cosine_matrix.ts";
-import { describePairMismatch } from "./model_pair.ts";
+import { resolveModelPair } from "./model_pair.ts";
 import { type Device, type GraphDtype, graphDtype } from "./runtime.ts";
 
 /** The key of the plain-text position `i` (0-based). */
@@ -70,14 +70,11 @@ export interface ActivationDifferences {
 export async function activationDifferences(options: AdlOptions): Promise<ActivationDifferences> {
   const log = options.log ?? (() => {});
   const dtype = await graphDtype(options.device, options.dtype);
-  const baseDir = await resolveModelDir(options.base, { dtype });
-  const chatDir = await resolveModelDir(options.chat, { dtype });
-  const mismatch = await describePairMismatch(baseDir, chatDir);
-  if (mismatch && !options.allowMismatch) {
-    throw new UserError(
-      `the base and chat models differ (${mismatch}): the lens needs two versions of one model; pass --allow-mismatch if this is deliberate`,
-    );
-  }
+  const { baseDir, chatDir } = await resolveModelPair(options.base, options.chat, {
+    dtype,
+    allowMismatch: options.allowMismatch,
+    needs: "the lens needs two versions of one model",
+  });
   const keys = [...options.tokenTypes, ...Array.from({ length: options.firstN }, (_, i) => firstTokenKey(i))];
   const sums: Float64Array[][] = [];
   const counts = new Array<number>(keys.length).fill(0);

@@ -11,9 +11,9 @@ import { forwardBatch } from "./activations.ts";
 import { type PreparedPrompt, preparePrompts, TOKEN_TYPES, type TokenType } from "./chat.ts";
 import { UserError } from "./errors.ts";
 import { acquireGpu, type Gpu } from "./gpu.ts";
-import { resolveModelDir } from "./hub.ts";
+
 import { GpuLogits, klDivergence, type RowRun } from "./kernels/kl_divergence.ts";
-import { describePairMismatch } from "./model_pair.ts";
+import { resolveModelPair } from "./model_pair.ts";
 import { type Device, type GraphDtype, graphDtype, loadModel, type ModelHandle, type OrtTensor } from "./runtime.ts";
 
 /** The group of tokens that are none of the read positions. */
@@ -216,14 +216,11 @@ export async function runKl(options: KlRunOptions): Promise<KlRun> {
   const log = options.log ?? (() => {});
   const dtype = await graphDtype(options.device, options.dtype);
   // Resolved once (a checkpoint's graph is found by hashing its files): loading reuses the directories.
-  const baseDir = await resolveModelDir(options.base, { dtype });
-  const chatDir = await resolveModelDir(options.chat, { dtype });
-  const mismatch = await describePairMismatch(baseDir, chatDir);
-  if (mismatch && !options.allowMismatch) {
-    throw new UserError(
-      `the base and chat models differ (${mismatch}): KL compares two versions of one model; pass --allow-mismatch if this is deliberate`,
-    );
-  }
+  const { baseDir, chatDir } = await resolveModelPair(options.base, options.chat, {
+    dtype,
+    allowMismatch: options.allowMismatch,
+    needs: "KL compares two versions of one model",
+  });
   const gpu = await acquireGpu({ log });
   const load = (source: string) => loadModel(source, { device: options.device, dtype, log });
   const chat = await load(chatDir);

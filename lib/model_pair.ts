@@ -7,7 +7,10 @@
  */
 
 import { join } from "node:path";
+import { UserError } from "./errors.ts";
+import { resolveModelDir } from "./hub.ts";
 import { sha256Hex } from "./identity.ts";
+import type { GraphDtype } from "./models/decoder_graph.ts";
 
 interface Summary {
   model_type: string;
@@ -45,4 +48,25 @@ export async function describePairMismatch(baseDir: string, chatDir: string): Pr
   if (base.vocab !== chat.vocab) differences.push(`vocabulary ${base.vocab} vs ${chat.vocab}`);
   if (base.tokenizer !== chat.tokenizer && base.vocab === chat.vocab) differences.push("different tokenizers");
   return differences.length ? differences.join(", ") : undefined;
+}
+
+/**
+ * The local directories of a base and a chat model (a checkpoint's graph built at `dtype`), refused in
+ * one line unless they are two versions of one model or `allowMismatch` is set. `needs` says what the
+ * task needs them for ("a diff needs two versions of one model").
+ */
+export async function resolveModelPair(
+  base: string,
+  chat: string,
+  options: { dtype: GraphDtype; allowMismatch?: boolean; needs: string },
+): Promise<{ baseDir: string; chatDir: string }> {
+  const baseDir = await resolveModelDir(base, { dtype: options.dtype });
+  const chatDir = await resolveModelDir(chat, { dtype: options.dtype });
+  const mismatch = await describePairMismatch(baseDir, chatDir);
+  if (mismatch && !options.allowMismatch) {
+    throw new UserError(
+      `the base and chat models differ (${mismatch}): ${options.needs}; pass --allow-mismatch if this is deliberate`,
+    );
+  }
+  return { baseDir, chatDir };
 }

@@ -11,8 +11,8 @@ import { collectResiduals, loadForCapture } from "../activations.ts";
 import { type PreparedPrompt, preparePrompts, type TokenType } from "../chat.ts";
 import { UserError } from "../errors.ts";
 import { acquireGpu } from "../gpu.ts";
-import { readModelShape, resolveModelDir } from "../hub.ts";
-import { describePairMismatch } from "../model_pair.ts";
+import { readModelShape } from "../hub.ts";
+import { resolveModelPair } from "../model_pair.ts";
 import { type Device, type GraphDtype, graphDtype } from "../runtime.ts";
 import { type FeatureMetrics, FeatureStats } from "../stats.ts";
 import { type LatentDecoderStats, latentDecoderStats } from "./analysis.ts";
@@ -123,14 +123,11 @@ export async function runCrosscoder(options: CrosscoderRunOptions): Promise<Cros
   // Its files first: a wrong crosscoder is refused before any model is converted or loaded.
   const crosscoder = await loadCrosscoder(options.crosscoder, { layer: options.layer, inputScale: options.inputScale });
   const dtype = await graphDtype(options.device, options.dtype);
-  const baseDir = await resolveModelDir(options.base, { dtype });
-  const chatDir = await resolveModelDir(options.chat, { dtype });
-  const mismatch = await describePairMismatch(baseDir, chatDir);
-  if (mismatch && !options.allowMismatch) {
-    throw new UserError(
-      `the base and chat models differ (${mismatch}): a crosscoder diff needs two versions of one model; pass --allow-mismatch if this is deliberate`,
-    );
-  }
+  const { baseDir, chatDir } = await resolveModelPair(options.base, options.chat, {
+    dtype,
+    allowMismatch: options.allowMismatch,
+    needs: "a crosscoder diff needs two versions of one model",
+  });
   const shape = await readModelShape(chatDir);
   checkCrosscoderWidth(crosscoder, shape.dModel);
   const layer = options.layer ?? crosscoder.config.hookLayer ?? Math.floor(shape.layers / 2);

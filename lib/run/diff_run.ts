@@ -14,10 +14,10 @@ import { preparePrompts, type TokenType } from "../chat.ts";
 import { collectStats, readStats, writeStats } from "../collect.ts";
 import { DIFF_METRICS, type DiffMetric, type DiffRow, type MetricTable, topChanges, writeDiffCsv } from "../diff.ts";
 import { UserError } from "../errors.ts";
-import { readModelShape, resolveModelDir } from "../hub.ts";
+import { readModelShape } from "../hub.ts";
 import { modelIdentity, saeIdentity, sha256Hex } from "../identity.ts";
 import { ensureOutDir } from "../io/atomic.ts";
-import { describePairMismatch } from "../model_pair.ts";
+import { resolveModelPair } from "../model_pair.ts";
 import { neuronpediaId } from "../neuronpedia.ts";
 import { featureIncreasesFigure } from "../report/figures.ts";
 import { writePlotlyPage } from "../report/plotly.ts";
@@ -139,14 +139,11 @@ export async function collectDiff(options: DiffRunOptions): Promise<DiffCollecti
   // The directories of the graphs that will run (a checkpoint's at its dtype), so the fingerprint's
   // identities cover the precision too.
   const dtype = await graphDtype(options.device, options.dtype);
-  const baseDir = await resolveModelDir(options.base, { dtype });
-  const chatDir = await resolveModelDir(options.chat, { dtype });
-  const mismatch = await describePairMismatch(baseDir, chatDir);
-  if (mismatch && !options.allowMismatch) {
-    throw new UserError(
-      `the base and chat models differ (${mismatch}): a diff needs two versions of one model; pass --allow-mismatch if this is deliberate`,
-    );
-  }
+  const { baseDir, chatDir } = await resolveModelPair(options.base, options.chat, {
+    dtype,
+    allowMismatch: options.allowMismatch,
+    needs: "a diff needs two versions of one model",
+  });
   const shape = await readModelShape(chatDir);
   if (!Number.isInteger(options.layer) || options.layer < 0 || options.layer >= shape.layers) {
     throw new UserError(`layer ${options.layer} is out of range: this model has layers 0..${shape.layers - 1}`);

@@ -1,11 +1,11 @@
 import { assert, assertBytesEqual, assertClose, assertEquals } from "../assert.ts";
 import { UserError } from "../../lib/errors.ts";
 import { SeededRandom } from "../../lib/random.ts";
-import { referenceEncode, type ReferenceSae } from "../../lib/fixtures/sae_reference.ts";
+import { referenceEncode } from "../../lib/fixtures/sae_reference.ts";
 import { acquireGpu } from "../../lib/gpu.ts";
 import { cosineMatrix } from "../../lib/kernels/cosine_matrix.ts";
 import { isExactF16, SaeEncoder } from "../../lib/kernels/sae_encode.ts";
-import type { Sae, SaeArchitecture } from "../../lib/sae/config.ts";
+import { asReference, randomSae } from "../random_sae.ts";
 import { FeatureStats, METRICS } from "../../lib/stats.ts";
 import { assertSameMetrics, referenceStats } from "../reference_stats.ts";
 
@@ -16,36 +16,6 @@ import { assertSameMetrics, referenceStats } from "../reference_stats.ts";
 const ENCODE_TOLERANCE = { rtol: 1e-5, atol: 1e-5 };
 /** Statistics of f32 activations against f64 ones, per element. Observed worst: 1.8e-6 relative (all_std). */
 const STATS_TOLERANCE = { rtol: 1e-5, atol: 1e-6 };
-
-/** A random SAE of odd sizes (not multiples of the 64-wide tiles). Feature 0 always fires, 1 never. */
-function randomSae(dIn: number, dSae: number, architecture: SaeArchitecture, seed: number, applyBDec = false): Sae {
-  const r = new SeededRandom(seed);
-  const bEnc = r.normals(dSae, 0.5);
-  bEnc[0] = 1e3;
-  bEnc[1] = -1e3;
-  return {
-    config: { format: "saelens", architecture, dIn, dSae, k: 7, applyBDecToInput: applyBDec, source: "random" },
-    wEnc: r.normals(dIn * dSae, 1 / Math.sqrt(dIn)),
-    bEnc,
-    wDec: r.normals(dSae * dIn),
-    bDec: r.normals(dIn, 0.3),
-    threshold: architecture === "jumprelu"
-      ? Float32Array.from({ length: dSae }, () => r.uniform())
-      : new Float32Array(dSae),
-  };
-}
-
-function asReference(sae: Sae): ReferenceSae {
-  return {
-    ...sae,
-    dIn: sae.config.dIn,
-    dSae: sae.config.dSae,
-    activation: sae.config.architecture,
-    k: sae.config.k,
-    applyBDecToInput: sae.config.applyBDecToInput,
-    inputScale: 1,
-  };
-}
 
 Deno.test("sae_encode matches the f64 reference for ReLU, JumpReLU and TopK at odd sizes; chunking changes nothing", async () => {
   const gpu = await acquireGpu();
