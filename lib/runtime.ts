@@ -235,7 +235,11 @@ export async function loadModel(source: string, options: LoadOptions): Promise<M
   }
 }
 
-/** Just the tokenizer and config of a model (no session): enough to format and tokenize prompts. */
+/**
+ * Just the tokenizer and config of a model (no session): enough to format and tokenize prompts. For a
+ * Hugging Face checkpoint pass the directory {@linkcode resolveModelDir} gave at the run's dtype: the
+ * checkpoint's own directory would have its graph built (again) at fp32.
+ */
 export async function loadTokenizer(
   source: string,
 ): Promise<Pick<ModelHandle, "tokenizer" | "config" | "source">> {

@@ -50,7 +50,8 @@ await runMain(async () => {
   );
   const base = values.base ?? await ensureFixtureModel("tiny-llama-base", console.log);
   const chat = values.chat ?? await ensureFixtureModel("tiny-llama-chat", console.log);
-  const shape = await readModelShape(await resolveModelDir(chat, { dtype }));
+  const chatDir = await resolveModelDir(chat, { dtype });
+  const shape = await readModelShape(chatDir);
   const layer = values.layer === undefined ? Math.floor(shape.layers / 2) : Number(values.layer);
   if (!Number.isInteger(layer) || layer < 0 || layer >= shape.layers) {
     throw new UserError(`layer ${values.layer} is out of range: this model has layers 0..${shape.layers - 1}`);
@@ -97,7 +98,7 @@ await runMain(async () => {
     contrast = await loadContrastVectors(path);
     cosines = await contrastCosines(await acquireGpu(), differences.mean, contrast);
   }
-  const { tokenizer } = await loadTokenizer(chat);
+  const { tokenizer } = await loadTokenizer(chatDir);
   const decode = (ids: number[]) => tokenizer.decode(ids, { skip_special_tokens: false });
   const files = await writeAdlOutputs(outDir, {
     differences,

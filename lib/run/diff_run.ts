@@ -166,7 +166,8 @@ export async function collectDiff(options: DiffRunOptions): Promise<DiffCollecti
   const slice = shard ? options.prompts.slice(shard.start, shard.end) : options.prompts;
   const encoder = await createEncoder(sae, options.device, { log });
   // Prompts are formatted with the chat model's template for both models, as the notebook does.
-  const prepared = preparePrompts(await loadTokenizer(options.chat), slice, {
+  // From the resolved directory: a checkpoint's source would be built again at the default precision.
+  const prepared = preparePrompts(await loadTokenizer(chatDir), slice, {
     maxLength: options.maxLength,
     types: options.tokenTypes,
   });
