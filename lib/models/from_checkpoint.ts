@@ -88,6 +88,7 @@ async function convertTensors(
   if (!todo.length) return placed;
   const bytesPerValue = dtype === "fp16" ? 2 : 4;
   const total = todo.reduce((n, t) => n + (t.length / (t.dtype === "F32" ? 4 : 2)) * bytesPerValue, 0);
+  onProgress?.(0, total); // the clock of a progress bar starts before the first tensor, not after it
   const out = await Deno.open(path, { write: true, create: true, truncate: true });
   const sources = new Map<string, Deno.FsFile>();
   try {
