@@ -13,7 +13,7 @@
 
 import { join } from "node:path";
 import { collectResiduals, loadForCapture, type PositionRule } from "./activations.ts";
-import { preparePrompts, type TokenType } from "./chat.ts";
+import { preparePrompts } from "./chat.ts";
 import { isCheckpointDir, openCheckpoint } from "./checkpoint/checkpoint.ts";
 import { UserError } from "./errors.ts";
 
@@ -21,8 +21,7 @@ import type { Gpu } from "./gpu.ts";
 import { readRange } from "./io/files.ts";
 import { SafetensorsFile, toFloat32 } from "./io/safetensors.ts";
 import { cosine } from "./kernels/cosine_matrix.ts";
-import { resolveModelPair } from "./model_pair.ts";
-import { type Device, type GraphDtype, graphDtype } from "./runtime.ts";
+import { type PairRunOptions, resolveModelPair } from "./model_pair.ts";
 
 /** The key of the plain-text position `i` (0-based). */
 export function firstTokenKey(i: number): string {
@@ -30,20 +29,10 @@ export function firstTokenKey(i: number): string {
 }
 
 /** What {@linkcode activationDifferences} runs. */
-export interface AdlOptions {
-  base: string;
-  chat: string;
-  prompts: readonly string[];
+export interface AdlOptions extends PairRunOptions {
   layer: number;
-  tokenTypes: readonly TokenType[];
   /** Plain-text positions 0 .. firstN − 1 (0: none). */
   firstN: number;
-  batchSize: number;
-  maxLength: number;
-  device: Device;
-  dtype?: GraphDtype;
-  allowMismatch?: boolean;
-  log?: (line: string) => void;
   /** Called once with the number of forward passes; returns a tick function. */
   progress?: (total: number) => { tick: (n: number) => void; finish: () => void };
 }
@@ -69,12 +58,7 @@ export interface ActivationDifferences {
  */
 export async function activationDifferences(options: AdlOptions): Promise<ActivationDifferences> {
   const log = options.log ?? (() => {});
-  const dtype = await graphDtype(options.device, options.dtype);
-  const { baseDir, chatDir } = await resolveModelPair(options.base, options.chat, {
-    dtype,
-    allowMismatch: options.allowMismatch,
-    needs: "the lens needs two versions of one model",
-  });
+  const { baseDir, chatDir, dtype } = await resolveModelPair(options, "the lens needs two versions of one model");
   const keys = [...options.tokenTypes, ...Array.from({ length: options.firstN }, (_, i) => firstTokenKey(i))];
   const sums: Float64Array[][] = [];
   const counts = new Array<number>(keys.length).fill(0);

@@ -13,8 +13,8 @@ import { UserError } from "./errors.ts";
 import { acquireGpu, type Gpu } from "./gpu.ts";
 
 import { GpuLogits, klDivergence, type RowRun } from "./kernels/kl_divergence.ts";
-import { resolveModelPair } from "./model_pair.ts";
-import { type Device, type GraphDtype, graphDtype, loadModel, type ModelHandle, type OrtTensor } from "./runtime.ts";
+import { type PairRunOptions, resolveModelPair } from "./model_pair.ts";
+import { loadModel, type ModelHandle, type OrtTensor } from "./runtime.ts";
 
 /** The group of tokens that are none of the read positions. */
 export const OTHER_TOKENS = "other";
@@ -183,19 +183,7 @@ export function topKlTokens(tokens: readonly TokenKl[], n: number): TokenKl[] {
 }
 
 /** What {@linkcode runKl} compares. */
-export interface KlRunOptions {
-  base: string;
-  chat: string;
-  prompts: readonly string[];
-  tokenTypes: readonly TokenType[];
-  batchSize: number;
-  maxLength: number;
-  device: Device;
-  /** Precision of graphs built from checkpoints (default: the device's). */
-  dtype?: GraphDtype;
-  /** Compare models of different architectures or tokenizers anyway. */
-  allowMismatch?: boolean;
-  log?: (line: string) => void;
+export interface KlRunOptions extends PairRunOptions {
   /** Called once with the number of prompts; returns a tick function. */
   progress?: (total: number) => { tick: (n: number) => void; finish: () => void };
 }
@@ -214,13 +202,7 @@ export interface KlRun {
  */
 export async function runKl(options: KlRunOptions): Promise<KlRun> {
   const log = options.log ?? (() => {});
-  const dtype = await graphDtype(options.device, options.dtype);
-  // Resolved once (a checkpoint's graph is found by hashing its files): loading reuses the directories.
-  const { baseDir, chatDir } = await resolveModelPair(options.base, options.chat, {
-    dtype,
-    allowMismatch: options.allowMismatch,
-    needs: "KL compares two versions of one model",
-  });
+  const { baseDir, chatDir, dtype } = await resolveModelPair(options, "KL compares two versions of one model");
   const gpu = await acquireGpu({ log });
   const load = (source: string) => loadModel(source, { device: options.device, dtype, log });
   const chat = await load(chatDir);

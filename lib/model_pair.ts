@@ -10,7 +10,8 @@ import { join } from "node:path";
 import { UserError } from "./errors.ts";
 import { resolveModelDir } from "./hub.ts";
 import { sha256Hex } from "./identity.ts";
-import type { GraphDtype } from "./models/decoder_graph.ts";
+import type { TokenType } from "./chat.ts";
+import { type Device, type GraphDtype, graphDtype } from "./runtime.ts";
 
 interface Summary {
   model_type: string;
@@ -50,23 +51,41 @@ export async function describePairMismatch(baseDir: string, chatDir: string): Pr
   return differences.length ? differences.join(", ") : undefined;
 }
 
+/** What every base-vs-chat task takes: the two models, the prompts and how to run them. */
+export interface PairRunOptions {
+  /** Base and chat model: directories or hub ids. */
+  base: string;
+  chat: string;
+  prompts: readonly string[];
+  tokenTypes: readonly TokenType[];
+  batchSize: number;
+  maxLength: number;
+  device: Device;
+  /** Precision of graphs built from checkpoints (default: the device's). */
+  dtype?: GraphDtype;
+  /** Compare models of different architectures or tokenizers anyway. */
+  allowMismatch?: boolean;
+  log?: (line: string) => void;
+}
+
 /**
- * The local directories of a base and a chat model (a checkpoint's graph built at `dtype`), refused in
- * one line unless they are two versions of one model or `allowMismatch` is set. `needs` says what the
- * task needs them for ("a diff needs two versions of one model").
+ * The run's graph precision and the local directories of its base and chat model (a checkpoint's
+ * graph built at that precision), refused in one line unless they are two versions of one model or
+ * `allowMismatch` is set. `needs` says what the task needs them for ("a diff needs two versions of
+ * one model").
  */
 export async function resolveModelPair(
-  base: string,
-  chat: string,
-  options: { dtype: GraphDtype; allowMismatch?: boolean; needs: string },
-): Promise<{ baseDir: string; chatDir: string }> {
-  const baseDir = await resolveModelDir(base, { dtype: options.dtype });
-  const chatDir = await resolveModelDir(chat, { dtype: options.dtype });
+  options: Pick<PairRunOptions, "base" | "chat" | "device" | "dtype" | "allowMismatch">,
+  needs: string,
+): Promise<{ baseDir: string; chatDir: string; dtype: GraphDtype }> {
+  const dtype = await graphDtype(options.device, options.dtype);
+  const baseDir = await resolveModelDir(options.base, { dtype });
+  const chatDir = await resolveModelDir(options.chat, { dtype });
   const mismatch = await describePairMismatch(baseDir, chatDir);
   if (mismatch && !options.allowMismatch) {
     throw new UserError(
-      `the base and chat models differ (${mismatch}): ${options.needs}; pass --allow-mismatch if this is deliberate`,
+      `the base and chat models differ (${mismatch}): ${needs}; pass --allow-mismatch if this is deliberate`,
     );
   }
-  return { baseDir, chatDir };
+  return { baseDir, chatDir, dtype };
 }

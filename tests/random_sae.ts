@@ -2,9 +2,13 @@
  * Random SAEs for encoder tests, and their f64 reference (lib/fixtures/sae_reference.ts) view.
  */
 
+import { assertClose, assertEquals } from "./assert.ts";
+import { assertSameMetrics, referenceStats } from "./reference_stats.ts";
 import { SeededRandom } from "../lib/random.ts";
-import type { ReferenceSae } from "../lib/fixtures/sae_reference.ts";
+import { referenceEncode, type ReferenceSae } from "../lib/fixtures/sae_reference.ts";
 import type { Sae, SaeArchitecture } from "../lib/sae/config.ts";
+import type { FeatureEncoder } from "../lib/sae/encoder.ts";
+import { FeatureStats, METRICS } from "../lib/stats.ts";
 
 /** A random SAE of odd sizes (not multiples of any tile). Feature 0 always fires, 1 never. */
 export function randomSae(
@@ -41,4 +45,48 @@ export function asReference(sae: Sae): ReferenceSae {
     applyBDecToInput: sae.config.applyBDecToInput,
     inputScale: 1,
   };
+}
+
+/** Statistics of f32 activations against f64 ones, per element. Observed worst: 1.8e-6 relative (all_std). */
+const STATS_TOLERANCE = { rtol: 1e-5, atol: 1e-6 };
+
+/**
+ * Checks an encoder's statistics: six random batches of a 33 x 130 JumpReLU SAE, collected in one go
+ * and as two shards (2 + 4 batches) that must merge into exactly the one-shot result, which must match
+ * textbook statistics of the f64 reference encoding of the same rows.
+ */
+export async function checkEncoderStatistics(create: (sae: Sae) => Promise<FeatureEncoder>): Promise<void> {
+  const [dIn, dSae, batches, perBatch] = [33, 130, 6, 9];
+  const sae = randomSae(dIn, dSae, "jumprelu", 3);
+  const encoder = await create(sae);
+  const types = ["asst", "endheader", "newline"];
+  const random = new SeededRandom(9);
+  const data = Array.from({ length: batches }, () => random.normals(perBatch * dIn, 2));
+  const rowType = Uint32Array.from({ length: perBatch }, (_, r) => r % 3);
+  const oneShot = FeatureStats.empty(types, dSae);
+  const shardA = FeatureStats.empty(types, dSae);
+  const shardB = FeatureStats.empty(types, dSae);
+  for (let i = 0; i < batches; i++) {
+    await encoder.encodeInto(data[i], perBatch, rowType, oneShot);
+    await encoder.encodeInto(data[i], perBatch, rowType, i < 2 ? shardA : shardB);
+  }
+  const merged = shardA.clone();
+  merged.merge(shardB);
+  const metrics = oneShot.finalize();
+  assertSameMetrics(merged.finalize(), metrics, "merged shards vs one shot");
+  types.forEach((type, t) => {
+    const activations: Float64Array[] = [];
+    for (const batch of data) {
+      for (let r = t; r < perBatch; r += 3) {
+        activations.push(referenceEncode(asReference(sae), batch.subarray(r * dIn, (r + 1) * dIn)));
+      }
+    }
+    const reference = referenceStats(activations);
+    for (const name of METRICS) {
+      assertClose(metrics[type][name], reference[name], { ...STATS_TOLERANCE, label: `${type} ${name}` });
+    }
+    assertEquals([reference.sparsity[0], reference.sparsity[1]], [1, 0]);
+    assertEquals([metrics[type].sparsity[0], metrics[type].sparsity[1], metrics[type].active_mean[1]], [1, 0, 0]);
+  });
+  encoder.destroy();
 }

@@ -12,8 +12,8 @@ import { type PreparedPrompt, preparePrompts, type TokenType } from "../chat.ts"
 import { UserError } from "../errors.ts";
 import { acquireGpu } from "../gpu.ts";
 import { readModelShape } from "../hub.ts";
-import { resolveModelPair } from "../model_pair.ts";
-import { type Device, type GraphDtype, graphDtype } from "../runtime.ts";
+import { type PairRunOptions, resolveModelPair } from "../model_pair.ts";
+import type { Device, GraphDtype } from "../runtime.ts";
 import { type FeatureMetrics, FeatureStats } from "../stats.ts";
 import { type LatentDecoderStats, latentDecoderStats } from "./analysis.ts";
 import type { Crosscoder } from "./config.ts";
@@ -21,23 +21,13 @@ import { CrosscoderEncoder } from "./encode.ts";
 import { checkCrosscoderWidth, loadCrosscoder } from "./load.ts";
 
 /** What {@linkcode runCrosscoder} runs. */
-export interface CrosscoderRunOptions {
-  base: string;
-  chat: string;
+export interface CrosscoderRunOptions extends PairRunOptions {
   /** Crosscoder directory or hub path. */
   crosscoder: string;
-  prompts: readonly string[];
   /** Default: the layer the crosscoder's files name, else the middle one. */
   layer?: number;
-  tokenTypes: readonly TokenType[];
-  batchSize: number;
-  maxLength: number;
-  device: Device;
-  dtype?: GraphDtype;
   /** TransformerLens layout: each model's input scale. */
   inputScale?: readonly [number, number];
-  allowMismatch?: boolean;
-  log?: (line: string) => void;
   /** Called once with the number of forward passes; returns a tick function. */
   progress?: (total: number) => { tick: (n: number) => void; finish: () => void };
 }
@@ -122,12 +112,10 @@ export async function runCrosscoder(options: CrosscoderRunOptions): Promise<Cros
   if (!options.tokenTypes.length) throw new UserError("--token-types is empty: name at least one read position");
   // Its files first: a wrong crosscoder is refused before any model is converted or loaded.
   const crosscoder = await loadCrosscoder(options.crosscoder, { layer: options.layer, inputScale: options.inputScale });
-  const dtype = await graphDtype(options.device, options.dtype);
-  const { baseDir, chatDir } = await resolveModelPair(options.base, options.chat, {
-    dtype,
-    allowMismatch: options.allowMismatch,
-    needs: "a crosscoder diff needs two versions of one model",
-  });
+  const { baseDir, chatDir, dtype } = await resolveModelPair(
+    options,
+    "a crosscoder diff needs two versions of one model",
+  );
   const shape = await readModelShape(chatDir);
   checkCrosscoderWidth(crosscoder, shape.dModel);
   const layer = options.layer ?? crosscoder.config.hookLayer ?? Math.floor(shape.layers / 2);

@@ -17,11 +17,11 @@ import { UserError } from "../errors.ts";
 import { readModelShape } from "../hub.ts";
 import { modelIdentity, saeIdentity, sha256Hex } from "../identity.ts";
 import { ensureOutDir } from "../io/atomic.ts";
-import { resolveModelPair } from "../model_pair.ts";
+import { type PairRunOptions, resolveModelPair } from "../model_pair.ts";
 import { neuronpediaId } from "../neuronpedia.ts";
 import { featureIncreasesFigure } from "../report/figures.ts";
 import { writePlotlyPage } from "../report/plotly.ts";
-import { type Device, type GraphDtype, graphDtype, loadTokenizer } from "../runtime.ts";
+import { loadTokenizer } from "../runtime.ts";
 import { createEncoder } from "../sae/encoder.ts";
 import { loadSae } from "../sae/load.ts";
 import type { FeatureStats } from "../stats.ts";
@@ -76,29 +76,19 @@ export interface Progress {
 }
 
 /** What a diff run collects over. */
-export interface DiffRunOptions {
-  base: string;
-  chat: string;
+export interface DiffRunOptions extends PairRunOptions {
   sae: string;
   layer: number;
   /** The whole run's prompts (after sampling); a shard reads its slice of them. */
   prompts: readonly string[];
   shard?: ShardSpec;
   tokenTypes: TokenType[];
-  batchSize: number;
-  maxLength: number;
   /** Checkpoint every this many batches (0: never). */
   checkpointEvery: number;
   resume: boolean;
-  device: Device;
-  /** Precision of graphs built from checkpoints (default: the device's). */
-  dtype?: GraphDtype;
   outDir: string;
-  /** Diff models of different architectures or tokenizers anyway. */
-  allowMismatch?: boolean;
   /** The SAE's Neuronpedia id when known from outside its files (a preset). */
   neuronpediaId?: string;
-  log?: (line: string) => void;
   progress?: (label: string, total: number) => Progress;
 }
 
@@ -138,12 +128,7 @@ export async function collectDiff(options: DiffRunOptions): Promise<DiffCollecti
   await ensureOutDir(options.outDir);
   // The directories of the graphs that will run (a checkpoint's at its dtype), so the fingerprint's
   // identities cover the precision too.
-  const dtype = await graphDtype(options.device, options.dtype);
-  const { baseDir, chatDir } = await resolveModelPair(options.base, options.chat, {
-    dtype,
-    allowMismatch: options.allowMismatch,
-    needs: "a diff needs two versions of one model",
-  });
+  const { baseDir, chatDir, dtype } = await resolveModelPair(options, "a diff needs two versions of one model");
   const shape = await readModelShape(chatDir);
   if (!Number.isInteger(options.layer) || options.layer < 0 || options.layer >= shape.layers) {
     throw new UserError(`layer ${options.layer} is out of range: this model has layers 0..${shape.layers - 1}`);

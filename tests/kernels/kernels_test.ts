@@ -5,17 +5,13 @@ import { referenceEncode } from "../../lib/fixtures/sae_reference.ts";
 import { acquireGpu } from "../../lib/gpu.ts";
 import { cosineMatrix } from "../../lib/kernels/cosine_matrix.ts";
 import { isExactF16, SaeEncoder } from "../../lib/kernels/sae_encode.ts";
-import { asReference, randomSae } from "../random_sae.ts";
-import { FeatureStats, METRICS } from "../../lib/stats.ts";
-import { assertSameMetrics, referenceStats } from "../reference_stats.ts";
+import { asReference, checkEncoderStatistics, randomSae } from "../random_sae.ts";
 
 /**
  * f32 encodes against f64, per element. Observed: under 3.1e-5 absolute, on the always-on feature's
  * values near 1e3 (3e-8 of them); the needed relative part beyond the floor is 2e-8.
  */
 const ENCODE_TOLERANCE = { rtol: 1e-5, atol: 1e-5 };
-/** Statistics of f32 activations against f64 ones, per element. Observed worst: 1.8e-6 relative (all_std). */
-const STATS_TOLERANCE = { rtol: 1e-5, atol: 1e-6 };
 
 Deno.test("sae_encode matches the f64 reference for ReLU, JumpReLU and TopK at odd sizes; chunking changes nothing", async () => {
   const gpu = await acquireGpu();
@@ -141,39 +137,7 @@ Deno.test("NaN or infinite inputs are rejected with a clear error", async () => 
 
 Deno.test("feature_stats matches textbook statistics; shards merge into exactly the one-shot result", async () => {
   const gpu = await acquireGpu();
-  const [dIn, dSae, batches, perBatch] = [33, 130, 6, 9];
-  const sae = randomSae(dIn, dSae, "jumprelu", 3);
-  const encoder = await SaeEncoder.create(gpu, sae, { maxChunkBytes: dIn * 4 * 64 });
-  const types = ["asst", "endheader", "newline"];
-  const random = new SeededRandom(9);
-  const data = Array.from({ length: batches }, () => random.normals(perBatch * dIn, 2));
-  const rowType = Uint32Array.from({ length: perBatch }, (_, r) => r % 3);
-  const oneShot = FeatureStats.empty(types, dSae);
-  const shardA = FeatureStats.empty(types, dSae);
-  const shardB = FeatureStats.empty(types, dSae);
-  for (let i = 0; i < batches; i++) {
-    await encoder.encodeInto(data[i], perBatch, rowType, oneShot);
-    await encoder.encodeInto(data[i], perBatch, rowType, i < 2 ? shardA : shardB);
-  }
-  const merged = shardA.clone();
-  merged.merge(shardB);
-  assertSameMetrics(merged.finalize(), oneShot.finalize(), "merged shards vs one shot");
-  // Against the definitions, on the f64 reference encoding of the same rows.
-  const metrics = oneShot.finalize();
-  types.forEach((type, t) => {
-    const activations: Float64Array[] = [];
-    for (const batch of data) {
-      for (let r = t; r < perBatch; r += 3) {
-        activations.push(referenceEncode(asReference(sae), batch.subarray(r * dIn, (r + 1) * dIn)));
-      }
-    }
-    const reference = referenceStats(activations);
-    for (const name of METRICS) {
-      assertClose(metrics[type][name], reference[name], { ...STATS_TOLERANCE, label: `${type} ${name}` });
-    }
-    assertEquals([reference.sparsity[0], reference.sparsity[1]], [1, 0]);
-    assertEquals([metrics[type].sparsity[0], metrics[type].sparsity[1], metrics[type].active_mean[1]], [1, 0, 0]);
-  });
+  await checkEncoderStatistics((sae) => SaeEncoder.create(gpu, sae, { maxChunkBytes: sae.config.dIn * 4 * 64 }));
 });
 
 Deno.test("cosine_matrix and its reductions match f64", async () => {

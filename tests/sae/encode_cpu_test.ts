@@ -2,9 +2,7 @@ import { assert, assertClose, assertEquals } from "../assert.ts";
 import { referenceEncode } from "../../lib/fixtures/sae_reference.ts";
 import { SeededRandom } from "../../lib/random.ts";
 import { CpuSaeEncoder, keepTopKRelu } from "../../lib/sae/encode_cpu.ts";
-import { FeatureStats, METRICS } from "../../lib/stats.ts";
-import { asReference, randomSae } from "../random_sae.ts";
-import { assertSameMetrics, referenceStats } from "../reference_stats.ts";
+import { asReference, checkEncoderStatistics, randomSae } from "../random_sae.ts";
 
 /**
  * f32 (MLAS) encodes against f64, per element, the bound the GPU encoder is held to. A feature whose
@@ -12,8 +10,6 @@ import { assertSameMetrics, referenceStats } from "../reference_stats.ts";
  * activation, so this also checks the active sets agree.
  */
 const ENCODE_TOLERANCE = { rtol: 1e-5, atol: 1e-5 };
-/** Statistics of f32 activations against f64 ones, per element (the GPU statistics' bound). */
-const STATS_TOLERANCE = { rtol: 1e-5, atol: 1e-6 };
 
 Deno.test("CPU encode equals the f64 reference for ReLU, JumpReLU and TopK, with and without b_dec on the input", async () => {
   const [rows, dIn, dSae] = [37, 67, 203];
@@ -94,36 +90,5 @@ Deno.test("top-k keeps the k largest, ties to the lower feature id, then ReLU; k
 });
 
 Deno.test("CPU statistics match textbook statistics; shards merge into exactly the one-shot result", async () => {
-  const [dIn, dSae, batches, perBatch] = [33, 130, 6, 9];
-  const sae = randomSae(dIn, dSae, "jumprelu", 3);
-  const encoder = await CpuSaeEncoder.create(sae);
-  const types = ["asst", "endheader", "newline"];
-  const random = new SeededRandom(9);
-  const data = Array.from({ length: batches }, () => random.normals(perBatch * dIn, 2));
-  const rowType = Uint32Array.from({ length: perBatch }, (_, r) => r % 3);
-  const oneShot = FeatureStats.empty(types, dSae);
-  const shardA = FeatureStats.empty(types, dSae);
-  const shardB = FeatureStats.empty(types, dSae);
-  for (let i = 0; i < batches; i++) {
-    await encoder.encodeInto(data[i], perBatch, rowType, oneShot);
-    await encoder.encodeInto(data[i], perBatch, rowType, i < 2 ? shardA : shardB);
-  }
-  const merged = shardA.clone();
-  merged.merge(shardB);
-  const metrics = oneShot.finalize();
-  assertSameMetrics(merged.finalize(), metrics, "merged shards vs one shot");
-  types.forEach((type, t) => {
-    const activations: Float64Array[] = [];
-    for (const batch of data) {
-      for (let r = t; r < perBatch; r += 3) {
-        activations.push(referenceEncode(asReference(sae), batch.subarray(r * dIn, (r + 1) * dIn)));
-      }
-    }
-    const reference = referenceStats(activations);
-    for (const name of METRICS) {
-      assertClose(metrics[type][name], reference[name], { ...STATS_TOLERANCE, label: `${type} ${name}` });
-    }
-    assertEquals([metrics[type].sparsity[0], metrics[type].sparsity[1], metrics[type].active_mean[1]], [1, 0, 0]);
-  });
-  encoder.destroy();
+  await checkEncoderStatistics((sae) => CpuSaeEncoder.create(sae));
 });
