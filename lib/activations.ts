@@ -25,11 +25,19 @@ export interface ResidualBatch {
 export function loadForCapture(
   source: string,
   layers: number[],
-  options: { device: Device; dtype?: GraphDtype; cut?: boolean; log?: (line: string) => void },
+  options: {
+    device: Device;
+    dtype?: GraphDtype;
+    cut?: boolean;
+    /** Leave the residuals on the GPU for {@linkcode residualOnDevice} (webgpu only). */
+    residualsOnGpu?: boolean;
+    log?: (line: string) => void;
+  },
 ): Promise<ModelHandle> {
   return loadModel(source, {
     device: options.device,
     dtype: options.dtype,
+    residualsOnGpu: options.residualsOnGpu,
     log: options.log,
     rewrite: { capture: [...layers], cut: options.cut ?? true, steering: [] },
   });
@@ -118,6 +126,48 @@ export async function residuals(handle: ModelHandle, sequences: number[][], laye
     byLayer.set(layer, tensor.data as Float32Array);
   }
   return { batch, length, dModel, lengths, byLayer };
+}
+
+/**
+ * One batch's residual stream at one layer, left where onnxruntime-web computed it: a [batch, length,
+ * dModel] f32 buffer on the process's shared GPU device (right-padded).
+ */
+export interface DeviceResidualBatch {
+  buffer: GPUBuffer;
+  batch: number;
+  /** Padded sequence length. */
+  length: number;
+  dModel: number;
+  /** Real (unpadded) length of each sequence. */
+  lengths: number[];
+  /** Hands the buffer back to onnxruntime-web: call once the work that reads it has been submitted. */
+  release(): void;
+}
+
+/**
+ * Runs `sequences` as one right-padded batch through a model loaded with `residualsOnGpu` and returns
+ * the residual stream at `layer` without reading it back.
+ */
+export async function residualOnDevice(
+  handle: ModelHandle,
+  sequences: number[][],
+  layer: number,
+): Promise<DeviceResidualBatch> {
+  if (!handle.residualsOnGpu || !handle.rewrite?.capture.includes(layer)) {
+    throw new Error(`the model was not loaded to keep layer ${layer}'s residuals on the GPU`);
+  }
+  const { outputs, batch, length, lengths } = await forwardBatch(handle, sequences);
+  const tensor = outputs[residualOutputName(layer)];
+  for (const other of Object.values(outputs)) if (other !== tensor) other.dispose();
+  if (tensor.location !== "gpu-buffer") throw new Error(`layer ${layer}'s residuals came back in ${tensor.location}`);
+  return {
+    buffer: tensor.gpuBuffer as GPUBuffer,
+    batch,
+    length,
+    dModel: tensor.dims[2],
+    lengths,
+    release: () => tensor.dispose(),
+  };
 }
 
 /** The residual vector of sequence `b` at token `t` from a layer's [batch, length, dModel] array. */

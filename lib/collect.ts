@@ -7,7 +7,7 @@
  * @module
  */
 
-import { residuals, vectorAt } from "./activations.ts";
+import { residualOnDevice, residuals, vectorAt } from "./activations.ts";
 import type { PreparedPrompt } from "./chat.ts";
 import { UserError } from "./errors.ts";
 import { SafetensorsFile, writeSafetensors } from "./io/safetensors.ts";
@@ -80,23 +80,35 @@ export async function collectStats(options: CollectOptions): Promise<FeatureStat
       start = Number(checkpoint.metadata.next_prompt);
     }
   }
+  // On the shared GPU device the residuals never leave it: the read positions are gathered there and
+  // each batch's statistics stay there until a checkpoint or the end (the same kernels as the host
+  // path, so the same numbers).
+  const onDevice = handle.residualsOnGpu && encoder.encodeGatheredInto !== undefined;
   let batches = 0;
   for (let first = start; first < prompts.length; first += batchSize) {
     const batch = prompts.slice(first, first + batchSize);
-    const result = await residuals(handle, batch.map((p) => p.ids), [layer]);
     const rows = batch.length * tokenTypes.length;
-    const x = new Float32Array(rows * dIn);
-    const rowType = new Uint32Array(rows);
-    batch.forEach((prompt, b) => {
-      prompt.positions.forEach((t, k) => {
-        x.set(vectorAt(result, layer, b, t), (b * tokenTypes.length + k) * dIn);
-        rowType[b * tokenTypes.length + k] = k;
+    const rowType = new Uint32Array(rows).map((_, r) => r % tokenTypes.length);
+    if (onDevice) {
+      const result = await residualOnDevice(handle, batch.map((p) => p.ids), layer);
+      const rowStarts = batch.flatMap((prompt, b) => prompt.positions.map((t) => (b * result.length + t) * dIn));
+      try {
+        await encoder.encodeGatheredInto!(result.buffer, rowStarts, rowType, stats);
+      } finally {
+        result.release();
+      }
+    } else {
+      const result = await residuals(handle, batch.map((p) => p.ids), [layer]);
+      const x = new Float32Array(rows * dIn);
+      batch.forEach((prompt, b) => {
+        prompt.positions.forEach((t, k) => x.set(vectorAt(result, layer, b, t), (b * tokenTypes.length + k) * dIn));
       });
-    });
-    await encoder.encodeInto(x, rows, rowType, stats);
+      await encoder.encodeInto(x, rows, rowType, stats);
+    }
     batches++;
     const done = first + batch.length;
     if (options.checkpointEvery && batches % options.checkpointEvery === 0 && done < prompts.length) {
+      await encoder.flush();
       await writeStats(options.checkpointPath, stats, {
         run_fingerprint: options.fingerprint,
         next_prompt: done,
@@ -106,5 +118,6 @@ export async function collectStats(options: CollectOptions): Promise<FeatureStat
     }
     options.onProgress?.(done);
   }
+  await encoder.flush();
   return stats;
 }

@@ -1,12 +1,14 @@
 /**
- * The one place that talks to `navigator.gpu`: acquires Deno's WebGPU adapter and a device with the
- * adapter's full limits, once per process, and describes it.
+ * The one place that talks to `navigator.gpu`: probes Deno's WebGPU adapter and acquires the process's
+ * device, once, and describes them. The device is onnxruntime-web's (./ort_web.ts), so a model's
+ * outputs kept on the GPU feed our kernels directly.
  *
  * @module
  */
 
 import { fileURLToPath } from "node:url";
-import { UserError } from "./errors.ts";
+import { describeError, UserError } from "./errors.ts";
+import { sharedDevice } from "./ort_web.ts";
 
 /** The process-wide GPU: adapter, device and what they can do. */
 export interface Gpu {
@@ -101,17 +103,16 @@ async function requestGpu(log?: (line: string) => void): Promise<Gpu> {
   const probe = await probeAdapter();
   if (!probe) throw new UserError(NO_ADAPTER_HELP);
   const { adapter, description, isSoftware } = probe;
-  const hasF16 = adapter.features.has("shader-f16");
-  const device = await adapter.requestDevice({
-    requiredFeatures: hasF16 ? ["shader-f16"] : [],
-    requiredLimits: {
-      maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
-      maxBufferSize: adapter.limits.maxBufferSize,
-      maxComputeWorkgroupStorageSize: adapter.limits.maxComputeWorkgroupStorageSize,
-      maxComputeInvocationsPerWorkgroup: adapter.limits.maxComputeInvocationsPerWorkgroup,
-      maxStorageBuffersPerShaderStage: adapter.limits.maxStorageBuffersPerShaderStage,
-    },
+  // ORT-web's device, made with the limits and features it asks of the adapter (its binding limits,
+  // shader-f16 where there is one): the kernels chunk by what the device allows, read below.
+  const device = await sharedDevice().catch((error) => {
+    throw new UserError(
+      `onnxruntime-web could not open the GPU (${
+        describeError(error)
+      }): update the GPU driver or run with --device cpu`,
+    );
   });
+  const hasF16 = device.features.has("shader-f16");
   const gpu: Gpu = {
     adapter,
     device,

@@ -14,15 +14,14 @@
 
 import type * as Transformers from "@huggingface/transformers";
 import * as ortNode from "onnxruntime-node";
-import * as ortWeb from "onnxruntime-web/webgpu";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { describeError, UserError } from "./errors.ts";
 import { acquireGpu } from "./gpu.ts";
+import { ortWeb } from "./ort_web.ts";
 import { rewrittenModel } from "./graph/cache.ts";
 import { readModelInMemory } from "./graph/external_data.ts";
 import type { ResidualMap } from "./graph/residuals.ts";
-import type { RewriteSpec } from "./graph/rewrite.ts";
+import { residualOutputName, type RewriteSpec } from "./graph/rewrite.ts";
 import { resolveModelDir } from "./hub.ts";
 import type { GraphDtype } from "./models/decoder_graph.ts";
 import { fileIdentity } from "./identity.ts";
@@ -101,13 +100,6 @@ const dispatcher = {
   },
 };
 
-// Local wasm files for ORT-web (it would otherwise fetch them from a CDN); one thread, as under Deno
-// the wasm part only runs the few CPU-side ops.
-ortWeb.env.wasm.wasmPaths = fileURLToPath(new URL("../node_modules/onnxruntime-web/dist/", import.meta.url));
-ortWeb.env.wasm.numThreads = 1;
-// Warnings of a normal run ("some nodes were not assigned to the preferred execution providers") are
-// not for users; real failures still surface as errors.
-ortWeb.env.logLevel = "error";
 (globalThis as Record<symbol, unknown>)[Symbol.for("onnxruntime")] = dispatcher;
 const transformers: typeof Transformers = await import("@huggingface/transformers");
 transformers.env.logLevel = transformers.LogLevel.ERROR;
@@ -129,6 +121,8 @@ export interface ModelHandle {
   /** Where the residual stream is, when the graph was rewritten. */
   residuals?: ResidualMap;
   rewrite?: RewriteSpec;
+  /** Whether captured residual outputs come back as GPU buffers ({@linkcode LoadOptions.residualsOnGpu}). */
+  residualsOnGpu: boolean;
   dispose(): Promise<void>;
 }
 
@@ -176,6 +170,11 @@ export interface LoadOptions {
   dtype?: GraphDtype;
   /** Rewrite the graph first (capture residuals, cut, steer); the rewritten model is cached on disk. */
   rewrite?: RewriteSpec;
+  /**
+   * On webgpu, leave the captured residual outputs in GPU buffers on the shared device (for our
+   * kernels to read in place) instead of reading them back into JS arrays.
+   */
+  residualsOnGpu?: boolean;
   log?: (line: string) => void;
 }
 
@@ -202,6 +201,15 @@ export async function loadModel(source: string, options: LoadOptions): Promise<M
     fileName = "model";
   }
   if (options.device === "webgpu") await acquireGpu({ log: options.log });
+  const residualsOnGpu = options.device === "webgpu" && !!options.residualsOnGpu && !!options.rewrite?.capture.length;
+  const sessionOptions: SessionOptions = {
+    executionProviders: [options.device === "webgpu" ? "webgpu" : "cpu"],
+    ...(residualsOnGpu && {
+      preferredOutputLocation: Object.fromEntries(
+        options.rewrite!.capture.map((layer) => [residualOutputName(layer), "gpu-buffer" as const]),
+      ),
+    }),
+  };
   transformers.env.allowLocalModels = true;
   transformers.env.allowRemoteModels = false;
   try {
@@ -211,7 +219,7 @@ export async function loadModel(source: string, options: LoadOptions): Promise<M
       // Under the dispatcher transformers.js knows no devices by name; the providers below decide.
       device: "auto",
       model_file_name: fileName,
-      session_options: { executionProviders: [options.device === "webgpu" ? "webgpu" : "cpu"] },
+      session_options: sessionOptions,
     });
     const config = model.config as ModelHandle["config"];
     const session = (model as unknown as { sessions: Record<string, OrtSession> }).sessions.model;
@@ -225,6 +233,7 @@ export async function loadModel(source: string, options: LoadOptions): Promise<M
       session,
       residuals,
       rewrite: options.rewrite,
+      residualsOnGpu,
       dispose: async () => {
         await model.dispose();
       },

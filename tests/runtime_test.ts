@@ -2,6 +2,7 @@ import { assert, assertClose, assertEquals } from "./assert.ts";
 import { renderChat, tokenizeRendered } from "../lib/chat.ts";
 import { referenceForward } from "../lib/fixtures/reference.ts";
 import { generateGreedy } from "../lib/generation.ts";
+import { acquireGpu } from "../lib/gpu.ts";
 import { DEVICES, transformers } from "../lib/runtime.ts";
 import * as ortWeb from "onnxruntime-web/webgpu";
 import { argmax, fixtureHandle, fixtureReference } from "./helpers.ts";
@@ -56,8 +57,9 @@ for (const name of ["tiny-llama-chat", "tiny-gemma2-chat"]) {
   });
 }
 
-Deno.test("the webgpu device really runs on onnxruntime-web's WebGPU backend", async () => {
+Deno.test("the webgpu device really runs on onnxruntime-web's WebGPU backend, on the device our kernels use", async () => {
   await fixtureHandle("tiny-llama-chat", "webgpu");
   const device = await ortWeb.env.webgpu.device as GPUDevice | undefined;
   assert(device && typeof device.createBuffer === "function", "ORT-web created a GPUDevice");
+  assert((await acquireGpu()).device === device, "the kernels' device is ORT-web's");
 });

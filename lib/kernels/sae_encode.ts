@@ -14,12 +14,12 @@
  * @module
  */
 
-import { UserError } from "../errors.ts";
 import type { Gpu } from "../gpu.ts";
 import type { Sae } from "../sae/config.ts";
 import type { FeatureStats } from "../stats.ts";
-import { featureStatsPartials } from "./feature_stats.ts";
-import { dispatch, pipeline, readBack, storageBuffer, uniformBuffer } from "./shader.ts";
+import { DEFAULT_QUEUE_BYTES, PartialsQueue } from "./feature_stats.ts";
+import { encodePrepareInput, NO_BAD_ROW, nonFiniteRow } from "./sae_input.ts";
+import { dispatch, pipeline, readBackAll, storageBuffer, uniformBuffer } from "./shader.ts";
 import { encodeTopK } from "./top_k.ts";
 
 const ACTIVATION_CODE = { none: 0, relu: 1, jumprelu: 2 } as const;
@@ -55,6 +55,11 @@ export interface EncoderOptions {
    * spill registers (not measured on a GPU yet).
    */
   maxTileRows?: number;
+  /**
+   * Bytes of per-batch statistics partials kept on the device before they are read back (default
+   * {@linkcode DEFAULT_QUEUE_BYTES}; at least one batch's).
+   */
+  queueBytes?: number;
 }
 
 /** Whether every value is exactly representable as an f16 (stops at the first that is not). */
@@ -72,7 +77,13 @@ export class SaeEncoder {
     readonly weightType: WeightType,
     private readonly chunks: Chunk[],
     private readonly maxTileRows: number,
+    /** b_dec, which the input pass subtracts for formats that apply it. */
+    private readonly bDec: GPUBuffer,
+    /** Bytes of statistics partials held on the device between read-backs. */
+    readonly queueBytes: number,
   ) {}
+
+  #queue: PartialsQueue | undefined;
 
   /** Uploads `sae`'s encoder in chunks. */
   static async create(gpu: Gpu, sae: Sae, options: EncoderOptions = {}): Promise<SaeEncoder> {
@@ -101,8 +112,11 @@ export class SaeEncoder {
       });
     }
     const maxTileRows = Math.min(MAX_TILE_ROWS, Math.max(1, options.maxTileRows ?? (gpu.isSoftware ? 16 : 4)));
-    const encoder = new SaeEncoder(gpu, sae, weightType, chunks, maxTileRows);
+    const bDec = storageBuffer(gpu, sae.bDec);
+    const queueBytes = options.queueBytes ?? DEFAULT_QUEUE_BYTES;
+    const encoder = new SaeEncoder(gpu, sae, weightType, chunks, maxTileRows, bDec, queueBytes);
     await encoder.#pipeline(maxTileRows);
+    await pipeline(gpu, "sae_input");
     await pipeline(gpu, "feature_stats");
     if (sae.config.architecture === "topk") await pipeline(gpu, "top_k");
     return encoder;
@@ -123,34 +137,33 @@ export class SaeEncoder {
     return Math.max(1, Math.floor(limit / (this.sae.config.dSae * 4)));
   }
 
-  /** The encoder's input rows, padded to the shader's inner slab: finite-checked, b_dec subtracted where the format says. */
-  #input(x: Float32Array, from: number, rows: number): GPUBuffer {
-    const { dIn, applyBDecToInput } = this.sae.config;
+  /** Input rows [from, from + rows) of `x` uploaded into a zeroed buffer padded to the shader's inner slab. */
+  #upload(x: Float32Array, from: number, rows: number): GPUBuffer {
+    const { dIn } = this.sae.config;
     const inner = paddedInner(dIn);
     const input = new Float32Array(rows * inner);
-    for (let r = 0; r < rows; r++) {
-      for (let i = 0; i < dIn; i++) {
-        const v = x[(from + r) * dIn + i];
-        if (!Number.isFinite(v)) {
-          throw new UserError(
-            `input row ${from + r} contains NaN or infinite values: the model's residuals overflowed`,
-          );
-        }
-        input[r * inner + i] = applyBDecToInput ? v - this.sae.bDec[i] : v;
-      }
-    }
+    for (let r = 0; r < rows; r++) input.set(x.subarray((from + r) * dIn, (from + r + 1) * dIn), r * inner);
     return storageBuffer(this.gpu, input);
   }
 
   /**
-   * Records the activations of input rows [from, from + rows) into a new [rows, d_sae] buffer on
-   * `encoder`: every chunk, then top-k for TopK SAEs. Returns it and the buffers to free after submission.
+   * Records, on `encoder`, the preparation of `input` ([rows, inner]: finite check into word `slot` of
+   * `bad`, b_dec subtracted where the format says), every chunk into a new [rows, d_sae] buffer, then
+   * top-k for TopK SAEs. Returns that buffer and the buffers to free after submission.
    */
-  async #record(encoder: GPUCommandEncoder, x: Float32Array, from: number, rows: number) {
-    const { dIn, dSae, architecture, k } = this.sae.config;
-    const input = this.#input(x, from, rows);
-    const out = storageBuffer(this.gpu, rows * dSae * 4, true);
+  async #record(encoder: GPUCommandEncoder, input: GPUBuffer, rows: number, bad: { buffer: GPUBuffer; slot: number }) {
+    const { dIn, dSae, architecture, k, applyBDecToInput } = this.sae.config;
     const temporary = [input];
+    temporary.push(
+      await encodePrepareInput(
+        this.gpu,
+        encoder,
+        { x: input, bDec: this.bDec, bad: bad.buffer },
+        { rows, dIn, inner: paddedInner(dIn) },
+        { subtract: applyBDecToInput, slot: bad.slot },
+      ),
+    );
+    const out = storageBuffer(this.gpu, rows * dSae * 4, true);
     // As few row tiles as the tile height allows, shared out evenly: 37 rows are 3 tiles of 13.
     const tileRows = Math.ceil(rows / Math.ceil(rows / this.maxTileRows));
     const pipe = await this.#pipeline(tileRows);
@@ -184,9 +197,16 @@ export class SaeEncoder {
     for (let from = 0; from < rows; from += this.#groupRows) {
       const n = Math.min(this.#groupRows, rows - from);
       const encoder = this.gpu.device.createCommandEncoder();
-      const { out, temporary } = await this.#record(encoder, x, from, n);
-      result.set(await readBack(this.gpu, encoder, out, n * dSae * 4), from * dSae);
-      for (const buffer of [out, ...temporary]) buffer.destroy();
+      const bad = storageBuffer(this.gpu, new Uint32Array([NO_BAD_ROW]), true);
+      const { out, temporary } = await this.#record(encoder, this.#upload(x, from, n), n, { buffer: bad, slot: 0 });
+      const [values, badRow] = await readBackAll(this.gpu, encoder, [
+        { buffer: out, bytes: n * dSae * 4 },
+        { buffer: bad, bytes: 4 },
+      ]);
+      for (const buffer of [out, bad, ...temporary]) buffer.destroy();
+      const row = new Uint32Array(badRow)[0];
+      if (row !== NO_BAD_ROW) throw nonFiniteRow(from + row);
+      result.set(new Float32Array(values), from * dSae);
     }
     return result;
   }
@@ -197,26 +217,85 @@ export class SaeEncoder {
    * batch (per group of rows that one storage binding holds).
    */
   async encodeInto(x: Float32Array, rows: number, rowType: Uint32Array, stats: FeatureStats): Promise<void> {
-    const { dIn, dSae } = this.sae.config;
+    const { dIn } = this.sae.config;
     if (x.length !== rows * dIn) throw new Error(`expected ${rows} x ${dIn} inputs, got ${x.length}`);
-    const types = stats.tokenTypes.length;
     for (let from = 0; from < rows; from += this.#groupRows) {
       const n = Math.min(this.#groupRows, rows - from);
-      const groupTypes = rowType.subarray(from, from + n);
-      const perType = new Float64Array(types);
-      for (const t of groupTypes) perType[t]++;
-      const encoder = this.gpu.device.createCommandEncoder();
-      const { out, temporary } = await this.#record(encoder, x, from, n);
-      const rowTypes = storageBuffer(this.gpu, groupTypes);
-      const partial = await featureStatsPartials(this.gpu, encoder, out, rowTypes, n, dSae, types);
-      stats.addPartials(partial, 0, dSae, perType);
-      stats.addCounts(perType);
-      for (const buffer of [out, rowTypes, ...temporary]) buffer.destroy();
+      await this.#enqueue(this.#upload(x, from, n), n, rowType.subarray(from, from + n), from, stats);
+      await this.flush();
     }
   }
 
-  /** Frees the GPU buffers. */
+  /**
+   * Encodes rows gathered on the GPU from `source`, a buffer on this process's shared device (a
+   * model's residual output kept there): row r is the `dIn` floats starting at float `rowStarts[r]`.
+   * Each batch is one submit; its statistics stay on the device and reach `stats` at the latest at
+   * {@linkcode flush}, which a caller must await before reading them.
+   */
+  async encodeGatheredInto(
+    source: GPUBuffer,
+    rowStarts: readonly number[],
+    rowType: Uint32Array,
+    stats: FeatureStats,
+  ): Promise<void> {
+    const { dIn } = this.sae.config;
+    const inner = paddedInner(dIn);
+    const rows = rowStarts.length;
+    if (rowType.length !== rows) throw new Error(`expected ${rows} row types, got ${rowType.length}`);
+    for (let from = 0; from < rows; from += this.#groupRows) {
+      const n = Math.min(this.#groupRows, rows - from);
+      const input = storageBuffer(this.gpu, n * inner * 4);
+      const gather = this.gpu.device.createCommandEncoder();
+      for (let r = 0; r < n; r++) {
+        const start = rowStarts[from + r];
+        if (start < 0 || (start + dIn) * 4 > source.size) throw new Error(`row ${from + r} lies outside its source`);
+        gather.copyBufferToBuffer(source, start * 4, input, r * inner * 4, dIn * 4);
+      }
+      await this.#enqueue(input, n, rowType.subarray(from, from + n), from, stats, gather);
+    }
+  }
+
+  /**
+   * Records one group of prepared-to-be rows (encode, top-k, statistics into the next queue slot) on
+   * `encoder` (or a new one) and submits it; flushes first when the queue is full.
+   */
+  async #enqueue(
+    input: GPUBuffer,
+    rows: number,
+    rowType: Uint32Array,
+    firstRow: number,
+    stats: FeatureStats,
+    encoder = this.gpu.device.createCommandEncoder(),
+  ): Promise<void> {
+    const types = stats.tokenTypes.length;
+    if (this.#queue?.types !== types) {
+      await this.flush();
+      this.#queue?.destroy();
+      this.#queue = new PartialsQueue(this.gpu, this.sae.config.dSae, types, this.queueBytes);
+    }
+    const queue = this.#queue;
+    if (queue.full) {
+      // The work recorded so far waits: a flush submits its own encoder first.
+      await queue.flush();
+    }
+    const perType = new Float64Array(types);
+    for (const t of rowType) perType[t]++;
+    const { out, temporary } = await this.#record(encoder, input, rows, { buffer: queue.bad, slot: queue.nextSlot });
+    const rowTypes = storageBuffer(this.gpu, rowType);
+    temporary.push(await queue.record(encoder, { features: out, rowTypes, rows, perType, firstRow }, stats));
+    this.gpu.device.queue.submit([encoder.finish()]);
+    for (const buffer of [out, rowTypes, ...temporary]) buffer.destroy();
+  }
+
+  /** Adds the statistics still held on the device into their {@linkcode FeatureStats}. */
+  async flush(): Promise<void> {
+    await this.#queue?.flush();
+  }
+
+  /** Frees the GPU buffers (statistics not yet flushed are dropped). */
   destroy(): void {
+    this.#queue?.destroy();
+    this.bDec.destroy();
     for (const chunk of this.chunks) {
       chunk.weights.destroy();
       chunk.bias.destroy();

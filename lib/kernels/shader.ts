@@ -59,17 +59,23 @@ export function uniformBuffer(gpu: Gpu, values: number[]): GPUBuffer {
   return buffer;
 }
 
-/** Encodes one dispatch of `pipe` with `buffers` bound in order at group 0. */
+/**
+ * Encodes one dispatch of `pipe` with `buffers` bound in order at group 0 (a whole buffer, or a range
+ * of one as a binding).
+ */
 export function dispatch(
   gpu: Gpu,
   encoder: GPUCommandEncoder,
   pipe: GPUComputePipeline,
-  buffers: GPUBuffer[],
+  buffers: (GPUBuffer | GPUBufferBinding)[],
   groups: [number, number, number?],
 ): void {
   const bindGroup = gpu.device.createBindGroup({
     layout: pipe.getBindGroupLayout(0),
-    entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+    entries: buffers.map((buffer, binding) => ({
+      binding,
+      resource: buffer instanceof GPUBuffer ? { buffer } : buffer,
+    })),
   });
   const pass = encoder.beginComputePass();
   pass.setPipeline(pipe);
@@ -85,14 +91,36 @@ export async function readBack(
   source: GPUBuffer,
   bytes: number,
 ): Promise<Float32Array> {
+  const [out] = await readBackAll(gpu, encoder, [{ buffer: source, bytes }]);
+  return new Float32Array(out);
+}
+
+/**
+ * Copies the first `bytes` of each source into one mappable buffer after `encoder`'s work, submits,
+ * and returns their bytes: one submit and one map for all of them.
+ */
+export async function readBackAll(
+  gpu: Gpu,
+  encoder: GPUCommandEncoder,
+  sources: { buffer: GPUBuffer; bytes: number }[],
+): Promise<ArrayBuffer[]> {
+  const offsets: number[] = [];
+  let size = 0;
+  for (const { bytes } of sources) {
+    offsets.push(size);
+    size += Math.ceil(bytes / 4) * 4;
+  }
   const staging = gpu.device.createBuffer({
-    size: Math.ceil(bytes / 4) * 4,
+    size: Math.max(4, size),
     usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
   });
-  encoder.copyBufferToBuffer(source, 0, staging, 0, staging.size);
+  sources.forEach(({ buffer, bytes }, i) => {
+    if (bytes) encoder.copyBufferToBuffer(buffer, 0, staging, offsets[i], Math.ceil(bytes / 4) * 4);
+  });
   gpu.device.queue.submit([encoder.finish()]);
   await staging.mapAsync(GPUMapMode.READ);
-  const out = new Float32Array(staging.getMappedRange().slice(0, bytes));
+  const mapped = staging.getMappedRange();
+  const out = sources.map(({ bytes }, i) => mapped.slice(offsets[i], offsets[i] + bytes));
   staging.unmap();
   staging.destroy();
   return out;

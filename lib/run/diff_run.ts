@@ -165,7 +165,14 @@ export async function collectDiff(options: DiffRunOptions): Promise<DiffCollecti
   try {
     for (const model of DIFF_MODELS) {
       const source = model === "base" ? options.base : options.chat;
-      const handle = await loadForCapture(source, [options.layer], { device: options.device, dtype, cut: true, log });
+      const handle = await loadForCapture(source, [options.layer], {
+        device: options.device,
+        dtype,
+        cut: true,
+        // Residuals stay on the GPU when the encoder runs there (the same device: lib/ort_web.ts).
+        residualsOnGpu: encoder.encodeGatheredInto !== undefined,
+        log,
+      });
       const progress = options.progress?.(`${model} model`, prepared.length);
       const checkpoint = checkpointPath(options.outDir, model, shard);
       try {

@@ -80,6 +80,11 @@ export class CpuSaeEncoder implements FeatureEncoder {
     stats.addCounts(perType);
   }
 
+  /** Nothing to do: statistics are added as each batch is encoded. */
+  flush(): Promise<void> {
+    return Promise.resolve();
+  }
+
   /** Releases the ORT session. */
   destroy(): void {
     void this.session.release();

@@ -7,9 +7,9 @@
  */
 
 import type { Device } from "../device.ts";
-import { UserError } from "../errors.ts";
 import { acquireGpu } from "../gpu.ts";
 import { SaeEncoder } from "../kernels/sae_encode.ts";
+import { nonFiniteRow } from "../kernels/sae_input.ts";
 import type { FeatureStats } from "../stats.ts";
 import type { Sae } from "./config.ts";
 import { CpuSaeEncoder } from "./encode_cpu.ts";
@@ -21,6 +21,19 @@ export interface FeatureEncoder {
   encode(x: Float32Array, rows: number): Promise<Float32Array>;
   /** Encodes `rows` vectors and adds their statistics to `stats`; `rowType[r]` is row r's token type. */
   encodeInto(x: Float32Array, rows: number, rowType: Uint32Array, stats: FeatureStats): Promise<void>;
+  /**
+   * Present where encoding runs on the process's shared GPU device: encodes rows gathered on the device
+   * from `source` (a model's residual output kept there), row r being the `dIn` floats from float
+   * `rowStarts[r]`. Statistics reach `stats` at the latest at {@linkcode FeatureEncoder.flush}.
+   */
+  encodeGatheredInto?(
+    source: GPUBuffer,
+    rowStarts: readonly number[],
+    rowType: Uint32Array,
+    stats: FeatureStats,
+  ): Promise<void>;
+  /** Adds statistics still held on the device into their {@linkcode FeatureStats} (none on the CPU). */
+  flush(): Promise<void>;
   /** Frees what the encoder holds (GPU buffers, the ORT session). */
   destroy(): void;
 }
@@ -45,9 +58,7 @@ export function encoderInput(sae: Sae, x: Float32Array, rows: number): Float32Ar
   if (x.length !== rows * dIn) throw new Error(`expected ${rows} x ${dIn} inputs, got ${x.length}`);
   for (let i = 0; i < x.length; i++) {
     if (!Number.isFinite(x[i])) {
-      throw new UserError(
-        `input row ${Math.floor(i / dIn)} contains NaN or infinite values: the model's residuals overflowed`,
-      );
+      throw nonFiniteRow(Math.floor(i / dIn));
     }
   }
   return applyBDecToInput ? x.map((v, i) => v - sae.bDec[i % dIn]) : x;

@@ -6,6 +6,7 @@ import { acquireGpu } from "../../lib/gpu.ts";
 import { cosineMatrix } from "../../lib/kernels/cosine_matrix.ts";
 import { isExactF16, SaeEncoder } from "../../lib/kernels/sae_encode.ts";
 import { asReference, checkEncoderStatistics, randomSae } from "../random_sae.ts";
+import { FeatureStats } from "../../lib/stats.ts";
 
 /**
  * f32 encodes against f64, per element. Observed: under 3.1e-5 absolute, on the always-on feature's
@@ -122,17 +123,30 @@ Deno.test("JumpReLU is off at a pre-activation exactly on its threshold; TopK ti
   topk.destroy();
 });
 
-Deno.test("NaN or infinite inputs are rejected with a clear error", async () => {
+Deno.test("NaN or infinite inputs are rejected with a clear error naming the row, by encode and encodeInto", async () => {
   const gpu = await acquireGpu();
-  const encoder = await SaeEncoder.create(gpu, randomSae(8, 16, "relu", 1));
+  // b_dec applied: the check must see the input before the subtraction, and -inf as well as NaN.
+  const encoder = await SaeEncoder.create(gpu, randomSae(8, 16, "relu", 1, true));
+  const expectRow = async (run: () => Promise<unknown>, row: number) => {
+    try {
+      await run();
+      throw new Error("expected a failure");
+    } catch (error) {
+      assert(error instanceof UserError && new RegExp(`row ${row} contains NaN`).test(error.message), String(error));
+    }
+  };
   const x = new Float32Array(16);
   x[11] = NaN;
-  try {
-    await encoder.encode(x, 2);
-    throw new Error("expected a failure");
-  } catch (error) {
-    assert(error instanceof UserError && /row 1 contains NaN/.test(error.message), String(error));
-  }
+  await expectRow(() => encoder.encode(x, 2), 1);
+  const rows = new Float32Array(6 * 8);
+  rows[4 * 8 + 7] = -Infinity;
+  rows[5 * 8] = Infinity;
+  await expectRow(() => encoder.encodeInto(rows, 6, new Uint32Array(6), FeatureStats.empty(["a"], 16)), 4);
+  // A clean batch afterwards is encoded normally: the flag was reset.
+  const stats = FeatureStats.empty(["a"], 16);
+  await encoder.encodeInto(new Float32Array(6 * 8), 6, new Uint32Array(6), stats);
+  assertEquals(stats.count[0], 6);
+  encoder.destroy();
 });
 
 Deno.test("feature_stats matches textbook statistics; shards merge into exactly the one-shot result", async () => {

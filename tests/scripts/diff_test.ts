@@ -5,6 +5,7 @@ import { assistantHeaderIds, preparePrompts, TOKEN_TYPES } from "../../lib/chat.
 import { readStats } from "../../lib/collect.ts";
 import { ensureFixtureModel, ensureFixtureSae, fixtureReferenceSae } from "../../lib/fixtures/build.ts";
 import { DEMO_PROMPTS } from "../../lib/fixtures/prompts.ts";
+import { resolveModelDir } from "../../lib/hub.ts";
 import { visitPage } from "../browser.ts";
 import { fixtureHandle, fixtureReference, meaningfulLines, runScript } from "../helpers.ts";
 import { tempDir } from "../temp.ts";
@@ -156,6 +157,9 @@ Deno.test("diff: bad input gives one line, a non-zero exit, and earlier results 
   await Deno.writeTextFile(empty, "\n");
   const parquet = join(out, "broken.parquet");
   await Deno.writeTextFile(parquet, "PAR1 but not really");
+  // The mismatched base's fp32 graph is built beforehand (as a first use would): its build log is not
+  // the error line under test.
+  await resolveModelDir(await ensureFixtureModel("tiny-gemma2-base"), { dtype: "fp32" });
   const cases: [string[], RegExp][] = [
     [["--chat", "./no/such/model"], /model directory not found/],
     [["--sae", await ensureFixtureSae("tiny-gemma2-sae-gemmascope")], /expects d_model 48 but the model has 64/],
