@@ -41,7 +41,13 @@ export async function diffRows(reps: number): Promise<BenchRow[]> {
   const outDir = await Deno.makeTempDir({ prefix: "bench-diff-" });
   const rows: BenchRow[] = [];
   try {
-    for (const choice of CHOICES) {
+    // webgpu twice: residuals kept on the shared device (what runs), and read back to the host and
+    // uploaded again (the path before one device was shared), to show what the round trip costs.
+    const peers = [...CHOICES.map((choice) => ({ choice, hostRoundTrip: false })), {
+      choice: "webgpu" as const,
+      hostRoundTrip: true,
+    }];
+    for (const { choice, hostRoundTrip } of peers) {
       const device = await resolveDevice(choice);
       const run = () =>
         collectDiff({
@@ -57,11 +63,18 @@ export async function diffRows(reps: number): Promise<BenchRow[]> {
           resume: false,
           device,
           outDir,
+          hostRoundTrip,
         });
       const t = await medianSeconds(reps, run);
       rows.push({
         measure: `diff, ${DEMO_PROMPTS.length} demo prompts x 2 models`,
-        peer: choice === "auto" ? `auto (-> ${device})` : choice,
+        peer: choice === "auto"
+          ? `auto (-> ${device})`
+          : hostRoundTrip
+          ? "webgpu, residuals via the host"
+          : choice === "webgpu"
+          ? "webgpu, residuals on the GPU"
+          : choice,
         value: DEMO_PROMPTS.length / t,
         unit: "prompts/s",
         note: `${t.toFixed(2)} s per run`,

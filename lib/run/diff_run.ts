@@ -90,6 +90,11 @@ export interface DiffRunOptions extends PairRunOptions {
   /** The SAE's Neuronpedia id when known from outside its files (a preset). */
   neuronpediaId?: string;
   progress?: (label: string, total: number) => Progress;
+  /**
+   * Read the residuals back to the host and upload them to the encoder again even where both share
+   * the GPU (the bench's comparison; the statistics are the same).
+   */
+  hostRoundTrip?: boolean;
 }
 
 /** What a collection did. */
@@ -170,7 +175,7 @@ export async function collectDiff(options: DiffRunOptions): Promise<DiffCollecti
         dtype,
         cut: true,
         // Residuals stay on the GPU when the encoder runs there (the same device: lib/ort_web.ts).
-        residualsOnGpu: encoder.encodeGatheredInto !== undefined,
+        residualsOnGpu: encoder.encodeGatheredInto !== undefined && !options.hostRoundTrip,
         log,
       });
       const progress = options.progress?.(`${model} model`, prepared.length);
