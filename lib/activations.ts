@@ -30,14 +30,14 @@ export function loadForCapture(
     dtype?: GraphDtype;
     cut?: boolean;
     /** Leave the residuals on the GPU for {@linkcode residualOnDevice} (webgpu only). */
-    residualsOnGpu?: boolean;
+    outputsOnGpu?: boolean;
     log?: (line: string) => void;
   },
 ): Promise<ModelHandle> {
   return loadModel(source, {
     device: options.device,
     dtype: options.dtype,
-    residualsOnGpu: options.residualsOnGpu,
+    outputsOnGpu: options.outputsOnGpu,
     log: options.log,
     rewrite: { capture: [...layers], cut: options.cut ?? true, steering: [] },
   });
@@ -145,7 +145,7 @@ export interface DeviceResidualBatch {
 }
 
 /**
- * Runs `sequences` as one right-padded batch through a model loaded with `residualsOnGpu` and returns
+ * Runs `sequences` as one right-padded batch through a model loaded with `outputsOnGpu` and returns
  * the residual stream at `layer` without reading it back.
  */
 export async function residualOnDevice(
@@ -153,7 +153,7 @@ export async function residualOnDevice(
   sequences: number[][],
   layer: number,
 ): Promise<DeviceResidualBatch> {
-  if (!handle.residualsOnGpu || !handle.rewrite?.capture.includes(layer)) {
+  if (!handle.outputsOnGpu || !handle.rewrite?.capture.includes(layer)) {
     throw new Error(`the model was not loaded to keep layer ${layer}'s residuals on the GPU`);
   }
   const { outputs, batch, length, lengths } = await forwardBatch(handle, sequences);

@@ -83,7 +83,7 @@ export async function collectStats(options: CollectOptions): Promise<FeatureStat
   // On the shared GPU device the residuals never leave it: the read positions are gathered there and
   // each batch's statistics stay there until a checkpoint or the end (the same kernels as the host
   // path, so the same numbers).
-  const onDevice = handle.residualsOnGpu && encoder.encodeGatheredInto !== undefined;
+  const onDevice = handle.outputsOnGpu && encoder.encodeGatheredInto !== undefined;
   let batches = 0;
   for (let first = start; first < prompts.length; first += batchSize) {
     const batch = prompts.slice(first, first + batchSize);

@@ -49,12 +49,36 @@ export interface TokenKlOptions {
   onBatch?: (prompts: number) => void;
 }
 
-/** The logits of a forward pass as f32 ([batch, length, vocab]); fp16 exports give f16 logits. */
-function logitsOf(outputs: Record<string, OrtTensor>, what: string): { data: Float32Array; vocab: number } {
+/**
+ * The logits of a forward pass ([batch, length, vocab]) on the GPU as f32 rows of the batch's real
+ * tokens: gathered in place when the model left them on the shared device as f32, else read back
+ * (fp16 exports give f16 logits) and uploaded.
+ */
+async function logitsOnGpu(
+  gpu: Gpu,
+  outputs: Record<string, OrtTensor>,
+  runs: RowRun[],
+  what: string,
+): Promise<GpuLogits> {
   const tensor = outputs.logits;
   if (!tensor) throw new UserError(`the ${what} model's graph has no "logits" output: pass a causal language model`);
-  const data = tensor.data instanceof Float32Array ? tensor.data : Float32Array.from(tensor.data as ArrayLike<number>);
-  return { data, vocab: tensor.dims[2] };
+  const vocab = tensor.dims[2];
+  try {
+    if (tensor.location === "gpu-buffer" && tensor.type === "float32") {
+      return GpuLogits.gather(gpu, tensor.gpuBuffer as GPUBuffer, vocab, runs, what);
+    }
+    const data = await tensor.getData();
+    return GpuLogits.upload(
+      gpu,
+      data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>),
+      vocab,
+      runs,
+      what,
+    );
+  } finally {
+    // The gather's copies are submitted: the output buffers can go back to onnxruntime-web.
+    for (const output of Object.values(outputs)) output.dispose();
+  }
 }
 
 /** The token types each position of `prompt` is read as, {@linkcode OTHER_TOKENS} where none. */
@@ -77,9 +101,8 @@ export async function tokenKl(options: TokenKlOptions): Promise<TokenKl[]> {
     const ids = batch.map((p) => p.ids);
     const upload = async (handle: ModelHandle, what: string) => {
       const { outputs, length, lengths } = await forwardBatch(handle, ids);
-      const { data, vocab } = logitsOf(outputs, what);
       const runs: RowRun[] = lengths.map((n, b) => ({ start: b * length, count: n }));
-      return GpuLogits.upload(gpu, data, vocab, runs, what);
+      return await logitsOnGpu(gpu, outputs, runs, what);
     };
     const base = await upload(options.base, "base");
     let chat: GpuLogits | undefined;
@@ -204,7 +227,8 @@ export async function runKl(options: KlRunOptions): Promise<KlRun> {
   const log = options.log ?? (() => {});
   const { baseDir, chatDir, dtype } = await resolveModelPair(options, "KL compares two versions of one model");
   const gpu = await acquireGpu({ log });
-  const load = (source: string) => loadModel(source, { device: options.device, dtype, log });
+  // On webgpu the logits (and the KV cache, never read) stay on the device the KL kernel runs on.
+  const load = (source: string) => loadModel(source, { device: options.device, dtype, outputsOnGpu: true, log });
   const chat = await load(chatDir);
   let base: ModelHandle | undefined;
   try {

@@ -21,7 +21,7 @@ import { ortWeb } from "./ort_web.ts";
 import { rewrittenModel } from "./graph/cache.ts";
 import { readModelInMemory } from "./graph/external_data.ts";
 import type { ResidualMap } from "./graph/residuals.ts";
-import { residualOutputName, type RewriteSpec } from "./graph/rewrite.ts";
+import type { RewriteSpec } from "./graph/rewrite.ts";
 import { resolveModelDir } from "./hub.ts";
 import type { GraphDtype } from "./models/decoder_graph.ts";
 import { fileIdentity } from "./identity.ts";
@@ -121,8 +121,8 @@ export interface ModelHandle {
   /** Where the residual stream is, when the graph was rewritten. */
   residuals?: ResidualMap;
   rewrite?: RewriteSpec;
-  /** Whether captured residual outputs come back as GPU buffers ({@linkcode LoadOptions.residualsOnGpu}). */
-  residualsOnGpu: boolean;
+  /** Whether the session's outputs come back as GPU buffers ({@linkcode LoadOptions.outputsOnGpu}). */
+  outputsOnGpu: boolean;
   dispose(): Promise<void>;
 }
 
@@ -171,10 +171,11 @@ export interface LoadOptions {
   /** Rewrite the graph first (capture residuals, cut, steer); the rewritten model is cached on disk. */
   rewrite?: RewriteSpec;
   /**
-   * On webgpu, leave the captured residual outputs in GPU buffers on the shared device (for our
-   * kernels to read in place) instead of reading them back into JS arrays.
+   * On webgpu, leave every output of {@linkcode ModelHandle.session} (residuals, logits, KV cache) in
+   * GPU buffers on the shared device, for our kernels to read in place, instead of reading them back
+   * into JS arrays. Such a handle is for forward passes only (not transformers.js's generate).
    */
-  residualsOnGpu?: boolean;
+  outputsOnGpu?: boolean;
   log?: (line: string) => void;
 }
 
@@ -201,14 +202,10 @@ export async function loadModel(source: string, options: LoadOptions): Promise<M
     fileName = "model";
   }
   if (options.device === "webgpu") await acquireGpu({ log: options.log });
-  const residualsOnGpu = options.device === "webgpu" && !!options.residualsOnGpu && !!options.rewrite?.capture.length;
+  const outputsOnGpu = options.device === "webgpu" && !!options.outputsOnGpu;
   const sessionOptions: SessionOptions = {
     executionProviders: [options.device === "webgpu" ? "webgpu" : "cpu"],
-    ...(residualsOnGpu && {
-      preferredOutputLocation: Object.fromEntries(
-        options.rewrite!.capture.map((layer) => [residualOutputName(layer), "gpu-buffer" as const]),
-      ),
-    }),
+    ...(outputsOnGpu && { preferredOutputLocation: "gpu-buffer" }),
   };
   transformers.env.allowLocalModels = true;
   transformers.env.allowRemoteModels = false;
@@ -233,7 +230,7 @@ export async function loadModel(source: string, options: LoadOptions): Promise<M
       session,
       residuals,
       rewrite: options.rewrite,
-      residualsOnGpu,
+      outputsOnGpu,
       dispose: async () => {
         await model.dispose();
       },

@@ -6,7 +6,10 @@
 // sums p_v * ((a_v - lse_a) - (b_v - lse_b)) term by term: folding it into the first pass as
 // E_p[a - b] - (lse_a - lse_b) would subtract two O(1) numbers to get a KL that is often 1e-4.
 //
-// out[row] = (kl, lse_a, bitcast argmax a, bitcast argmax b). Argmax ties go to the lower index.
+// out[row] = (kl, lse_a, bitcast argmax a, bitcast argmax b). Argmax ties go to the lower index. A row
+// of P (or Q) holding a NaN or infinity gets argmax NON_FINITE instead, and the host refuses it: the
+// logits may come straight from a model's output buffer, never seen by the host. WGSL lets compilers
+// assume arithmetic sees no NaN or infinity, so the check reads the exponent bits.
 
 struct Params {
   rows: u32,
@@ -22,6 +25,7 @@ struct Params {
 
 const WG: u32 = 256u;
 const NONE: u32 = 0xffffffffu;
+const NON_FINITE: u32 = 0xfffffffeu;
 
 var<workgroup> max_a: array<f32, 256>;
 var<workgroup> sum_a: array<f32, 256>;
@@ -29,6 +33,11 @@ var<workgroup> max_b: array<f32, 256>;
 var<workgroup> sum_b: array<f32, 256>;
 var<workgroup> arg_a: array<u32, 256>;
 var<workgroup> arg_b: array<u32, 256>;
+var<workgroup> nonfinite: atomic<u32>;  // bit 0: P's row, bit 1: Q's row
+
+fn is_finite(v: f32) -> bool {
+  return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000u;
+}
 
 // Online log-sum-exp merge of (m1, s1) and (m2, s2): s = s1 e^(m1 - m) + s2 e^(m2 - m), m = max.
 // A side that has seen nothing has s = 0 and contributes nothing.
@@ -49,7 +58,7 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index
   // Uniform per workgroup (every thread of a group has the same row), so the barriers below are safe.
   if (row >= p.rows) { return; }
   let base = row * p.vocab;
-  // The host refuses non-finite logits, so the lowest f32 is a safe "nothing seen yet".
+  // Non-finite rows are flagged and refused, so the lowest f32 is a safe "nothing seen yet".
   let lowest = -3.4028235e38;
 
   var ma = lowest;
@@ -61,6 +70,8 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index
   for (var v = lid; v < p.vocab; v += WG) {
     let x = a[base + v];
     let y = b[base + v];
+    if (!is_finite(x)) { atomicOr(&nonfinite, 1u); }
+    if (!is_finite(y)) { atomicOr(&nonfinite, 2u); }
     // Threads visit increasing v, so a strictly greater value keeps the lowest index among ties.
     if (x > ma || ia == NONE) { sa = sa * exp(ma - x) + 1.0; ma = x; ia = v; } else { sa += exp(x - ma); }
     if (y > mb || ib == NONE) { sb = sb * exp(mb - y) + 1.0; mb = y; ib = v; } else { sb += exp(y - mb); }
@@ -93,8 +104,9 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index
   }
   let lse_a = max_a[0] + log(sum_a[0]);
   let lse_b = max_b[0] + log(sum_b[0]);
-  let best_a = arg_a[0];
-  let best_b = arg_b[0];
+  let flags = atomicLoad(&nonfinite);
+  let best_a = select(arg_a[0], NON_FINITE, (flags & 1u) != 0u);
+  let best_b = select(arg_b[0], NON_FINITE, (flags & 2u) != 0u);
   workgroupBarrier();
 
   var kl = 0.0;

@@ -18,8 +18,8 @@ const PROMPTS = DEMO_PROMPTS.slice(0, 11);
 /** The fixture cut after LAYER on webgpu, its residuals read back (host path) or left on the GPU. */
 async function handles(): Promise<{ host: ModelHandle; device: ModelHandle }> {
   const dir = await ensureFixtureModel("tiny-gemma2-chat");
-  const load = (residualsOnGpu: boolean) =>
-    loadForCapture(dir, [LAYER], { device: "webgpu", dtype: "fp32", cut: true, residualsOnGpu });
+  const load = (outputsOnGpu: boolean) =>
+    loadForCapture(dir, [LAYER], { device: "webgpu", dtype: "fp32", cut: true, outputsOnGpu });
   return { host: await load(false), device: await load(true) };
 }
 
@@ -31,7 +31,7 @@ function tensors(stats: FeatureStats): Record<string, number[]> {
 
 Deno.test("shared-device pipeline: statistics bit-identical to the host path (TopK with b_dec, JumpReLU), across queue flushes, checkpoints and resume", async () => {
   const { host, device } = await handles();
-  assert(device.residualsOnGpu && !host.residualsOnGpu, "one handle keeps residuals on the GPU, the other not");
+  assert(device.outputsOnGpu && !host.outputsOnGpu, "one handle keeps residuals on the GPU, the other not");
   const prompts = preparePrompts(host, PROMPTS, { maxLength: 512, types: [...TOKEN_TYPES] });
   const dModel = Number(host.config.hidden_size);
   const gpu = await acquireGpu();

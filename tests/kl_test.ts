@@ -1,11 +1,13 @@
 import { assert, assertClose, assertEquals } from "./assert.ts";
 import { join } from "node:path";
 import { parse } from "csv-parse/sync";
-import { TOKEN_TYPES } from "../lib/chat.ts";
+import { forwardBatch } from "../lib/activations.ts";
+import { type PreparedPrompt, TOKEN_TYPES } from "../lib/chat.ts";
 import { ensureFixtureModel } from "../lib/fixtures/build.ts";
 import { referenceForward } from "../lib/fixtures/reference.ts";
 import { histogram, klGroups, runKl, topKlTokens } from "../lib/kl.ts";
 import { writeKlOutputs } from "../lib/report/kl.ts";
+import { loadModel } from "../lib/runtime.ts";
 import { fixtureReference } from "./helpers.ts";
 import { tempDir } from "./temp.ts";
 
@@ -23,26 +25,14 @@ function logSoftmax(logits: Float64Array): Float64Array {
   return logits.map((x) => x - lse);
 }
 
-const PROMPTS = ["Hi", "Explain the difference between TCP and UDP in two sentences."];
-
-Deno.test("KL(chat ‖ base) per token on the Llama fixtures matches the f64 reference forward's log-softmax KL; argmaxes, groups and CSV agree", async () => {
-  const [base, chat] = [await ensureFixtureModel("tiny-llama-base"), await ensureFixtureModel("tiny-llama-chat")];
-  // One batch of two prompts of different lengths: the shorter one is padded and its pads are skipped.
-  const run = await runKl({
-    base,
-    chat,
-    prompts: PROMPTS,
-    tokenTypes: TOKEN_TYPES,
-    batchSize: 2,
-    maxLength: 512,
-    device: "cpu",
-  });
+/** KL(chat ‖ base) per token from the f64 reference forward of both Llama fixtures, with each token's argmaxes. */
+function referenceKl(prompts: readonly PreparedPrompt[]) {
   const b = fixtureReference("tiny-llama-base");
   const c = fixtureReference("tiny-llama-chat");
   const expected: number[] = [];
   const argmaxes: [number, number][] = [];
   const decisive: boolean[] = [];
-  for (const prompt of run.prompts) {
+  for (const prompt of prompts) {
     const pb = referenceForward(b.config, b.weights, prompt.ids, { withLogits: true }).logits;
     const pc = referenceForward(c.config, c.weights, prompt.ids, { withLogits: true }).logits;
     pc.forEach((chatLogits, t) => {
@@ -64,6 +54,24 @@ Deno.test("KL(chat ‖ base) per token on the Llama fixtures matches the f64 ref
       decisive.push(chatLogits[oc[0]] - chatLogits[oc[1]] > 1e-4 && pb[t][ob[0]] - pb[t][ob[1]] > 1e-4);
     });
   }
+  return { expected, argmaxes, decisive };
+}
+
+const PROMPTS = ["Hi", "Explain the difference between TCP and UDP in two sentences."];
+
+Deno.test("KL(chat ‖ base) per token on the Llama fixtures matches the f64 reference forward's log-softmax KL; argmaxes, groups and CSV agree", async () => {
+  const [base, chat] = [await ensureFixtureModel("tiny-llama-base"), await ensureFixtureModel("tiny-llama-chat")];
+  // One batch of two prompts of different lengths: the shorter one is padded and its pads are skipped.
+  const run = await runKl({
+    base,
+    chat,
+    prompts: PROMPTS,
+    tokenTypes: TOKEN_TYPES,
+    batchSize: 2,
+    maxLength: 512,
+    device: "cpu",
+  });
+  const { expected, argmaxes, decisive } = referenceKl(run.prompts);
   assertEquals(run.prompts[0].ids.length < run.prompts[1].ids.length, true);
   assertEquals(run.tokens.length, expected.length);
   assertClose(run.tokens.map((t) => t.kl), expected, { ...KL_TOLERANCE, label: "KL per token" });
@@ -111,4 +119,29 @@ Deno.test("KL(chat ‖ base) per token on the Llama fixtures matches the f64 ref
   const top = parse(await Deno.readTextFile(join(dir, "kl_top.csv")), { columns: true }) as Record<string, string>[];
   assertEquals(top.map((r) => Number(r.kl)), topKlTokens(run.tokens, 5).map((t) => t.kl));
   assertClose(top.map((r) => Number(r.kl)), sorted.slice(-5).reverse(), { ...KL_TOLERANCE, label: "top 5" });
+});
+
+Deno.test("KL on webgpu, the logits gathered on the device from the models' output buffers, matches the f64 reference", async () => {
+  const run = await runKl({
+    base: await ensureFixtureModel("tiny-llama-base"),
+    chat: await ensureFixtureModel("tiny-llama-chat"),
+    prompts: PROMPTS,
+    tokenTypes: TOKEN_TYPES,
+    batchSize: 2,
+    maxLength: 512,
+    device: "webgpu",
+    dtype: "fp32",
+  });
+  const { expected } = referenceKl(run.prompts);
+  assertClose(run.tokens.map((t) => t.kl), expected, { ...KL_TOLERANCE, label: "KL per token (webgpu)" });
+  // What makes it the device path: a model loaded as runKl loads it returns its logits in a GPU buffer.
+  const handle = await loadModel(await ensureFixtureModel("tiny-llama-chat"), {
+    device: "webgpu",
+    dtype: "fp32",
+    outputsOnGpu: true,
+  });
+  const { outputs } = await forwardBatch(handle, [run.prompts[0].ids]);
+  assertEquals([outputs.logits.location, outputs.logits.type], ["gpu-buffer", "float32"]);
+  for (const output of Object.values(outputs)) output.dispose();
+  await handle.dispose();
 });

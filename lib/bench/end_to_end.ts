@@ -1,7 +1,7 @@
 /**
  * End-to-end rows of `deno task bench`: what a user waits for, measured for every device in the same
  * run on the same inputs. `diff` prompts per second on the demo fixtures (both models, loads included,
- * caches warm), greedy generation tokens per second on the tiny Gemma fixture, and a warm model load:
+ * caches warm), `kl` tokens per second, greedy generation tokens per second on the tiny Gemma fixture, and a warm model load:
  * `capture` of one prompt in a fresh process on a generated ~200 MB model, per GB of weights.
  *
  * @module
@@ -17,6 +17,7 @@ import { DEMO_PROMPTS } from "../fixtures/prompts.ts";
 import { LLAMA_CONFIG } from "../fixtures/spec.ts";
 import { generateGreedy } from "../generation.ts";
 import { SETTLE_MS } from "../io/file_memo.ts";
+import { runKl } from "../kl.ts";
 import { collectDiff } from "../run/diff_run.ts";
 import { loadModel, type ModelHandle } from "../runtime.ts";
 import { type BenchRow, medianSeconds } from "./table.ts";
@@ -82,6 +83,41 @@ export async function diffRows(reps: number): Promise<BenchRow[]> {
     }
   } finally {
     await Deno.remove(outDir, { recursive: true });
+  }
+  return rows;
+}
+
+/**
+ * `kl` on the Llama fixtures (128k vocabulary): tokens per second of `runKl` (both models' forward, the
+ * per-token KL kernel; loads included, caches warm), per device. On webgpu the logits stay on the GPU
+ * and are gathered there; on cpu they come from onnxruntime-node and are uploaded to the KL kernel.
+ */
+export async function klRows(reps: number, prompts = 16): Promise<BenchRow[]> {
+  const base = await ensureFixtureModel("tiny-llama-base");
+  const chat = await ensureFixtureModel("tiny-llama-chat");
+  const rows: BenchRow[] = [];
+  for (const choice of CHOICES) {
+    const device = await resolveDevice(choice);
+    let tokens = 0;
+    const t = await medianSeconds(reps, async () => {
+      const run = await runKl({
+        base,
+        chat,
+        prompts: DEMO_PROMPTS.slice(0, prompts),
+        tokenTypes: ["asst", "endheader", "newline"],
+        batchSize: 8,
+        maxLength: 512,
+        device,
+      });
+      tokens = run.tokens.length;
+    });
+    rows.push({
+      measure: `kl, ${prompts} demo prompts, 128k vocabulary`,
+      peer: choice === "auto" ? `auto (-> ${device})` : choice,
+      value: tokens / t,
+      unit: "tokens/s",
+      note: `${tokens} tokens, ${t.toFixed(2)} s per run`,
+    });
   }
   return rows;
 }
@@ -186,5 +222,5 @@ async function runCapture(args: string[]): Promise<void> {
 
 /** Every end-to-end row: diff, generation (40 tokens), warm load. */
 export async function endToEndRows(reps: number): Promise<BenchRow[]> {
-  return [...await diffRows(reps), ...await generationRows(40), ...await loadRows()];
+  return [...await diffRows(reps), ...await klRows(reps), ...await generationRows(40), ...await loadRows()];
 }

@@ -1,8 +1,8 @@
 /**
  * Per-token KL divergence on the GPU (shaders/kl_divergence.wgsl): two models' logits for the same
- * tokens are uploaded once each, row chunks under the adapter's binding limit, and only four numbers
- * per token come back (KL, P's log-sum-exp, both argmaxes); the full-vocabulary log-softmax never
- * exists on the host.
+ * tokens, gathered on the device from the models' output buffers (or uploaded once each from the
+ * host), in row chunks under the adapter's binding limit; only four numbers per token come back (KL,
+ * P's log-sum-exp, both argmaxes), so neither full-vocabulary tensor has to exist on the host.
  *
  * @module
  */
@@ -10,6 +10,9 @@
 import { UserError } from "../errors.ts";
 import type { Gpu } from "../gpu.ts";
 import { dispatch, pipeline, readBack, storageBuffer, uniformBuffer } from "./shader.ts";
+
+/** The argmax the kernel reports for a row holding NaN or infinity. */
+const NON_FINITE = 0xfffffffe;
 
 /** Workgroups per dispatch dimension that every adapter allows (the WebGPU default limit). */
 const MAX_GROUPS = 65535;
@@ -27,6 +30,10 @@ export class GpuLogits {
     readonly vocab: number,
     /** Each chunk's buffer and row count, in row order. */
     readonly chunks: { buffer: GPUBuffer; rows: number }[],
+    /** The model, as errors name it ("base", "chat"). */
+    readonly what: string,
+    /** Where each held row came from in the source (a row of the batch's [batch x length] logits). */
+    readonly sourceRows: number[],
   ) {}
 
   /** Rows per chunk for `vocab`: as many as one storage binding holds. */
@@ -40,9 +47,9 @@ export class GpuLogits {
   }
 
   /**
-   * Uploads the rows `runs` pick from `logits` ([*, vocab], row-major), in that order, checking they
-   * are finite (`what` names the model in the error). Uploading both models with the same runs and
-   * chunk size gives chunks that pair row for row.
+   * Uploads the rows `runs` pick from `logits` ([*, vocab], row-major), in that order (`what` names
+   * the model in errors). Uploading both models with the same runs and chunk size gives chunks that
+   * pair row for row.
    */
   static upload(
     gpu: Gpu,
@@ -52,37 +59,52 @@ export class GpuLogits {
     what: string,
     maxChunkBytes?: number,
   ): GpuLogits {
+    return GpuLogits.#fill(gpu, vocab, runs, what, maxChunkBytes, (buffer, at, from, rows) => {
+      const piece = logits.subarray(from * vocab, (from + rows) * vocab);
+      gpu.device.queue.writeBuffer(buffer, at, piece.buffer as ArrayBuffer, piece.byteOffset, piece.byteLength);
+    });
+  }
+
+  /**
+   * The same as {@linkcode upload} for logits that are already on the shared GPU device (a model's
+   * output buffer, [*, vocab] f32): the rows are copied there and never pass through the host.
+   */
+  static gather(
+    gpu: Gpu,
+    logits: GPUBuffer,
+    vocab: number,
+    runs: readonly RowRun[],
+    what: string,
+    maxChunkBytes?: number,
+  ): GpuLogits {
+    const encoder = gpu.device.createCommandEncoder();
+    const gathered = GpuLogits.#fill(gpu, vocab, runs, what, maxChunkBytes, (buffer, at, from, rows) => {
+      encoder.copyBufferToBuffer(logits, from * vocab * 4, buffer, at, rows * vocab * 4);
+    });
+    gpu.device.queue.submit([encoder.finish()]);
+    return gathered;
+  }
+
+  /** Walks the runs into chunks of whole rows, letting `write` fill each contiguous piece. */
+  static #fill(
+    gpu: Gpu,
+    vocab: number,
+    runs: readonly RowRun[],
+    what: string,
+    maxChunkBytes: number | undefined,
+    write: (buffer: GPUBuffer, byteOffset: number, fromRow: number, rows: number) => void,
+  ): GpuLogits {
     const perChunk = GpuLogits.rowsPerChunk(gpu, vocab, maxChunkBytes);
-    const total = runs.reduce((n, r) => n + r.count, 0);
+    const sourceRows = runs.flatMap((r) => Array.from({ length: r.count }, (_, i) => r.start + i));
     const chunks: { buffer: GPUBuffer; rows: number }[] = [];
-    // Walk the runs row by row into chunks, writing contiguous pieces with one writeBuffer each.
     let run = 0;
     let within = 0;
-    for (let done = 0; done < total;) {
-      const rows = Math.min(perChunk, total - done);
+    for (let done = 0; done < sourceRows.length;) {
+      const rows = Math.min(perChunk, sourceRows.length - done);
       const buffer = storageBuffer(gpu, rows * vocab * 4);
       for (let filled = 0; filled < rows;) {
         const take = Math.min(rows - filled, runs[run].count - within);
-        const from = (runs[run].start + within) * vocab;
-        const piece = logits.subarray(from, from + take * vocab);
-        for (let i = 0; i < piece.length; i++) {
-          if (!Number.isFinite(piece[i])) {
-            for (const chunk of chunks) chunk.buffer.destroy();
-            buffer.destroy();
-            throw new UserError(
-              `the ${what} model's logits contain NaN or infinite values (row ${
-                runs[run].start + within + Math.floor(i / vocab)
-              }): the model overflowed; try --dtype fp32`,
-            );
-          }
-        }
-        gpu.device.queue.writeBuffer(
-          buffer,
-          filled * vocab * 4,
-          piece.buffer as ArrayBuffer,
-          piece.byteOffset,
-          piece.byteLength,
-        );
+        write(buffer, filled * vocab * 4, runs[run].start + within, take);
         filled += take;
         within += take;
         if (within === runs[run].count) [run, within] = [run + 1, 0];
@@ -90,7 +112,7 @@ export class GpuLogits {
       chunks.push({ buffer, rows });
       done += rows;
     }
-    return new GpuLogits(gpu, vocab, chunks);
+    return new GpuLogits(gpu, vocab, chunks, what, sourceRows);
   }
 
   /** Rows held. */
@@ -136,15 +158,24 @@ export async function klDivergence(p: GpuLogits, q: GpuLogits): Promise<KlRows> 
     const encoder = gpu.device.createCommandEncoder();
     dispatch(gpu, encoder, kernel, [p.chunks[c].buffer, q.chunks[c].buffer, out, params], [n, 1]);
     const values = await readBack(gpu, encoder, out, n * 16);
+    out.destroy();
+    params.destroy();
     const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
     for (let r = 0; r < n; r++) {
+      for (const [logits, argmax] of [[p, bits[4 * r + 2]], [q, bits[4 * r + 3]]] as const) {
+        if (argmax === NON_FINITE) {
+          throw new UserError(
+            `the ${logits.what} model's logits contain NaN or infinite values (row ${
+              logits.sourceRows[at + r]
+            }): the model overflowed; try --dtype fp32`,
+          );
+        }
+      }
       result.kl[at + r] = values[4 * r];
       result.logSumExpP[at + r] = values[4 * r + 1];
       result.argmaxP[at + r] = bits[4 * r + 2];
       result.argmaxQ[at + r] = bits[4 * r + 3];
     }
-    out.destroy();
-    params.destroy();
     at += n;
   }
   return result;

@@ -175,7 +175,7 @@ export async function collectDiff(options: DiffRunOptions): Promise<DiffCollecti
         dtype,
         cut: true,
         // Residuals stay on the GPU when the encoder runs there (the same device: lib/ort_web.ts).
-        residualsOnGpu: encoder.encodeGatheredInto !== undefined && !options.hostRoundTrip,
+        outputsOnGpu: encoder.encodeGatheredInto !== undefined && !options.hostRoundTrip,
         log,
       });
       const progress = options.progress?.(`${model} model`, prepared.length);

@@ -75,14 +75,55 @@ Deno.test("kl_divergence matches an f64 log-softmax KL per token at odd sizes; c
   console.log(`KL worst |f32 - f64| ${worst.toExponential(2)} nats`);
 });
 
-Deno.test("kl_divergence refuses non-finite logits in one line naming the model", async () => {
+Deno.test("kl_divergence refuses non-finite logits in one line naming the model and its row", async () => {
   const gpu = await acquireGpu();
-  const logits = new Float32Array(3 * 40);
-  logits[2 * 40 + 7] = NaN;
-  try {
-    GpuLogits.upload(gpu, logits, 40, [{ start: 0, count: 3 }], "base");
-    throw new Error("expected a failure");
-  } catch (error) {
-    assert(error instanceof UserError && /base model's logits contain NaN .*row 2/.test(error.message), String(error));
+  const clean = new SeededRandom(3).normals(5 * 40);
+  const runs = [{ start: 0, count: 2 }, { start: 3, count: 2 }];
+  for (const [bad, value, what, row] of [[3 * 40 + 7, NaN, "base", 3], [4 * 40, -Infinity, "chat", 4]] as const) {
+    const broken = clean.slice();
+    broken[bad] = value;
+    const [p, q] = what === "chat" ? [broken, clean] : [clean, broken];
+    try {
+      await klDivergence(GpuLogits.upload(gpu, p, 40, runs, "chat"), GpuLogits.upload(gpu, q, 40, runs, "base"));
+      throw new Error("expected a failure");
+    } catch (error) {
+      assert(
+        error instanceof UserError &&
+          new RegExp(`${what} model's logits contain NaN .*row ${row}\\)`).test(error.message),
+        String(error),
+      );
+    }
   }
+});
+
+Deno.test("logits gathered from a GPU buffer equal the same rows uploaded from the host, bit for bit", async () => {
+  const gpu = await acquireGpu();
+  const [rows, vocab] = [9, 301];
+  const r = new SeededRandom(8);
+  const a = r.normals(rows * vocab, 2);
+  const b = r.normals(rows * vocab, 2);
+  const runs = [{ start: 1, count: 3 }, { start: 6, count: 2 }];
+  const onGpu = (x: Float32Array) => {
+    const buffer = gpu.device.createBuffer({
+      size: x.byteLength,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    });
+    gpu.device.queue.writeBuffer(buffer, 0, x.buffer as ArrayBuffer, x.byteOffset, x.byteLength);
+    return buffer;
+  };
+  const small = 2 * vocab * 4; // chunks of two rows: pieces split across chunks
+  const uploaded = await klDivergence(
+    GpuLogits.upload(gpu, a, vocab, runs, "chat", small),
+    GpuLogits.upload(gpu, b, vocab, runs, "base", small),
+  );
+  const gathered = await klDivergence(
+    GpuLogits.gather(gpu, onGpu(a), vocab, runs, "chat", small),
+    GpuLogits.gather(gpu, onGpu(b), vocab, runs, "base", small),
+  );
+  assertBytesEqual(gathered.kl, uploaded.kl, "KL");
+  assertEquals([...gathered.argmaxP], [...uploaded.argmaxP]);
+  const expected = [1, 2, 3, 6, 7].map((row) =>
+    referenceKl(a.subarray(row * vocab, (row + 1) * vocab), b.subarray(row * vocab, (row + 1) * vocab)).kl
+  );
+  assertClose(gathered.kl, expected, { ...KL_TOLERANCE, label: "gathered KL vs f64" });
 });
