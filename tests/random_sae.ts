@@ -10,7 +10,10 @@ import type { Sae, SaeArchitecture } from "../lib/sae/config.ts";
 import type { FeatureEncoder } from "../lib/sae/encoder.ts";
 import { FeatureStats, METRICS } from "../lib/stats.ts";
 
-/** A random SAE of odd sizes (not multiples of any tile). Feature 0 always fires, 1 never. */
+/**
+ * A random SAE of odd sizes (not multiples of any tile). Feature 0 always fires, 1 never. A gated one's
+ * gate bias is b_enc, its magnitude path exp(r_mag) with r_mag ~ N(0, 0.5²) and b_mag ~ N(0, 0.5²).
+ */
 export function randomSae(
   dIn: number,
   dSae: number,
@@ -22,7 +25,7 @@ export function randomSae(
   const bEnc = r.normals(dSae, 0.5);
   bEnc[0] = 1e3;
   bEnc[1] = -1e3;
-  return {
+  const sae: Sae = {
     config: { format: "saelens", architecture, dIn, dSae, k: 7, applyBDecToInput: applyBDec, source: "random" },
     wEnc: r.normals(dIn * dSae, 1 / Math.sqrt(dIn)),
     bEnc,
@@ -32,6 +35,12 @@ export function randomSae(
       ? Float32Array.from({ length: dSae }, () => r.uniform())
       : new Float32Array(dSae),
   };
+  if (architecture === "gated") {
+    const bias = r.normals(dSae, 0.5);
+    bias[0] = 1e3;
+    sae.magnitude = { scale: r.normals(dSae, 0.5).map(Math.exp), bias };
+  }
+  return sae;
 }
 
 /** The f64 reference SAE with `sae`'s weights and definition. */
@@ -42,6 +51,7 @@ export function asReference(sae: Sae): ReferenceSae {
     dSae: sae.config.dSae,
     activation: sae.config.architecture,
     k: sae.config.k,
+    gated: sae.magnitude && { bGate: sae.bEnc, rMag: sae.magnitude.scale.map(Math.log), bMag: sae.magnitude.bias },
     applyBDecToInput: sae.config.applyBDecToInput,
     inputScale: 1,
   };
