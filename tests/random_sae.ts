@@ -100,3 +100,29 @@ export async function checkEncoderStatistics(create: (sae: Sae) => Promise<Featu
   });
   encoder.destroy();
 }
+
+/**
+ * A gated SAE on which f32 arithmetic is exact whatever the summation order (small integer weights,
+ * inputs in quarters), with its expected activations: x W + b_gate is exactly 0 for even features (the
+ * gate stays shut) and 0.25 for odd ones (open); the magnitude is 2 · x W + b_mag with b_mag = 100, or
+ * −100 for features 3 and 7 (open, but ReLU'd to 0).
+ */
+export function exactGatedSae(): { sae: Sae; x: Float32Array; expected: number[] } {
+  const [dIn, dSae] = [4, 8];
+  const r = new SeededRandom(23);
+  const wEnc = Float32Array.from({ length: dIn * dSae }, () => Math.round(6 * r.uniform()) - 3);
+  const x = Float32Array.from({ length: dIn }, () => Math.round(8 * r.uniform()) / 4);
+  const xw = Array.from({ length: dSae }, (_, j) => x.reduce((sum, xi, i) => sum + xi * wEnc[i * dSae + j], 0));
+  const bias = Float32Array.from({ length: dSae }, (_, j) => (j % 4 === 3 ? -100 : 100));
+  const sae: Sae = {
+    config: { format: "saelens", architecture: "gated", dIn, dSae, applyBDecToInput: false, source: "exact" },
+    wEnc,
+    bEnc: Float32Array.from(xw, (v, j) => -v + (j % 2 ? 0.25 : 0)),
+    wDec: new Float32Array(dSae * dIn),
+    bDec: new Float32Array(dIn),
+    threshold: new Float32Array(dSae),
+    magnitude: { scale: new Float32Array(dSae).fill(2), bias },
+  };
+  const expected = xw.map((v, j) => (j % 2 ? Math.max(0, 2 * v + bias[j]) : 0));
+  return { sae, x, expected };
+}
