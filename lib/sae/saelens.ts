@@ -36,7 +36,7 @@ function architectureOf(cfg: Record<string, unknown>, source: string): SaeArchit
  * 262-263), so the folded SAE encodes and decodes to the same values with the plain TopK definition.
  * A zero decoder row keeps its zeros (SAELens's decode would divide by zero there).
  */
-export function foldDecoderNorm(sae: Pick<Sae, "wEnc" | "bEnc" | "wDec">, dIn: number, dSae: number): void {
+function foldDecoderNorm(sae: Pick<Sae, "wEnc" | "bEnc" | "wDec">, dIn: number, dSae: number): void {
   for (let j = 0; j < dSae; j++) {
     let sum = 0;
     for (let i = 0; i < dIn; i++) sum += sae.wDec[j * dIn + i] ** 2;
