@@ -77,7 +77,10 @@ export const DIFF = {
     preset: { type: "string", description: "a notebook configuration: llama31-8b or gemma2-9b" },
     base: { type: "string", description: "base model directory or hub id" },
     chat: { type: "string", description: "chat model directory or hub id" },
-    sae: { type: "string", description: "SAE directory or hub path (SAELens, Llama Scope, Gemma Scope)" },
+    sae: {
+      type: "string",
+      description: "SAE directory or hub path (SAELens, Llama Scope, Gemma Scope, Gemma Scope 2)",
+    },
     layer: { type: "string", description: "layer whose output the SAE reads (default: the preset's, or 2)" },
     prompts: { type: "string", description: "prompt file (default: the built-in demo prompts)" },
     n: { type: "string", description: "prompts to sample (default: all)" },

@@ -114,8 +114,10 @@ export async function sampledArrayDigest(arrays: Record<string, Float32Array>, s
 /** An SAE's identity: its configuration (what it computes) and a sampled digest of its weights. */
 export async function saeIdentity(sae: Sae): Promise<string> {
   const { source: _, ...config } = sae.config;
-  const { wEnc, bEnc, wDec, bDec, threshold } = sae;
-  return sha256Hex([JSON.stringify(config), await sampledArrayDigest({ wEnc, bEnc, wDec, bDec, threshold })]);
+  const { wEnc, bEnc, wDec, bDec, threshold, magnitude } = sae;
+  const arrays: Record<string, Float32Array> = { wEnc, bEnc, wDec, bDec, threshold };
+  if (magnitude) Object.assign(arrays, { magnitudeScale: magnitude.scale, magnitudeBias: magnitude.bias });
+  return sha256Hex([JSON.stringify(config), await sampledArrayDigest(arrays)]);
 }
 
 /** A digest of the source text of `modules` (e.g. the code that produced a cached artefact). */

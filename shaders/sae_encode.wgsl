@@ -24,7 +24,7 @@ struct Params {
   rows: u32,        // input vectors in the batch
   inner: u32,       // d_in, padded to a multiple of KT
   cols: u32,        // features in this chunk (unpadded)
-  activation: u32,  // 0 = none (pre-activations), 1 = ReLU, 2 = JumpReLU
+  activation: u32,  // 0 = none (pre-activations), 1 = ReLU, 2 = JumpReLU, 3 = gated
   outStride: u32,   // floats per row of `out`: cols, or d_sae when chunks write into one full-width buffer
   outOffset: u32,   // column of `out` where this chunk starts
   rowWords: u32,    // 16-byte words per row of W: cols padded to a multiple of 16, times 4 or 2 bytes, / 16
@@ -36,6 +36,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read> threshold: array<f32>;  // [cols]
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;  // [rows, outStride]
 @group(0) @binding(5) var<uniform> p: Params;
+@group(0) @binding(6) var<storage, read> magnitude: array<vec2<f32>>;  // [cols] (scale, bias), gated only
 
 override ROWS: u32 = 16u;                    // rows per workgroup, 1 to 16
 override HALF: bool = false;                 // W holds f16s
@@ -80,10 +81,17 @@ fn store(i: u32, c0: u32, acc: mat4x4<f32>) {
   for (var j = 0u; j < 16u; j++) {
     let c = c0 + j;
     if (c >= p.cols) { return; }
-    let pre = acc[j / 4u][j % 4u] + bias[c];
+    let xw = acc[j / 4u][j % 4u];
+    let pre = xw + bias[c];
     var f = pre;
     if (p.activation == 1u) { f = max(pre, 0.0); }
     if (p.activation == 2u) { f = select(0.0, pre, pre > threshold[c]); }
+    // Gated (SAELens GatedSAE): bias is b_gate and pre's sign opens the gate; the magnitude path
+    // rescales the same x W per feature, exp(r_mag) · xW + b_mag, and ReLUs it.
+    if (p.activation == 3u) {
+      let m = magnitude[c];
+      f = select(0.0, max(xw * m.x + m.y, 0.0), pre > 0.0);
+    }
     out[r * p.outStride + p.outOffset + c] = f;
   }
 }

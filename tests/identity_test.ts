@@ -1,6 +1,7 @@
-import { assertEquals } from "./assert.ts";
+import { assert, assertEquals } from "./assert.ts";
 import { join } from "node:path";
-import { fileIdentity, sha256Hex } from "../lib/identity.ts";
+import { fileIdentity, saeIdentity, sha256Hex } from "../lib/identity.ts";
+import { randomSae } from "./random_sae.ts";
 import { tempDir } from "./temp.ts";
 
 Deno.env.set("MODEL_DIFF_FILE_MEMO", await tempDir("identity-memo-"));
@@ -25,4 +26,20 @@ Deno.test("a file's identity is the SHA-256 of every byte: one changed byte past
 Deno.test("sha256Hex hashes the concatenation of its parts", async () => {
   const expected = hex(await crypto.subtle.digest("SHA-256", new TextEncoder().encode("ab\u00e9c")));
   assertEquals(await sha256Hex(["a", new TextEncoder().encode("b\u00e9"), "c"]), expected);
+});
+
+Deno.test("an SAE's identity covers what it computes: a gated SAE's magnitude path, a TopK's k", async () => {
+  const gated = randomSae(9, 40, "gated", 1);
+  const same = randomSae(9, 40, "gated", 1);
+  assertEquals(await saeIdentity(gated), await saeIdentity(same));
+  // The first element is always sampled, so changing it must change the digest.
+  same.magnitude!.bias[0] += 1;
+  assert(await saeIdentity(gated) !== await saeIdentity(same), "b_mag changes the identity");
+  const scaled = randomSae(9, 40, "gated", 1);
+  scaled.magnitude!.scale[0] *= 2;
+  assert(await saeIdentity(gated) !== await saeIdentity(scaled), "r_mag changes the identity");
+  const topk = randomSae(9, 40, "topk", 1);
+  const otherK = randomSae(9, 40, "topk", 1);
+  otherK.config.k = 8;
+  assert(await saeIdentity(topk) !== await saeIdentity(otherK), "k changes the identity");
 });

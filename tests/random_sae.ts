@@ -10,7 +10,10 @@ import type { Sae, SaeArchitecture } from "../lib/sae/config.ts";
 import type { FeatureEncoder } from "../lib/sae/encoder.ts";
 import { FeatureStats, METRICS } from "../lib/stats.ts";
 
-/** A random SAE of odd sizes (not multiples of any tile). Feature 0 always fires, 1 never. */
+/**
+ * A random SAE of odd sizes (not multiples of any tile). Feature 0 always fires, 1 never. A gated one's
+ * gate bias is b_enc, its magnitude path exp(r_mag) with r_mag ~ N(0, 0.5²) and b_mag ~ N(0, 0.5²).
+ */
 export function randomSae(
   dIn: number,
   dSae: number,
@@ -22,7 +25,7 @@ export function randomSae(
   const bEnc = r.normals(dSae, 0.5);
   bEnc[0] = 1e3;
   bEnc[1] = -1e3;
-  return {
+  const sae: Sae = {
     config: { format: "saelens", architecture, dIn, dSae, k: 7, applyBDecToInput: applyBDec, source: "random" },
     wEnc: r.normals(dIn * dSae, 1 / Math.sqrt(dIn)),
     bEnc,
@@ -32,6 +35,12 @@ export function randomSae(
       ? Float32Array.from({ length: dSae }, () => r.uniform())
       : new Float32Array(dSae),
   };
+  if (architecture === "gated") {
+    const bias = r.normals(dSae, 0.5);
+    bias[0] = 1e3;
+    sae.magnitude = { scale: r.normals(dSae, 0.5).map(Math.exp), bias };
+  }
+  return sae;
 }
 
 /** The f64 reference SAE with `sae`'s weights and definition. */
@@ -42,6 +51,7 @@ export function asReference(sae: Sae): ReferenceSae {
     dSae: sae.config.dSae,
     activation: sae.config.architecture,
     k: sae.config.k,
+    gated: sae.magnitude && { bGate: sae.bEnc, rMag: sae.magnitude.scale.map(Math.log), bMag: sae.magnitude.bias },
     applyBDecToInput: sae.config.applyBDecToInput,
     inputScale: 1,
   };
@@ -89,4 +99,30 @@ export async function checkEncoderStatistics(create: (sae: Sae) => Promise<Featu
     assertEquals([metrics[type].sparsity[0], metrics[type].sparsity[1], metrics[type].active_mean[1]], [1, 0, 0]);
   });
   encoder.destroy();
+}
+
+/**
+ * A gated SAE on which f32 arithmetic is exact whatever the summation order (small integer weights,
+ * inputs in quarters), with its expected activations: x W + b_gate is exactly 0 for even features (the
+ * gate stays shut) and 0.25 for odd ones (open); the magnitude is 2 · x W + b_mag with b_mag = 100, or
+ * −100 for features 3 and 7 (open, but ReLU'd to 0).
+ */
+export function exactGatedSae(): { sae: Sae; x: Float32Array; expected: number[] } {
+  const [dIn, dSae] = [4, 8];
+  const r = new SeededRandom(23);
+  const wEnc = Float32Array.from({ length: dIn * dSae }, () => Math.round(6 * r.uniform()) - 3);
+  const x = Float32Array.from({ length: dIn }, () => Math.round(8 * r.uniform()) / 4);
+  const xw = Array.from({ length: dSae }, (_, j) => x.reduce((sum, xi, i) => sum + xi * wEnc[i * dSae + j], 0));
+  const bias = Float32Array.from({ length: dSae }, (_, j) => (j % 4 === 3 ? -100 : 100));
+  const sae: Sae = {
+    config: { format: "saelens", architecture: "gated", dIn, dSae, applyBDecToInput: false, source: "exact" },
+    wEnc,
+    bEnc: Float32Array.from(xw, (v, j) => -v + (j % 2 ? 0.25 : 0)),
+    wDec: new Float32Array(dSae * dIn),
+    bDec: new Float32Array(dIn),
+    threshold: new Float32Array(dSae),
+    magnitude: { scale: new Float32Array(dSae).fill(2), bias },
+  };
+  const expected = xw.map((v, j) => (j % 2 ? Math.max(0, 2 * v + bias[j]) : 0));
+  return { sae, x, expected };
 }

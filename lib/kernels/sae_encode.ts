@@ -22,7 +22,7 @@ import { encodePrepareInput, NO_BAD_ROW, nonFiniteRow } from "./sae_input.ts";
 import { dispatch, pipeline, readBackAll, storageBuffer, uniformBuffer } from "./shader.ts";
 import { encodeTopK } from "./top_k.ts";
 
-const ACTIVATION_CODE = { none: 0, relu: 1, jumprelu: 2 } as const;
+const ACTIVATION_CODE = { none: 0, relu: 1, jumprelu: 2, gated: 3 } as const;
 /** The shader's inner slab depth (KT) and threads per workgroup, each owning 16 columns. */
 const SLAB = 32;
 const THREADS = 64;
@@ -41,6 +41,8 @@ interface Chunk {
   weights: GPUBuffer;
   bias: GPUBuffer;
   threshold: GPUBuffer;
+  /** Gated SAEs: (scale, bias) of the magnitude path per column; a placeholder otherwise. */
+  magnitude: GPUBuffer;
 }
 
 /** Options of {@linkcode SaeEncoder.create}. */
@@ -109,6 +111,7 @@ export class SaeEncoder {
         weights: storageBuffer(gpu, block),
         bias: storageBuffer(gpu, sae.bEnc.subarray(offset, offset + cols)),
         threshold: storageBuffer(gpu, sae.threshold.subarray(offset, offset + cols)),
+        magnitude: storageBuffer(gpu, sae.magnitude ? magnitudePairs(sae.magnitude, offset, cols) : 8),
       });
     }
     const maxTileRows = Math.min(MAX_TILE_ROWS, Math.max(1, options.maxTileRows ?? (gpu.isSoftware ? 16 : 4)));
@@ -180,7 +183,8 @@ export class SaeEncoder {
         chunk.rowWords,
       ]);
       temporary.push(params);
-      dispatch(this.gpu, encoder, pipe, [input, chunk.weights, chunk.bias, chunk.threshold, out, params], [
+      const bindings = [input, chunk.weights, chunk.bias, chunk.threshold, out, params, chunk.magnitude];
+      dispatch(this.gpu, encoder, pipe, bindings, [
         Math.ceil(rows / tileRows),
         Math.ceil(chunk.cols / (COLUMNS_PER_THREAD * THREADS)),
       ]);
@@ -300,8 +304,19 @@ export class SaeEncoder {
       chunk.weights.destroy();
       chunk.bias.destroy();
       chunk.threshold.destroy();
+      chunk.magnitude.destroy();
     }
   }
+}
+
+/** Columns [offset, offset + cols) of a gated SAE's magnitude path as the shader's (scale, bias) pairs. */
+function magnitudePairs(magnitude: { scale: Float32Array; bias: Float32Array }, offset: number, cols: number) {
+  const pairs = new Float32Array(2 * cols);
+  for (let c = 0; c < cols; c++) {
+    pairs[2 * c] = magnitude.scale[offset + c];
+    pairs[2 * c + 1] = magnitude.bias[offset + c];
+  }
+  return pairs;
 }
 
 /** d_in padded to the shader's slab depth (the padding holds zeros). */

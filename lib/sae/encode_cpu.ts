@@ -3,7 +3,8 @@
  * GEMM this process can reach without a GPU), then bias, activation and the per-batch statistics in
  * one TypeScript pass each over the [rows, d_sae] result. The activations follow the SAE definitions
  * exactly as the WGSL kernels do (pre = x W_enc + b_enc rounded to f32; JumpReLU keeps pre > threshold;
- * TopK keeps the k largest pre-activations, ties to the lower feature id, then ReLU), and the
+ * TopK keeps the k largest pre-activations, ties to the lower feature id, then ReLU; gated opens where
+ * pre > 0 and passes relu(x W_enc · scale + bias) of its magnitude path), and the
  * statistics partials have feature_stats.wgsl's layout, so FeatureStats takes them as it takes the GPU's.
  *
  * W_enc is passed to every run as an input tensor over the SAE's own array (no copy, no 2 GiB
@@ -53,9 +54,13 @@ export class CpuSaeEncoder implements FeatureEncoder {
     const input = new ort.Tensor("float32", encoderInput(this.sae, x, rows), [rows, dIn]);
     const { y } = await this.session.run({ x: input, w: this.weights });
     const f = y.data as Float32Array;
-    const { bEnc, threshold } = this.sae;
+    const { bEnc, threshold, magnitude } = this.sae;
     for (let r = 0; r < rows; r++) {
       const row = f.subarray(r * dSae, (r + 1) * dSae);
+      if (architecture === "gated") {
+        gate(row, bEnc, magnitude!);
+        continue;
+      }
       // Stored back into f32, as the GPU kernel rounds pre-activations before the activation.
       for (let j = 0; j < dSae; j++) row[j] += bEnc[j];
       if (architecture === "relu") {
@@ -88,6 +93,18 @@ export class CpuSaeEncoder implements FeatureEncoder {
   /** Releases the ORT session. */
   destroy(): void {
     void this.session.release();
+  }
+}
+
+/**
+ * A gated SAE's activations from `row` = x W_enc, in place: the gate opens where x W_enc + b_gate > 0
+ * (`bGate`), and an open feature takes relu(x W_enc · scale + bias) from the magnitude path.
+ */
+function gate(row: Float32Array, bGate: Float32Array, magnitude: { scale: Float32Array; bias: Float32Array }): void {
+  const { scale, bias } = magnitude;
+  for (let j = 0; j < row.length; j++) {
+    const xw = row[j];
+    row[j] = Math.fround(xw + bGate[j]) > 0 ? Math.max(0, Math.fround(Math.fround(xw * scale[j]) + bias[j])) : 0;
   }
 }
 

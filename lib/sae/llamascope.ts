@@ -12,13 +12,14 @@
 
 import { join } from "node:path";
 import { UserError } from "../errors.ts";
+import { readJsonObject } from "../io/json.ts";
 import { SafetensorsFile } from "../io/safetensors.ts";
 import { transposeMatrix } from "../matrix.ts";
 import { layerOfHook, type Sae } from "./config.ts";
 
 /** Loads a Llama Scope SAE from directory `dir`. */
 export async function loadLlamaScope(dir: string, source: string): Promise<Sae> {
-  const hp = JSON.parse(await Deno.readTextFile(join(dir, "hyperparams.json"))) as Record<string, unknown>;
+  const hp = await readJsonObject(join(dir, "hyperparams.json"));
   const file = await SafetensorsFile.open(join(dir, "checkpoints", "final.safetensors"));
   const dIn = Number(hp.d_model);
   const dSae = Number(hp.d_sae);

@@ -11,14 +11,28 @@ import { UserError } from "../errors.ts";
 import { downloadFile, hubCacheDir } from "../hub.ts";
 import type { Sae, SaeFormat } from "./config.ts";
 import { loadGemmaScope } from "./gemmascope.ts";
+import { loadGemmaScope2 } from "./gemmascope2.ts";
 import { loadLlamaScope } from "./llamascope.ts";
 import { loadSaeLens } from "./saelens.ts";
 
+/** Each format's files; the first one tells the format (config.json alone would not: models have one too). */
 const FORMAT_FILES: Record<SaeFormat, string[]> = {
   saelens: ["cfg.json", "sae_weights.safetensors"],
   llamascope: ["hyperparams.json", "checkpoints/final.safetensors"],
   gemmascope: ["params.npz"],
+  gemmascope2: ["params.safetensors", "config.json"],
 };
+
+const LOADERS: Record<SaeFormat, (dir: string, source: string) => Promise<Sae>> = {
+  saelens: loadSaeLens,
+  llamascope: loadLlamaScope,
+  gemmascope: loadGemmaScope,
+  gemmascope2: loadGemmaScope2,
+};
+
+/** The expected layouts, for messages. */
+const LAYOUTS =
+  "cfg.json + sae_weights.safetensors (SAELens), hyperparams.json + checkpoints/final.safetensors (Llama Scope), params.npz (Gemma Scope) or config.json + params.safetensors (Gemma Scope 2)";
 
 async function exists(path: string): Promise<boolean> {
   return await Deno.stat(path).then(() => true, () => false);
@@ -44,7 +58,7 @@ async function downloadSae(source: string): Promise<string> {
       return join(dir, sub);
     }
   }
-  throw new UserError(`${source} has none of cfg.json, hyperparams.json or params.npz on the hub`);
+  throw new UserError(`${source} has no SAE on the hub: expected ${LAYOUTS}`);
 }
 
 /**
@@ -57,18 +71,12 @@ export async function loadSae(source: string, options: { dModel?: number } = {})
   const dir = isDir ? source : await downloadSae(source);
   const format = await detectFormat(dir);
   if (!format) {
-    throw new UserError(
-      `${source} is not an SAE directory: expected cfg.json + sae_weights.safetensors (SAELens), hyperparams.json + checkpoints/final.safetensors (Llama Scope) or params.npz (Gemma Scope)`,
-    );
+    throw new UserError(`${source} is not an SAE directory: expected ${LAYOUTS}`);
   }
   for (const file of FORMAT_FILES[format]) {
     if (!(await exists(join(dir, file)))) throw new UserError(`${source} looks like ${format} but has no ${file}`);
   }
-  const sae = format === "saelens"
-    ? await loadSaeLens(dir, source)
-    : format === "llamascope"
-    ? await loadLlamaScope(dir, source)
-    : await loadGemmaScope(dir, source);
+  const sae = await LOADERS[format](dir, source);
   sae.config.hookLayer ??= ((m) => (m ? Number(m[1]) : undefined))(/layer_(\d+)/.exec(source));
   const { dIn, dSae } = sae.config;
   const sizes: [string, Float32Array, number][] = [
@@ -77,7 +85,13 @@ export async function loadSae(source: string, options: { dModel?: number } = {})
     ["W_dec", sae.wDec, dSae * dIn],
     ["b_dec", sae.bDec, dIn],
     ["threshold", sae.threshold, dSae],
+    ...(sae.magnitude
+      ? [["r_mag", sae.magnitude.scale, dSae], ["b_mag", sae.magnitude.bias, dSae]] as [string, Float32Array, number][]
+      : []),
   ];
+  if ((sae.config.architecture === "gated") !== (sae.magnitude !== undefined)) {
+    throw new Error(`${source}: a gated SAE needs its magnitude path, and only a gated one has it`);
+  }
   for (const [name, data, expected] of sizes) {
     if (data.length !== expected) {
       throw new UserError(`${source}: ${name} has ${data.length} values, expected ${expected}`);

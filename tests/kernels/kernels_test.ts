@@ -5,7 +5,7 @@ import { referenceEncode } from "../../lib/fixtures/sae_reference.ts";
 import { acquireGpu } from "../../lib/gpu.ts";
 import { cosineMatrix } from "../../lib/kernels/cosine_matrix.ts";
 import { isExactF16, SaeEncoder } from "../../lib/kernels/sae_encode.ts";
-import { asReference, checkEncoderStatistics, randomSae } from "../random_sae.ts";
+import { asReference, checkEncoderStatistics, exactGatedSae, randomSae } from "../random_sae.ts";
 import { FeatureStats } from "../../lib/stats.ts";
 
 /**
@@ -14,11 +14,11 @@ import { FeatureStats } from "../../lib/stats.ts";
  */
 const ENCODE_TOLERANCE = { rtol: 1e-5, atol: 1e-5 };
 
-Deno.test("sae_encode matches the f64 reference for ReLU, JumpReLU and TopK at odd sizes; chunking changes nothing", async () => {
+Deno.test("sae_encode matches the f64 reference for ReLU, JumpReLU, TopK and gated at odd sizes; chunking changes nothing", async () => {
   const gpu = await acquireGpu();
   const rows = 37;
-  for (const architecture of ["relu", "jumprelu", "topk"] as const) {
-    const sae = randomSae(67, 203, architecture, 11, architecture === "relu");
+  for (const architecture of ["relu", "jumprelu", "topk", "gated"] as const) {
+    const sae = randomSae(67, 203, architecture, 11, architecture === "relu" || architecture === "gated");
     const x = new SeededRandom(5).normals(rows * 67);
     const whole = await SaeEncoder.create(gpu, sae);
     const chunked = await SaeEncoder.create(gpu, sae, { maxChunkBytes: 67 * 4 * 64 });
@@ -80,7 +80,7 @@ Deno.test("f16 weights stay f16 on the GPU and encode within 1e-3 of f64 on the 
   assert(isExactF16(Float32Array.of(0.5, -3, 65504, 2 ** -24)) && !isExactF16(Float32Array.of(0.5, 2 ** -24 * 1.5)));
 });
 
-Deno.test("JumpReLU is off at a pre-activation exactly on its threshold; TopK ties keep the lower feature id", async () => {
+Deno.test("JumpReLU is off at a pre-activation exactly on its threshold (gated: its gate at exactly 0); TopK ties keep the lower feature id", async () => {
   const gpu = await acquireGpu();
   // Small integers and quarters: every pre-activation is exact in f32 whatever the summation order, so
   // a pre-activation can be put exactly on its threshold.
@@ -121,6 +121,11 @@ Deno.test("JumpReLU is off at a pre-activation exactly on its threshold; TopK ti
   });
   assertEquals([...await topk.encode(x.subarray(0, dIn), 1)], [0, 3, 3, 0, 0, 0]);
   topk.destroy();
+  // Gated: shut at a gate pre-activation of exactly 0, open above it with the ReLU'd magnitude.
+  const exact = exactGatedSae();
+  const gated = await SaeEncoder.create(gpu, exact.sae);
+  assertEquals([...await gated.encode(exact.x, 1)], exact.expected, "gated: exactly 0 is shut");
+  gated.destroy();
 });
 
 Deno.test("NaN or infinite inputs are rejected with a clear error naming the row, by encode and encodeInto", async () => {

@@ -5,6 +5,11 @@ import { cosineSweepFigure, featureIncreasesFigure } from "../../lib/report/figu
 import { writePlotlyPage } from "../../lib/report/plotly.ts";
 import { writeKlOutputs } from "../../lib/report/kl.ts";
 import { writeAdlOutputs } from "../../lib/report/adl.ts";
+import { writeCrosscoderOutputs } from "../../lib/report/crosscoder.ts";
+import { LATENT_TAGS, latentDecoderStats, tagCounts } from "../../lib/crosscoder/analysis.ts";
+import { loadCrosscoder } from "../../lib/crosscoder/load.ts";
+import { ensureFixtureCrosscoder } from "../../lib/fixtures/build.ts";
+import { FeatureStats } from "../../lib/stats.ts";
 import { visitPage } from "../browser.ts";
 import { tempDir } from "../temp.ts";
 
@@ -131,4 +136,39 @@ Deno.test("kl.html and adl.html open in Chromium without errors, tables included
   assertEquals(adl.errors, []);
   assertEquals(adl.result.traces, 2);
   assert(adl.result.rows >= 2 * 3, JSON.stringify(adl.result));
+});
+
+Deno.test("crosscoder.html opens in Chromium without errors: one stacked trace per tag holding every latent, the tag table", async () => {
+  const crosscoder = await loadCrosscoder(await ensureFixtureCrosscoder("tiny-llama-crosscoder-L2-k4"));
+  const decoder = latentDecoderStats(crosscoder);
+  const tokenTypes = ["asst", "endheader", "newline"] as const;
+  const dir = await tempDir();
+  await writeCrosscoderOutputs(dir, {
+    crosscoder,
+    layer: 2,
+    tokenTypes: [...tokenTypes],
+    decoder,
+    activations: FeatureStats.empty(tokenTypes, crosscoder.config.dict).finalize(),
+    prompts: 4,
+    fallbacks: 0,
+  }, { title: "base → chat" });
+  const visit = await visitPage<{ traces: string[]; latents: number; rows: number }>(
+    join(dir, "crosscoder.html"),
+    `(() => {
+      const gd = document.getElementById("figure");
+      return {
+        traces: gd.data.map((t) => t.name),
+        latents: gd.data.reduce((n, t) => n + t.y.reduce((a, b) => a + b, 0), 0),
+        rows: document.querySelectorAll("tr").length,
+      };
+    })()`,
+    join(SCREENSHOTS, "crosscoder_unit.png"),
+  );
+  assertEquals(visit.errors, []);
+  assertEquals(visit.result.traces, [...LATENT_TAGS]);
+  const live = Array.from(decoder.relativeNorm).filter((r) => !Number.isNaN(r)).length;
+  assertEquals(visit.result.latents, live);
+  // The header row and one per tag; the fixture has latents of more than one tag, so the stack is a real one.
+  assertEquals(visit.result.rows, 1 + LATENT_TAGS.length);
+  assert(Object.values(tagCounts(decoder.tags)).filter((n) => n > 0).length > 1, "more than one tag");
 });

@@ -2,7 +2,7 @@ import { assert, assertClose, assertEquals } from "../assert.ts";
 import { referenceEncode } from "../../lib/fixtures/sae_reference.ts";
 import { SeededRandom } from "../../lib/random.ts";
 import { CpuSaeEncoder, keepTopKRelu } from "../../lib/sae/encode_cpu.ts";
-import { asReference, checkEncoderStatistics, randomSae } from "../random_sae.ts";
+import { asReference, checkEncoderStatistics, exactGatedSae, randomSae } from "../random_sae.ts";
 
 /**
  * f32 (MLAS) encodes against f64, per element, the bound the GPU encoder is held to. A feature whose
@@ -11,9 +11,9 @@ import { asReference, checkEncoderStatistics, randomSae } from "../random_sae.ts
  */
 const ENCODE_TOLERANCE = { rtol: 1e-5, atol: 1e-5 };
 
-Deno.test("CPU encode equals the f64 reference for ReLU, JumpReLU and TopK, with and without b_dec on the input", async () => {
+Deno.test("CPU encode equals the f64 reference for ReLU, JumpReLU, TopK and gated, with and without b_dec on the input", async () => {
   const [rows, dIn, dSae] = [37, 67, 203];
-  for (const architecture of ["relu", "jumprelu", "topk"] as const) {
+  for (const architecture of ["relu", "jumprelu", "topk", "gated"] as const) {
     for (const applyBDec of [false, true]) {
       const sae = randomSae(dIn, dSae, architecture, 11, applyBDec);
       const x = new SeededRandom(5).normals(rows * dIn);
@@ -61,6 +61,14 @@ Deno.test("CPU JumpReLU is off at a pre-activation exactly on its threshold", as
     threshold,
   });
   assertEquals([...await encoder.encode(x, 1)], Array.from({ length: dSae }, (_, j) => (j % 2 ? pre(j) : 0)));
+  encoder.destroy();
+});
+
+Deno.test("CPU gated: the gate is shut at a gate pre-activation of exactly 0; an open gate passes the ReLU'd magnitude", async () => {
+  const { sae, x, expected } = exactGatedSae();
+  const encoder = await CpuSaeEncoder.create(sae);
+  assertEquals([...await encoder.encode(x, 1)], expected);
+  assert(expected.filter((v) => v > 0).length === 2, "two open features with a positive magnitude");
   encoder.destroy();
 });
 

@@ -13,8 +13,8 @@ Deno.test("WebGPU and CPU encoders give the same activations and statistics for 
   const [dIn, dSae, rows] = [33, 130, 12];
   const types = ["asst", "endheader", "newline"];
   const rowType = Uint32Array.from({ length: rows }, (_, r) => r % 3);
-  for (const architecture of ["relu", "jumprelu", "topk"] as const) {
-    const sae = randomSae(dIn, dSae, architecture, 17, architecture === "relu");
+  for (const architecture of ["relu", "jumprelu", "topk", "gated"] as const) {
+    const sae = randomSae(dIn, dSae, architecture, 17, architecture === "relu" || architecture === "gated");
     const x = new SeededRandom(8).normals(rows * dIn, 2);
     const results = [];
     for (const device of DEVICES) {

@@ -14,14 +14,14 @@ import { assertSameMetrics, referenceActivations, referenceStats } from "../refe
 const SAE = "tiny-llama-sae-llamascope";
 const LAYER = 2;
 
-async function args(out: string, extra: string[] = []): Promise<string[]> {
+async function args(out: string, extra: string[] = [], sae = SAE): Promise<string[]> {
   return [
     "--base",
     await ensureFixtureModel("tiny-llama-base"),
     "--chat",
     await ensureFixtureModel("tiny-llama-chat"),
     "--sae",
-    await ensureFixtureSae(SAE),
+    await ensureFixtureSae(sae),
     "--layer",
     String(LAYER),
     "--out-dir",
@@ -40,11 +40,13 @@ async function diff(out: string, extra: string[] = []) {
   return result;
 }
 
-Deno.test("diff: statistics, tables, ranks and ratios equal an independent f64 computation; the page renders", async () => {
-  const out = await tempDir("diff-");
-  await diff(out, ["--device", "webgpu"]);
+/**
+ * Checks a run's `stats_{base,chat}.safetensors` in `out` against textbook statistics of the f64
+ * reference encoding (fixture SAE `saeName`) of the f64 reference residuals; returns those statistics.
+ */
+async function assertReferenceStats(out: string, saeName: string) {
   const chatHandle = await fixtureHandle("tiny-llama-chat", "cpu");
-  const sae = await fixtureReferenceSae(SAE);
+  const sae = await fixtureReferenceSae(saeName);
   const ids = preparePrompts(chatHandle, DEMO_PROMPTS, {}).map((p) => p.ids);
   const header = assistantHeaderIds(chatHandle);
   const reference: Record<string, Record<string, ReturnType<typeof referenceStats>>> = {};
@@ -63,11 +65,18 @@ Deno.test("diff: statistics, tables, ranks and ratios equal an independent f64 c
         assertClose(ours[type][name as keyof typeof ours[string]], values, {
           rtol: 1e-4,
           atol: 1e-5,
-          label: `${model} ${type} ${name}`,
+          label: `${saeName}: ${model} ${type} ${name}`,
         });
       }
     }
   }
+  return reference;
+}
+
+Deno.test("diff: statistics, tables, ranks and ratios equal an independent f64 computation; the page renders", async () => {
+  const out = await tempDir("diff-");
+  await diff(out, ["--device", "webgpu"]);
+  const reference = await assertReferenceStats(out, SAE);
   for (const metric of ["all_mean", "active_mean", "sparsity"] as const) {
     const rows: Record<string, string>[] = parse(await Deno.readTextFile(join(out, `top_${metric}.csv`)), {
       columns: true,
@@ -210,4 +219,15 @@ Deno.test("diff: --token-types asst shards merge; shards of two different runs a
   } finally {
     await Deno.remove(out, { recursive: true });
   }
+});
+
+Deno.test("diff: a gated SAELens SAE runs end to end on the CPU; its statistics equal the f64 reference's", async () => {
+  const gated = "tiny-llama-sae-saelens-gated";
+  const out = await tempDir("diff-gated-");
+  const result = await runScript("diff.ts", await args(out, [], gated));
+  assertEquals(result.code, 0, result.stderr);
+  const reference = await assertReferenceStats(out, gated);
+  // Features rise and fall between the models, so the comparison is not of two empty tables.
+  const moved = TOKEN_TYPES.some((t) => reference.chat[t].sparsity.some((v, j) => v !== reference.base[t].sparsity[j]));
+  assert(moved, "some feature's sparsity differs between base and chat");
 });
