@@ -93,7 +93,8 @@ Deno.test("steer: re-running merges into the same JSON without duplicate magnitu
 
 Deno.test("steer: an interrupted run keeps finished responses and --resume completes it", async () => {
   const { args, results } = await setup();
-  const full = [...args, "--mag", "2", "--samples", "3", "--max-new-tokens", "12", "--device", "webgpu"];
+  // On the CPU (args' device): 40 tokens a response keep the run long enough to be killed part-way.
+  const full = [...args, "--mag", "2", "--samples", "3", "--max-new-tokens", "40"];
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", new URL("../../scripts/steer.ts", import.meta.url).pathname, ...full],
     stdout: "null",
