@@ -306,6 +306,24 @@ export const CROSSCODER = {
   ],
 } satisfies CommandSpec;
 
+/** `deno task test`. */
+export const TEST = {
+  task: "test",
+  summary:
+    "The test suite: fixtures built once, then the test files dealt into parallel deno test processes balanced by their recorded durations.",
+  positionals: "[test files or directories: run just those, in one process]",
+  flags: {
+    jobs: { type: "string", description: "parallel processes (default: the CPU count, at most 4)" },
+    record: {
+      type: "boolean",
+      default: false,
+      description: "write each file's duration in this run to tests/durations.json (for balancing)",
+    },
+    filter: { type: "string", description: "run only tests whose name matches (deno test --filter), in one process" },
+  },
+  examples: ["deno task test", "deno task test tests/kl_test.ts tests/kernels/"],
+} satisfies CommandSpec;
+
 /** Every task with flags, by script file name (the help test walks it). */
 export const COMMANDS: Record<string, CommandSpec> = {
   "generate.ts": GENERATE,
@@ -319,4 +337,5 @@ export const COMMANDS: Record<string, CommandSpec> = {
   "kl.ts": KL,
   "adl.ts": ADL,
   "crosscoder.ts": CROSSCODER,
+  "test.ts": TEST,
 };
