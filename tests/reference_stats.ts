@@ -15,22 +15,32 @@ import { assertBytesEqual, assertClose, assertEquals, type Tolerance } from "./a
 /** Per-feature statistics of one token type over all prompts (the same record the pipeline finalises). */
 export type ReferenceFeatureStats = FeatureMetrics;
 
-/** Feature activations [prompt][feature] at each token type, from the f64 references. */
-export function referenceActivations(
+/** The residual stream after `layer` at every token of each sequence, by the f64 reference forward. */
+export function referenceResiduals(
   config: DecoderConfig,
   weights: Weights,
-  sae: ReferenceSae,
   sequences: number[][],
-  header: number[],
   layer: number,
+): Float64Array[][] {
+  return sequences.map((ids) => referenceForward(config, weights, ids, { layers: layer + 1 }).residuals[layer + 1]);
+}
+
+/**
+ * Feature activations [prompt][feature] at each token type, from the f64 references: `residuals` as
+ * {@linkcode referenceResiduals} gives them for `sequences`.
+ */
+export function referenceActivations(
+  residuals: Float64Array[][],
+  sequences: number[][],
+  sae: ReferenceSae,
+  header: number[],
   types: readonly TokenType[],
 ): Map<TokenType, Float64Array[]> {
   const out = new Map<TokenType, Float64Array[]>(types.map((t) => [t, []]));
-  for (const ids of sequences) {
-    const residual = referenceForward(config, weights, ids, { layers: layer + 1 }).residuals[layer + 1];
+  sequences.forEach((ids, i) => {
     const { positions } = readPositions(ids, header, types);
-    types.forEach((type, k) => out.get(type)!.push(referenceEncode(sae, residual[positions[k]])));
-  }
+    types.forEach((type, k) => out.get(type)!.push(referenceEncode(sae, residuals[i][positions[k]])));
+  });
   return out;
 }
 

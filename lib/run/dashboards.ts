@@ -23,6 +23,7 @@ import type { Sae } from "../sae/config.ts";
 import { createEncoder } from "../sae/encoder.ts";
 import { loadSae } from "../sae/load.ts";
 import { METRICS } from "../stats.ts";
+import { readRunPrompts } from "./run_prompts.ts";
 import type { TopExamples } from "../top_examples.ts";
 
 type StatsFile = Awaited<ReturnType<typeof readStats>>;
@@ -151,23 +152,6 @@ async function tokenActivations(
   return out;
 }
 
-/** The run's prompts from `prompts.json`, refused unless they are the ones the statistics were collected over. */
-async function runPrompts(outDir: string, digest: unknown): Promise<string[]> {
-  const path = join(outDir, "prompts.json");
-  const saved = await Deno.readTextFile(path).then((text) =>
-    JSON.parse(text) as { digest?: string; prompts?: string[] }
-  )
-    .catch(() => undefined);
-  if (!saved?.prompts || saved.digest !== digest) {
-    throw new UserError(
-      `${path} ${
-        saved ? "holds other prompts than" : "is missing; it holds the prompts of"
-      } the statistics in ${outDir}: the dashboards need them (collect again, or pass --cards 0)`,
-    );
-  }
-  return saved.prompts;
-}
-
 /** Refuses a model or SAE that is no longer the one the statistics were collected with, in one line. */
 function checkIdentity(what: string, now: string, then: unknown): void {
   if (now !== then) {
@@ -198,7 +182,11 @@ export async function writeDashboards(options: DashboardOptions): Promise<{ path
   const layer = Number(meta.sae_layer);
   const dtype = meta.dtype as GraphDtype;
   const batchSize = Number(meta.batch_size);
-  const prompts = await runPrompts(outDir, meta.prompts_digest);
+  const prompts = await readRunPrompts(
+    outDir,
+    meta.prompts_digest,
+    "the dashboards need them (collect again, or pass --cards 0)",
+  );
   const dirs: Record<string, string> = {};
   for (const model of MODELS) {
     const source = String(files[model].metadata.model);

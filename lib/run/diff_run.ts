@@ -16,7 +16,7 @@ import { DIFF_METRICS, type DiffMetric, type DiffRow, type MetricTable, topChang
 import { UserError } from "../errors.ts";
 import { readModelShape } from "../hub.ts";
 import { modelIdentity, saeIdentity, sha256Hex } from "../identity.ts";
-import { ensureOutDir, writeJsonAtomic } from "../io/atomic.ts";
+import { ensureOutDir } from "../io/atomic.ts";
 import { type PairRunOptions, resolveModelPair } from "../model_pair.ts";
 import { featureIncreasesFigure } from "../report/figures.ts";
 import { writePlotlyPage } from "../report/plotly.ts";
@@ -27,6 +27,7 @@ import type { FeatureStats } from "../stats.ts";
 import type { Device } from "../device.ts";
 import { type ExplanationOptions, neuronpediaId } from "../neuronpedia.ts";
 import { writeDashboards } from "./dashboards.ts";
+import { promptsDigest, writeRunPrompts } from "./run_prompts.ts";
 import type { TopExamples } from "../top_examples.ts";
 
 /** The two models of a diff, in file-name order. */
@@ -105,16 +106,6 @@ export interface DiffRunOptions extends PairRunOptions {
 /** Top examples kept per feature and token type unless a run says otherwise. */
 export const DEFAULT_TOP_EXAMPLES = 10;
 
-/** The run's prompt list, beside its statistics: the dashboards show the prompts of the top examples. */
-export function promptsPath(dir: string): string {
-  return join(dir, "prompts.json");
-}
-
-/** The digest of a run's prompts (in the fingerprint, the stats files and `prompts.json`). */
-export function promptsDigest(prompts: readonly string[]): Promise<string> {
-  return sha256Hex([JSON.stringify(prompts)]);
-}
-
 /** What a collection did. */
 export interface DiffCollection {
   fingerprint: string;
@@ -177,7 +168,8 @@ export async function collectDiff(options: DiffRunOptions): Promise<DiffCollecti
     topExamples,
   });
   const digest = await promptsDigest(options.prompts);
-  if (topExamples > 0) await writeJsonAtomic(promptsPath(options.outDir), { digest, prompts: options.prompts });
+  // The dashboards show the prompts of the top examples, which the lists name by index.
+  if (topExamples > 0) await writeRunPrompts(options.outDir, options.prompts);
   const shard = options.shard;
   const slice = shard ? options.prompts.slice(shard.start, shard.end) : options.prompts;
   const encoder = await createEncoder(sae, options.device, { log });
