@@ -73,6 +73,9 @@ Deno.test("top examples: a tie keeps the lower prompt whichever arrives first; z
     examples.offer(0, 0, -4, 0);
     assertEquals(examples.list(0, 0), [{ value: 2.5, prompt: 3 }, { value: 2.5, prompt: 5 }], `arrival ${order}`);
   }
+  const offered = TopExamples.empty(["asst"], 1, 2);
+  for (const value of [0, -0, -4, NaN]) offered.offer(0, 0, value, 0);
+  assertEquals(offered.list(0, 0), [], "nothing but positive activations, even into empty slots");
   const silent = TopExamples.empty(["asst"], 2, 3);
   silent.addRows(Float32Array.from([0, -1, -0, 0]), 2, new Uint32Array(2), Uint32Array.from([0, 1]));
   assertEquals([silent.list(0, 0), silent.list(0, 1)], [[], []]);
