@@ -90,7 +90,7 @@ async function diff(out: string, extra: string[] = []) {
   return result;
 }
 
-Deno.test("diff: statistics, tables, ranks and ratios equal an independent f64 computation; the page renders", async () => {
+Deno.test("diff: statistics, tables, ranks, ratios, top examples and dashboards equal an independent f64 computation; the pages render", async () => {
   const out = await tempDir("diff-");
   await diff(out, ["--device", "webgpu"]);
   const chatHandle = await fixtureHandle("tiny-llama-chat", "cpu");
@@ -317,6 +317,8 @@ Deno.test("diff: bad input gives one line, a non-zero exit, and earlier results 
     [["--prompts", parquet], /could not read prompts from/],
     [["--shard", "2/2"], /bad --shard/],
     [["--checkpoint-every", "abc"], /--checkpoint-every must be a non-negative integer, got "abc"/],
+    [["--top-examples", "-2"], /--top-examples must be a non-negative integer, got "-2"/],
+    [["--cards", "many"], /--cards must be a non-negative integer, got "many"/],
     [["--out-dir", empty], /--out-dir .*empty\.txt is a file, not a directory/],
     [
       ["--base", await ensureFixtureModel("tiny-gemma2-base")],
