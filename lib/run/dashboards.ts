@@ -24,12 +24,13 @@ import { createEncoder } from "../sae/encoder.ts";
 import { loadSae } from "../sae/load.ts";
 import { METRICS } from "../stats.ts";
 import { readRunPrompts } from "./run_prompts.ts";
-import type { TopExamples } from "../top_examples.ts";
+import type { TopExample, TopExamples } from "../top_examples.ts";
 
 type StatsFile = Awaited<ReturnType<typeof readStats>>;
 
 /** The two models, in the order the cards show them. */
 const MODELS = ["base", "chat"] as const;
+type Model = typeof MODELS[number];
 
 /** Options of {@linkcode writeDashboards}. */
 export interface DashboardOptions {
@@ -105,44 +106,43 @@ function encodeRows(dSae: number): number {
 }
 
 /**
- * The activations of `wanted` features at every token of `prompts` in one model: `wanted.get(p)` lists
- * the features to keep for prompt `prompts[p]`. Batches of `batchSize` prompts through the model cut
- * after `layer`, encoded in row chunks.
+ * The activations of each request's features at every token of its prompt in one model (one map per
+ * request, feature → values). Batches of `batchSize` prompts through the model cut after `layer`,
+ * encoded in row chunks.
  */
 async function tokenActivations(
   source: string,
-  prompts: PreparedPrompt[],
-  wanted: Map<number, number[]>,
+  requests: { prompt: PreparedPrompt; features: number[] }[],
   run: { layer: number; batchSize: number; dtype: GraphDtype; device: Device; sae: Sae; log?: (line: string) => void },
-): Promise<Map<number, Map<number, number[]>>> {
-  const out = new Map<number, Map<number, number[]>>();
-  const features = [...new Set([...wanted.values()].flat())].sort((a, b) => a - b);
-  if (!features.length) return out;
+): Promise<Map<number, number[]>[]> {
+  const features = [...new Set(requests.flatMap((r) => r.features))].sort((a, b) => a - b);
+  if (!features.length) return requests.map(() => new Map());
   const { sae, column } = featureSubset(run.sae, features);
   const handle = await loadForCapture(source, [run.layer], { device: run.device, dtype: run.dtype, log: run.log });
   const encoder = await createEncoder(sae, run.device, { log: run.log });
+  const out: Map<number, number[]>[] = [];
   try {
     const { dIn, dSae } = sae.config;
-    for (let start = 0; start < prompts.length; start += run.batchSize) {
-      const batch = prompts.slice(start, start + run.batchSize);
-      const collected = await collectResiduals(handle, batch, [run.layer], { kind: "all" }, run.batchSize);
+    const chunk = encodeRows(dSae);
+    for (let start = 0; start < requests.length; start += run.batchSize) {
+      const batch = requests.slice(start, start + run.batchSize);
+      const prompts = batch.map((r) => r.prompt);
+      const collected = await collectResiduals(handle, prompts, [run.layer], { kind: "all" }, run.batchSize);
       const x = collected.byLayer.get(run.layer)!;
       const rows = collected.offsets.at(-1)!;
       const f = new Float32Array(rows * dSae);
-      for (let from = 0; from < rows; from += encodeRows(dSae)) {
-        const n = Math.min(encodeRows(dSae), rows - from);
+      for (let from = 0; from < rows; from += chunk) {
+        const n = Math.min(chunk, rows - from);
         f.set(await encoder.encode(x.subarray(from * dIn, (from + n) * dIn), n), from * dSae);
       }
-      batch.forEach((_, b) => {
-        const p = start + b;
-        const byFeature = new Map<number, number[]>();
-        for (const feature of wanted.get(p) ?? []) {
-          const c = column.get(feature)!;
-          const values: number[] = [];
-          for (let r = collected.offsets[b]; r < collected.offsets[b + 1]; r++) values.push(f[r * dSae + c]);
-          byFeature.set(feature, values);
-        }
-        out.set(p, byFeature);
+      batch.forEach((request, b) => {
+        const [first, end] = [collected.offsets[b], collected.offsets[b + 1]];
+        out.push(
+          new Map(request.features.map((feature) => {
+            const c = column.get(feature)!;
+            return [feature, Array.from({ length: end - first }, (_, r) => f[(first + r) * dSae + c])];
+          })),
+        );
       });
     }
   } finally {
@@ -176,8 +176,9 @@ function explanationOf(found: Explanation[] | undefined, hasId: boolean): Featur
 export async function writeDashboards(options: DashboardOptions): Promise<{ path: string; cards: number }> {
   const { files, outDir, log } = options;
   const meta = files.chat.metadata;
-  const examples = { base: files.base.examples, chat: files.chat.examples } as Record<string, TopExamples>;
-  if (!examples.base || !examples.chat) throw new UserError(`the statistics in ${outDir} hold no top examples`);
+  const [baseExamples, chatExamples] = [files.base.examples, files.chat.examples];
+  if (!baseExamples || !chatExamples) throw new UserError(`the statistics in ${outDir} hold no top examples`);
+  const examples: Record<Model, TopExamples> = { base: baseExamples, chat: chatExamples };
   const tokenTypes = meta.token_types as TokenType[];
   const layer = Number(meta.sae_layer);
   const dtype = meta.dtype as GraphDtype;
@@ -187,7 +188,7 @@ export async function writeDashboards(options: DashboardOptions): Promise<{ path
     meta.prompts_digest,
     "the dashboards need them (collect again, or pass --cards 0)",
   );
-  const dirs: Record<string, string> = {};
+  const dirs = {} as Record<Model, string>;
   for (const model of MODELS) {
     const source = String(files[model].metadata.model);
     dirs[model] = await resolveModelDir(source, { dtype });
@@ -201,9 +202,9 @@ export async function writeDashboards(options: DashboardOptions): Promise<{ path
   checkIdentity(`the SAE ${meta.sae}`, await saeIdentity(sae), meta.sae_identity);
 
   const choices = chooseCards(options.tables, options.cards);
-  const lists = choices.map((card) => {
+  const lists = choices.map((card): Record<Model, TopExample[]> => {
     const t = tokenTypes.indexOf(card.token as TokenType);
-    return Object.fromEntries(MODELS.map((m) => [m, examples[m].list(t, card.feature)]));
+    return { base: examples.base.list(t, card.feature), chat: examples.chat.list(t, card.feature) };
   });
   // Every prompt on a card, tokenized as the run did (the chat model's template, the run's max length).
   const shown = [...new Set(lists.flatMap((l) => MODELS.flatMap((m) => l[m].map((e) => e.prompt))))].sort((a, b) =>
@@ -215,23 +216,19 @@ export async function writeDashboards(options: DashboardOptions): Promise<{ path
     types: tokenTypes,
   });
   const index = new Map(shown.map((p, i) => [p, i]));
-  const activations: Record<string, Map<number, Map<number, number[]>>> = {};
+  // Per model, shown prompt → feature → activation at every token.
+  const activations = {} as Record<Model, Map<number, Map<number, number[]>>>;
   for (const model of MODELS) {
     // Each model runs only the prompts of its own lists, for the features whose lists hold them.
     const wanted = new Map<number, number[]>();
     choices.forEach((card, c) => {
-      for (const e of lists[c][model]) {
-        wanted.set(index.get(e.prompt)!, [...wanted.get(index.get(e.prompt)!) ?? [], card.feature]);
-      }
+      for (const e of lists[c][model]) wanted.set(e.prompt, [...wanted.get(e.prompt) ?? [], card.feature]);
     });
     const own = [...wanted.keys()].sort((a, b) => a - b);
-    const byOwn = await tokenActivations(
-      String(files[model].metadata.model),
-      own.map((i) => prepared[i]),
-      new Map(own.map((i, o) => [o, wanted.get(i)!])),
-      { layer, batchSize, dtype, device: options.device, sae, log },
-    );
-    activations[model] = new Map(own.map((i, o) => [i, byOwn.get(o)!]));
+    const requests = own.map((p) => ({ prompt: prepared[index.get(p)!], features: wanted.get(p)! }));
+    const run = { layer, batchSize, dtype, device: options.device, sae, log };
+    const values = await tokenActivations(String(files[model].metadata.model), requests, run);
+    activations[model] = new Map(own.map((p, i) => [p, values[i]]));
   }
 
   const id = (meta.neuronpedia_id as string | null) ?? undefined;
@@ -246,16 +243,13 @@ export async function writeDashboards(options: DashboardOptions): Promise<{ path
   const metrics = { base: files.base.stats.finalize(), chat: files.chat.stats.finalize() };
   const cards: FeatureCard[] = choices.map((card, c) => {
     const t = tokenTypes.indexOf(card.token as TokenType);
-    const examplesOf = (model: "base" | "chat"): CardExample[] =>
-      lists[c][model].map((e) => {
-        const i = index.get(e.prompt)!;
-        return {
-          prompt: e.prompt,
-          value: e.value,
-          position: prepared[i].positions[t],
-          activations: activations[model].get(i)?.get(card.feature),
-        };
-      });
+    const examplesOf = (model: Model): CardExample[] =>
+      lists[c][model].map((e) => ({
+        prompt: e.prompt,
+        value: e.value,
+        position: prepared[index.get(e.prompt)!].positions[t],
+        activations: activations[model].get(e.prompt)?.get(card.feature),
+      }));
     return {
       feature: card.feature,
       token: card.token,
