@@ -158,6 +158,7 @@ Deno.test("diff: statistics, tables, ranks, ratios, top examples and dashboards 
   // Top examples collected on the device (residuals gathered on the GPU) against the f64 reference.
   const compared = await checkTopExamples(out, readActivations, ids.length);
   assert(compared > 1000, `prompts compared exactly: ${compared}`);
+  console.log(`top examples (webgpu, on device): ${compared} prompts compared exactly`);
   await checkDashboards(out, { reference, residuals, ids, header, sae });
 });
 
@@ -226,6 +227,9 @@ async function checkDashboards(
     }
   }
   assert(tokens > 10000 && skipped < tokens / 1000, `tokens compared ${tokens}, on a threshold ${skipped}`);
+  console.log(
+    `dashboards: ${data.cards.length} cards, ${tokens} per-token activations compared, ${skipped} on a threshold`,
+  );
   const visit = await visitPage<{ cards: number; read: number }>(
     join(out, "features.html"),
     `({ cards: document.querySelectorAll("section.card").length, read: document.querySelectorAll(".tok.read").length })`,
@@ -360,6 +364,7 @@ Deno.test("diff: --token-types asst shards merge (CPU top examples equal the f64
     }
     const compared = await checkTopExamples(out, reference, 8);
     assert(compared > 100, `prompts compared exactly: ${compared}`);
+    console.log(`top examples (cpu, merged shards): ${compared} prompts compared exactly`);
 
     // Shard 1 again, from another run (another batch size): the merge must not mix the two.
     await diff(out, [...common.slice(0, 2), "--batch-size", "2", "--token-types", "asst", "--shard", "1/2"]);
