@@ -1,8 +1,9 @@
 /**
  * Collecting SAE feature statistics over many prompts for one model: batches of prompts run through
  * the graph cut after the SAE's layer, the residuals at the read positions are encoded and reduced
- * (on the GPU or the CPU, as the run's device says), and the running statistics are checkpointed so an interrupted run resumes to exactly
- * the result of an uninterrupted one.
+ * (on the GPU or the CPU, as the run's device says) into statistics and each feature's top examples,
+ * and both are checkpointed so an interrupted run resumes to exactly the result of an uninterrupted
+ * one.
  *
  * @module
  */
@@ -14,6 +15,7 @@ import { SafetensorsFile, writeSafetensors } from "./io/safetensors.ts";
 import type { ModelHandle } from "./runtime.ts";
 import type { FeatureEncoder } from "./sae/encoder.ts";
 import { FeatureStats } from "./stats.ts";
+import { TopExamples } from "./top_examples.ts";
 
 /** Options of {@linkcode collectStats}. */
 export interface CollectOptions {
@@ -34,18 +36,36 @@ export interface CollectOptions {
   resume: boolean;
   /** Told the number of prompts done so far (including resumed ones) after each batch. */
   onProgress?: (done: number) => void;
+  /** Top examples to keep per feature and token type (0 or absent: none). */
+  topExamples?: number;
+  /** The run's index of `prompts[0]` (a shard's start): the top examples record global indices. */
+  firstPrompt?: number;
 }
 
-/** Saves statistics and string metadata as safetensors (F64 tensors). */
-export function writeStats(path: string, stats: FeatureStats, metadata: Record<string, unknown>): Promise<void> {
-  return writeSafetensors(path, stats.toTensors(), {
+/** What a collection gathered: statistics, and the top examples when asked for. */
+export interface Collected {
+  stats: FeatureStats;
+  examples?: TopExamples;
+}
+
+/**
+ * Saves statistics (F64 tensors), top examples if any (F32 values, U32 prompts; their k in the
+ * metadata's `top_examples`, 0 without) and string metadata as safetensors.
+ */
+export function writeStats(
+  path: string,
+  stats: FeatureStats,
+  metadata: Record<string, unknown>,
+  examples?: TopExamples,
+): Promise<void> {
+  return writeSafetensors(path, { ...stats.toTensors(), ...examples?.toTensors() }, {
     format: "model-diff/stats/1",
-    metadata: JSON.stringify(metadata),
+    metadata: JSON.stringify({ ...metadata, top_examples: examples?.k ?? 0 }),
   });
 }
 
-/** Loads statistics written by {@linkcode writeStats}, with their metadata. */
-export async function readStats(path: string): Promise<{ stats: FeatureStats; metadata: Record<string, unknown> }> {
+/** Loads statistics (and top examples) written by {@linkcode writeStats}, with their metadata. */
+export async function readStats(path: string): Promise<Collected & { metadata: Record<string, unknown> }> {
   const file = await SafetensorsFile.open(path);
   if (file.metadata.format !== "model-diff/stats/1") {
     throw new UserError(`${path} is not a statistics file of this toolkit`);
@@ -53,30 +73,44 @@ export async function readStats(path: string): Promise<{ stats: FeatureStats; me
   const metadata = JSON.parse(file.metadata.metadata) as Record<string, unknown>;
   const types = metadata.token_types as string[];
   const dSae = Number(metadata.num_features);
-  const tensors = new Map<string, Float64Array>();
-  for (const name of Object.keys(file.tensors)) {
-    const bytes = await file.bytes(name);
-    tensors.set(name, new Float64Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 8));
-  }
-  return { stats: FeatureStats.fromTensors(types, dSae, (name) => tensors.get(name)!), metadata };
+  const k = Number(metadata.top_examples ?? 0);
+  const tensors = new Map<string, Uint8Array>();
+  for (const name of Object.keys(file.tensors)) tensors.set(name, await file.bytes(name));
+  const f64 = (name: string) => {
+    const bytes = tensors.get(name)!;
+    return new Float64Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 8);
+  };
+  const bytes = (name: string) => {
+    const found = tensors.get(name);
+    if (!found) throw new UserError(`${path} lacks its tensor ${name}`);
+    return found;
+  };
+  return {
+    stats: FeatureStats.fromTensors(types, dSae, f64),
+    examples: k > 0 ? TopExamples.fromTensors(types, dSae, k, bytes) : undefined,
+    metadata,
+  };
 }
 
-/** Runs the prompts (resuming from a checkpoint when asked) and returns their statistics. */
-export async function collectStats(options: CollectOptions): Promise<FeatureStats> {
+/** Runs the prompts (resuming from a checkpoint when asked) and returns their statistics and top examples. */
+export async function collectStats(options: CollectOptions): Promise<Collected> {
   const { handle, encoder, layer, prompts, tokenTypes, batchSize } = options;
-  const dIn = encoder.sae.config.dIn;
-  let stats = FeatureStats.empty(tokenTypes, encoder.sae.config.dSae);
+  const { dIn, dSae } = encoder.sae.config;
+  const k = options.topExamples ?? 0;
+  let stats = FeatureStats.empty(tokenTypes, dSae);
+  let examples = k > 0 ? TopExamples.empty(tokenTypes, dSae, k) : undefined;
   let start = 0;
   if (options.resume) {
     const exists = await Deno.stat(options.checkpointPath).then(() => true, () => false);
     if (exists) {
       const checkpoint = await readStats(options.checkpointPath);
-      if (checkpoint.metadata.run_fingerprint !== options.fingerprint) {
+      if (checkpoint.metadata.run_fingerprint !== options.fingerprint || (checkpoint.examples?.k ?? 0) !== k) {
         throw new UserError(
           `${options.checkpointPath} belongs to another run (other prompts, models, SAE or settings): remove it or rerun without --resume`,
         );
       }
       stats = checkpoint.stats;
+      examples = checkpoint.examples;
       start = Number(checkpoint.metadata.next_prompt);
     }
   }
@@ -89,11 +123,16 @@ export async function collectStats(options: CollectOptions): Promise<FeatureStat
     const batch = prompts.slice(first, first + batchSize);
     const rows = batch.length * tokenTypes.length;
     const rowType = new Uint32Array(rows).map((_, r) => r % tokenTypes.length);
+    const firstPrompt = (options.firstPrompt ?? 0) + first;
+    const rowExamples = examples && {
+      examples,
+      promptOfRow: new Uint32Array(rows).map((_, r) => firstPrompt + Math.floor(r / tokenTypes.length)),
+    };
     if (onDevice) {
       const result = await residualOnDevice(handle, batch.map((p) => p.ids), layer);
       const rowStarts = batch.flatMap((prompt, b) => prompt.positions.map((t) => (b * result.length + t) * dIn));
       try {
-        await encoder.encodeGatheredInto!(result.buffer, rowStarts, rowType, stats);
+        await encoder.encodeGatheredInto!(result.buffer, rowStarts, rowType, stats, rowExamples);
       } finally {
         result.release();
       }
@@ -103,7 +142,7 @@ export async function collectStats(options: CollectOptions): Promise<FeatureStat
       batch.forEach((prompt, b) => {
         prompt.positions.forEach((t, k) => x.set(vectorAt(result, layer, b, t), (b * tokenTypes.length + k) * dIn));
       });
-      await encoder.encodeInto(x, rows, rowType, stats);
+      await encoder.encodeInto(x, rows, rowType, stats, rowExamples);
     }
     batches++;
     const done = first + batch.length;
@@ -114,10 +153,10 @@ export async function collectStats(options: CollectOptions): Promise<FeatureStat
         next_prompt: done,
         token_types: tokenTypes,
         num_features: encoder.sae.config.dSae,
-      });
+      }, examples);
     }
     options.onProgress?.(done);
   }
   await encoder.flush();
-  return stats;
+  return { stats, examples };
 }

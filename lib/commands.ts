@@ -89,6 +89,15 @@ export const DIFF = {
     "max-length": { type: "string", description: "tokens per prompt before truncation (default 512)" },
     "token-types": { type: "string", default: "asst,endheader,newline", description: "read positions" },
     "top-k": { type: "string", description: "rows per token type in the tables (default 100)" },
+    "top-examples": {
+      type: "string",
+      description: "top activating prompts kept per feature, read position and model (default 10; 0 = none)",
+    },
+    cards: {
+      type: "string",
+      description: "feature dashboards (features.html) for the first N rows per read position of each table " +
+        "(default 10; 0 = none)",
+    },
     decreases: { type: "boolean", default: false, description: "also write top_decreases_*.csv" },
     "out-dir": { type: "string", description: "output directory (default results/diff-demo or results/diff)" },
     device,

@@ -1,7 +1,8 @@
 /**
  * `deno task diff`: base vs chat SAE feature diffing (the first notebook). Collects per-feature
  * statistics of both models at the assistant-header tokens, then reports the features whose
- * activation rises most in the chat model: `top_{metric}.csv` and `feature_increases.html`.
+ * activation rises most in the chat model: `top_{metric}.csv`, `feature_increases.html` and the feature
+ * dashboards `features.html` (each top feature's top activating prompts in both models).
  * Without arguments it runs the built-in demo on the generated tiny models.
  *
  * Large runs: `--shard i/n` collects one slice of the prompts (e.g. one Slurm/Kubernetes array task
@@ -20,9 +21,16 @@ import { DEMO_PROMPTS } from "../lib/fixtures/prompts.ts";
 import { readPromptFile, samplePrompts } from "../lib/io/prompts.ts";
 import { DIFF_PRESETS } from "../lib/presets.ts";
 import { ProgressBar } from "../lib/progress.ts";
-import { parseDevice, resolveDevice } from "../lib/device.ts";
+import { type Device, parseDevice, resolveDevice } from "../lib/device.ts";
 import { parseDtype } from "../lib/runtime.ts";
-import { collectDiff, mergeDiffShards, parseShard, shardOf, writeDiffReport } from "../lib/run/diff_run.ts";
+import {
+  collectDiff,
+  DEFAULT_TOP_EXAMPLES,
+  mergeDiffShards,
+  parseShard,
+  shardOf,
+  writeDiffReport,
+} from "../lib/run/diff_run.ts";
 
 await runMain(async () => {
   const { values } = parseFlags(Deno.args, DIFF);
@@ -34,6 +42,8 @@ await runMain(async () => {
   const topK = positiveInt("top-k", values["top-k"], 100);
   const shard = values.shard === undefined ? undefined : parseShard(values.shard);
   const outDir = values["out-dir"] ?? (demo ? "results/diff-demo" : "results/diff");
+  const cards = nonNegativeInt("cards", values.cards, 10);
+  let device: Device | undefined;
 
   if (values.merge) {
     const merged = await mergeDiffShards(outDir);
@@ -47,6 +57,7 @@ await runMain(async () => {
     );
     const layer = values.layer !== undefined ? Number(values.layer) : preset?.layer ?? 2;
     if (!Number.isInteger(layer)) throw new UserError(`--layer must be an integer, got "${values.layer}"`);
+    device = await resolveDevice(parseDevice(values.device!), console.log);
     const collected = await collectDiff({
       base: values.base ?? preset?.base ?? await ensureFixtureModel("tiny-llama-base", console.log),
       chat: values.chat ?? preset?.chat ?? await ensureFixtureModel("tiny-llama-chat", console.log),
@@ -59,7 +70,8 @@ await runMain(async () => {
       maxLength: positiveInt("max-length", values["max-length"], 512),
       checkpointEvery: nonNegativeInt("checkpoint-every", values["checkpoint-every"], 10),
       resume: values.resume,
-      device: await resolveDevice(parseDevice(values.device!), console.log),
+      device,
+      topExamples: nonNegativeInt("top-examples", values["top-examples"], DEFAULT_TOP_EXAMPLES),
       dtype: parseDtype(values.dtype),
       outDir,
       allowMismatch: values["allow-mismatch"],
@@ -77,7 +89,9 @@ await runMain(async () => {
       return;
     }
   }
-  const report = await writeDiffReport(outDir, { topK, decreases: values.decreases });
+  // After a merge the device is resolved only if the dashboards need one.
+  if (cards && !device) device = await resolveDevice(parseDevice(values.device!), console.log);
+  const report = await writeDiffReport(outDir, { topK, decreases: values.decreases, cards, device, log: console.log });
   console.log(`\ntop increases chat - base (${report.prompts} prompts, ${report.features} features):`);
   for (const metric of DIFF_METRICS) {
     console.log(`  ${metric}:`);
@@ -94,6 +108,7 @@ await runMain(async () => {
   if (report.files.includes("feature_increases.html")) {
     console.log(`report: ${join(outDir, "feature_increases.html")} (open it in a browser)`);
   }
+  if (report.files.includes("features.html")) console.log(`feature dashboards: ${join(outDir, "features.html")}`);
 });
 
 /**

@@ -4,13 +4,12 @@ import { randomSae } from "./random_sae.ts";
 import { join } from "node:path";
 import { loadForCapture } from "../lib/activations.ts";
 import { preparePrompts, TOKEN_TYPES } from "../lib/chat.ts";
-import { collectStats } from "../lib/collect.ts";
+import { type Collected, collectStats } from "../lib/collect.ts";
 import { ensureFixtureModel } from "../lib/fixtures/build.ts";
 import { DEMO_PROMPTS } from "../lib/fixtures/prompts.ts";
 import { acquireGpu } from "../lib/gpu.ts";
 import { SaeEncoder } from "../lib/kernels/sae_encode.ts";
 import type { ModelHandle } from "../lib/runtime.ts";
-import type { FeatureStats } from "../lib/stats.ts";
 
 const LAYER = 1;
 const PROMPTS = DEMO_PROMPTS.slice(0, 11);
@@ -23,13 +22,16 @@ async function handles(): Promise<{ host: ModelHandle; device: ModelHandle }> {
   return { host: await load(false), device: await load(true) };
 }
 
-function tensors(stats: FeatureStats): Record<string, number[]> {
+/** Every number a collection gathered: statistics and top examples (values and prompts). */
+function tensors({ stats, examples }: Collected): Record<string, number[]> {
   return Object.fromEntries(
-    Object.entries(stats.toTensors()).map(([name, t]) => [name, [...(t.data as Float64Array)]]),
+    Object.entries({ ...stats.toTensors(), ...examples?.toTensors() }).map((
+      [name, t],
+    ) => [name, [...(t.data as Float64Array | Float32Array | Uint32Array)]]),
   );
 }
 
-Deno.test("shared-device pipeline: statistics bit-identical to the host path (TopK with b_dec, JumpReLU), across queue flushes, checkpoints and resume", async () => {
+Deno.test("shared-device pipeline: statistics and top examples bit-identical to the host path (TopK with b_dec, JumpReLU), across queue flushes, checkpoints and resume", async () => {
   const { host, device } = await handles();
   assert(device.outputsOnGpu && !host.outputsOnGpu, "one handle keeps residuals on the GPU, the other not");
   const prompts = preparePrompts(host, PROMPTS, { maxLength: 512, types: [...TOKEN_TYPES] });
@@ -53,10 +55,15 @@ Deno.test("shared-device pipeline: statistics bit-identical to the host path (To
           checkpointPath: extra.path ?? join(dir, "unused.safetensors"),
           fingerprint: `${architecture}`,
           resume: extra.resume ?? false,
+          topExamples: 4,
+          // A shard's prompts: the lists hold the run's indices.
+          firstPrompt: 100,
         });
       const expected = tensors(await run(host));
       assertEquals(expected.count, TOKEN_TYPES.map(() => PROMPTS.length), "every prompt counted at every token type");
       assert(expected[`${TOKEN_TYPES[0]}.accumulators`].some((v) => v !== 0), "some feature fires");
+      const listed = expected[`${TOKEN_TYPES[0]}.top_prompts`].filter((p) => p !== 0xffffffff);
+      assert(listed.length > 0 && listed.every((p) => p >= 100 && p < 100 + PROMPTS.length), "global prompt indices");
       assertEquals(tensors(await run(device)), expected, `${architecture}: on-device statistics equal the host path's`);
       // A checkpoint after the first batch must hold that batch (flushed before writing), so resuming
       // from it gives the same statistics again.

@@ -2,13 +2,20 @@
  * Random SAEs for encoder tests, and their f64 reference (lib/fixtures/sae_reference.ts) view.
  */
 
-import { assertClose, assertEquals } from "./assert.ts";
-import { assertSameMetrics, referenceStats } from "./reference_stats.ts";
+import { assert, assertClose, assertEquals } from "./assert.ts";
+import {
+  assertSameMetrics,
+  assertSameTopExamples,
+  assertTopExamplesClose,
+  referenceStats,
+  referenceTopExamples,
+} from "./reference_stats.ts";
 import { SeededRandom } from "../lib/random.ts";
 import { referenceEncode, type ReferenceSae } from "../lib/fixtures/sae_reference.ts";
 import type { Sae, SaeArchitecture } from "../lib/sae/config.ts";
 import type { FeatureEncoder } from "../lib/sae/encoder.ts";
 import { FeatureStats, METRICS } from "../lib/stats.ts";
+import { TopExamples } from "../lib/top_examples.ts";
 
 /**
  * A random SAE of odd sizes (not multiples of any tile). Feature 0 always fires, 1 never. A gated one's
@@ -60,10 +67,14 @@ export function asReference(sae: Sae): ReferenceSae {
 /** Statistics of f32 activations against f64 ones, per element. Observed worst: 1.8e-6 relative (all_std). */
 const STATS_TOLERANCE = { rtol: 1e-5, atol: 1e-6 };
 
+/** f32 activations against f64 ones in top-example lists, per element. */
+const TOP_TOLERANCE = { rtol: 1e-4, atol: 1e-5 };
+
 /**
- * Checks an encoder's statistics: six random batches of a 33 x 130 JumpReLU SAE, collected in one go
- * and as two shards (2 + 4 batches) that must merge into exactly the one-shot result, which must match
- * textbook statistics of the f64 reference encoding of the same rows.
+ * Checks an encoder's statistics and top examples (k = 4): six random batches of a 33 x 130 JumpReLU
+ * SAE, collected in one go and as two shards (2 + 4 batches) that must merge into exactly the one-shot
+ * result, which must match textbook statistics and a plain sort of the f64 reference encoding of the
+ * same rows. Prompts are numbered backwards, so the lists cannot follow arrival order.
  */
 export async function checkEncoderStatistics(create: (sae: Sae) => Promise<FeatureEncoder>): Promise<void> {
   const [dIn, dSae, batches, perBatch] = [33, 130, 6, 9];
@@ -73,23 +84,39 @@ export async function checkEncoderStatistics(create: (sae: Sae) => Promise<Featu
   const random = new SeededRandom(9);
   const data = Array.from({ length: batches }, () => random.normals(perBatch * dIn, 2));
   const rowType = Uint32Array.from({ length: perBatch }, (_, r) => r % 3);
-  const oneShot = FeatureStats.empty(types, dSae);
-  const shardA = FeatureStats.empty(types, dSae);
-  const shardB = FeatureStats.empty(types, dSae);
+  const promptOf = (i: number, r: number) => batches * perBatch / 3 - 1 - (i * perBatch + r - r % 3) / 3;
+  const k = 4;
+  const record = () => ({ stats: FeatureStats.empty(types, dSae), examples: TopExamples.empty(types, dSae, k) });
+  const [oneShot, shardA, shardB] = [record(), record(), record()];
   for (let i = 0; i < batches; i++) {
-    await encoder.encodeInto(data[i], perBatch, rowType, oneShot);
-    await encoder.encodeInto(data[i], perBatch, rowType, i < 2 ? shardA : shardB);
+    const promptOfRow = Uint32Array.from({ length: perBatch }, (_, r) => promptOf(i, r));
+    await encoder.encodeInto(data[i], perBatch, rowType, oneShot.stats, { examples: oneShot.examples, promptOfRow });
+    const shard = i < 2 ? shardA : shardB;
+    await encoder.encodeInto(data[i], perBatch, rowType, shard.stats, { examples: shard.examples, promptOfRow });
   }
-  const merged = shardA.clone();
-  merged.merge(shardB);
-  const metrics = oneShot.finalize();
+  const merged = shardA.stats.clone();
+  merged.merge(shardB.stats);
+  const metrics = oneShot.stats.finalize();
   assertSameMetrics(merged.finalize(), metrics, "merged shards vs one shot");
+  const mergedExamples = shardA.examples.clone();
+  mergedExamples.merge(shardB.examples);
+  assertSameTopExamples(mergedExamples, oneShot.examples, "merged shards' top examples vs one shot");
+  let comparedPrompts = 0;
   types.forEach((type, t) => {
     const activations: Float64Array[] = [];
-    for (const batch of data) {
+    const prompts: number[] = [];
+    data.forEach((batch, i) => {
       for (let r = t; r < perBatch; r += 3) {
         activations.push(referenceEncode(asReference(sae), batch.subarray(r * dIn, (r + 1) * dIn)));
+        prompts.push(promptOf(i, r));
       }
+    });
+    const top = referenceTopExamples(activations, prompts);
+    for (let j = 0; j < dSae; j++) {
+      comparedPrompts += assertTopExamplesClose(oneShot.examples.list(t, j), top[j], k, {
+        ...TOP_TOLERANCE,
+        label: `${type} feature ${j}`,
+      });
     }
     const reference = referenceStats(activations);
     for (const name of METRICS) {
@@ -97,7 +124,9 @@ export async function checkEncoderStatistics(create: (sae: Sae) => Promise<Featu
     }
     assertEquals([reference.sparsity[0], reference.sparsity[1]], [1, 0]);
     assertEquals([metrics[type].sparsity[0], metrics[type].sparsity[1], metrics[type].active_mean[1]], [1, 0, 0]);
+    assertEquals(oneShot.examples.list(t, 1), [], "the silent feature has no examples");
   });
+  assert(comparedPrompts > types.length * dSae, `prompts compared: ${comparedPrompts}`);
   encoder.destroy();
 }
 

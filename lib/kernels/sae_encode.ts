@@ -17,10 +17,12 @@
 import type { Gpu } from "../gpu.ts";
 import type { Sae } from "../sae/config.ts";
 import type { FeatureStats } from "../stats.ts";
+import { type RowExamples, rowExamplesSlice, type TopExamples } from "../top_examples.ts";
 import { DEFAULT_QUEUE_BYTES, PartialsQueue } from "./feature_stats.ts";
 import { encodePrepareInput, NO_BAD_ROW, nonFiniteRow } from "./sae_input.ts";
 import { dispatch, pipeline, readBackAll, storageBuffer, uniformBuffer } from "./shader.ts";
 import { encodeTopK } from "./top_k.ts";
+import { TopRowLists } from "./top_rows.ts";
 
 const ACTIVATION_CODE = { none: 0, relu: 1, jumprelu: 2, gated: 3 } as const;
 /** The shader's inner slab depth (KT) and threads per workgroup, each owning 16 columns. */
@@ -86,6 +88,9 @@ export class SaeEncoder {
   ) {}
 
   #queue: PartialsQueue | undefined;
+  /** The running top rows on the device, and the lists they are read back into. */
+  #lists: TopRowLists | undefined;
+  #listsTarget: TopExamples | undefined;
 
   /** Uploads `sae`'s encoder in chunks. */
   static async create(gpu: Gpu, sae: Sae, options: EncoderOptions = {}): Promise<SaeEncoder> {
@@ -121,6 +126,7 @@ export class SaeEncoder {
     await encoder.#pipeline(maxTileRows);
     await pipeline(gpu, "sae_input");
     await pipeline(gpu, "feature_stats");
+    await pipeline(gpu, "top_rows");
     if (sae.config.architecture === "topk") await pipeline(gpu, "top_k");
     return encoder;
   }
@@ -216,16 +222,24 @@ export class SaeEncoder {
   }
 
   /**
-   * Encodes `rows` vectors and adds their statistics to `stats`; `rowType[r]` is row r's token type
-   * index. Activations stay on the GPU; only [types, 9, d_sae] partials are read back, one submit per
-   * batch (per group of rows that one storage binding holds).
+   * Encodes `rows` vectors and adds their statistics to `stats` (and their top activations to
+   * `examples`); `rowType[r]` is row r's token type index. Activations stay on the GPU; only
+   * [types, 9, d_sae] partials (and the lists) are read back, one submit per batch (per group of rows
+   * that one storage binding holds).
    */
-  async encodeInto(x: Float32Array, rows: number, rowType: Uint32Array, stats: FeatureStats): Promise<void> {
+  async encodeInto(
+    x: Float32Array,
+    rows: number,
+    rowType: Uint32Array,
+    stats: FeatureStats,
+    examples?: RowExamples,
+  ): Promise<void> {
     const { dIn } = this.sae.config;
     if (x.length !== rows * dIn) throw new Error(`expected ${rows} x ${dIn} inputs, got ${x.length}`);
     for (let from = 0; from < rows; from += this.#groupRows) {
       const n = Math.min(this.#groupRows, rows - from);
-      await this.#enqueue(this.#upload(x, from, n), n, rowType.subarray(from, from + n), from, stats);
+      const group = { rowType: rowType.subarray(from, from + n), firstRow: from, stats };
+      await this.#enqueue(this.#upload(x, from, n), n, { ...group, examples: rowExamplesSlice(examples, from, n) });
       await this.flush();
     }
   }
@@ -233,14 +247,15 @@ export class SaeEncoder {
   /**
    * Encodes rows gathered on the GPU from `source`, a buffer on this process's shared device (a
    * model's residual output kept there): row r is the `dIn` floats starting at float `rowStarts[r]`.
-   * Each batch is one submit; its statistics stay on the device and reach `stats` at the latest at
-   * {@linkcode flush}, which a caller must await before reading them.
+   * Each batch is one submit; its statistics (and top rows) stay on the device and reach `stats` (and
+   * `examples`) at the latest at {@linkcode flush}, which a caller must await before reading them.
    */
   async encodeGatheredInto(
     source: GPUBuffer,
     rowStarts: readonly number[],
     rowType: Uint32Array,
     stats: FeatureStats,
+    examples?: RowExamples,
   ): Promise<void> {
     const { dIn } = this.sae.config;
     const inner = paddedInner(dIn);
@@ -255,22 +270,22 @@ export class SaeEncoder {
         if (start < 0 || (start + dIn) * 4 > source.size) throw new Error(`row ${from + r} lies outside its source`);
         gather.copyBufferToBuffer(source, start * 4, input, r * inner * 4, dIn * 4);
       }
-      await this.#enqueue(input, n, rowType.subarray(from, from + n), from, stats, gather);
+      const group = { rowType: rowType.subarray(from, from + n), firstRow: from, stats };
+      await this.#enqueue(input, n, { ...group, examples: rowExamplesSlice(examples, from, n) }, gather);
     }
   }
 
   /**
-   * Records one group of prepared-to-be rows (encode, top-k, statistics into the next queue slot) on
-   * `encoder` (or a new one) and submits it; flushes first when the queue is full.
+   * Records one group of prepared-to-be rows (encode, top-k, statistics into the next queue slot, the
+   * running top rows) on `encoder` (or a new one) and submits it; flushes first when the queue is full.
    */
   async #enqueue(
     input: GPUBuffer,
     rows: number,
-    rowType: Uint32Array,
-    firstRow: number,
-    stats: FeatureStats,
+    group: { rowType: Uint32Array; firstRow: number; stats: FeatureStats; examples?: RowExamples },
     encoder = this.gpu.device.createCommandEncoder(),
   ): Promise<void> {
+    const { rowType, firstRow, stats, examples } = group;
     const types = stats.tokenTypes.length;
     if (this.#queue?.types !== types) {
       await this.flush();
@@ -287,18 +302,41 @@ export class SaeEncoder {
     const { out, temporary } = await this.#record(encoder, input, rows, { buffer: queue.bad, slot: queue.nextSlot });
     const rowTypes = storageBuffer(this.gpu, rowType);
     temporary.push(await queue.record(encoder, { features: out, rowTypes, rows, perType, firstRow }, stats));
+    if (examples) {
+      if (examples.promptOfRow.length !== rows) throw new Error(`expected ${rows} row prompts`);
+      const lists = await this.#listsFor(examples.examples);
+      const rowPrompts = storageBuffer(this.gpu, examples.promptOfRow);
+      temporary.push(rowPrompts, await lists.record(encoder, { features: out, rowTypes, rowPrompts, rows }));
+    }
     this.gpu.device.queue.submit([encoder.finish()]);
     for (const buffer of [out, rowTypes, ...temporary]) buffer.destroy();
   }
 
-  /** Adds the statistics still held on the device into their {@linkcode FeatureStats}. */
+  /**
+   * The device lists that collect into `target`: the current ones, unless they collect into other
+   * lists (those are read back into theirs first) or have another shape.
+   */
+  async #listsFor(target: TopExamples): Promise<TopRowLists> {
+    if (this.#lists && this.#listsTarget === target) return this.#lists;
+    if (this.#listsTarget) await this.#lists?.flushInto(this.#listsTarget);
+    if (!this.#lists?.fits(target)) {
+      this.#lists?.destroy();
+      this.#lists = new TopRowLists(this.gpu, target.tokenTypes, target.dSae, target.k);
+    }
+    this.#listsTarget = target;
+    return this.#lists;
+  }
+
+  /** Adds the statistics (and top rows) still held on the device into their {@linkcode FeatureStats} (and lists). */
   async flush(): Promise<void> {
     await this.#queue?.flush();
+    if (this.#listsTarget) await this.#lists?.flushInto(this.#listsTarget);
   }
 
   /** Frees the GPU buffers (statistics not yet flushed are dropped). */
   destroy(): void {
     this.#queue?.destroy();
+    this.#lists?.destroy();
     this.bDec.destroy();
     for (const chunk of this.chunks) {
       chunk.weights.destroy();

@@ -35,8 +35,8 @@ function plotlyJs(): Promise<string> {
   return plotlySource;
 }
 
-/** Escapes text for inclusion inside a `<script>` element. */
-function scriptSafe(json: string): string {
+/** Escapes JSON text for inclusion inside a `<script>` element. */
+export function scriptSafe(json: string): string {
   return json.replace(/</g, "\\u003c").replace(/>/g, "\\u003e").replace(/&/g, "\\u0026");
 }
 

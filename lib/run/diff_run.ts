@@ -1,7 +1,7 @@
 /**
  * One feature-diffing run, built around its fingerprint: a digest of everything that determines its
- * statistics (the prompts, both models' content, the SAE, layer, token types, batch size, max
- * length). Collection (whole or one shard, with checkpoints and resume), shard merging and the report
+ * statistics and top examples (the prompts, both models' content, the SAE, layer, token types, batch
+ * size, max length, top examples kept). Collection (whole or one shard, with checkpoints and resume), shard merging and the report
  * all carry or check it, so statistics of different runs are never resumed into, merged with or
  * diffed against each other.
  *
@@ -18,13 +18,17 @@ import { readModelShape } from "../hub.ts";
 import { modelIdentity, saeIdentity, sha256Hex } from "../identity.ts";
 import { ensureOutDir } from "../io/atomic.ts";
 import { type PairRunOptions, resolveModelPair } from "../model_pair.ts";
-import { neuronpediaId } from "../neuronpedia.ts";
 import { featureIncreasesFigure } from "../report/figures.ts";
 import { writePlotlyPage } from "../report/plotly.ts";
 import { loadTokenizer } from "../runtime.ts";
 import { createEncoder } from "../sae/encoder.ts";
 import { loadSae } from "../sae/load.ts";
 import type { FeatureStats } from "../stats.ts";
+import type { Device } from "../device.ts";
+import { type ExplanationOptions, neuronpediaId } from "../neuronpedia.ts";
+import { writeDashboards } from "./dashboards.ts";
+import { promptsDigest, writeRunPrompts } from "./run_prompts.ts";
+import type { TopExamples } from "../top_examples.ts";
 
 /** The two models of a diff, in file-name order. */
 export const DIFF_MODELS = ["base", "chat"] as const;
@@ -87,6 +91,8 @@ export interface DiffRunOptions extends PairRunOptions {
   checkpointEvery: number;
   resume: boolean;
   outDir: string;
+  /** Top examples to keep per feature and token type (default {@linkcode DEFAULT_TOP_EXAMPLES}; 0: none). */
+  topExamples?: number;
   /** The SAE's Neuronpedia id when known from outside its files (a preset). */
   neuronpediaId?: string;
   progress?: (label: string, total: number) => Progress;
@@ -96,6 +102,9 @@ export interface DiffRunOptions extends PairRunOptions {
    */
   hostRoundTrip?: boolean;
 }
+
+/** Top examples kept per feature and token type unless a run says otherwise. */
+export const DEFAULT_TOP_EXAMPLES = 10;
 
 /** What a collection did. */
 export interface DiffCollection {
@@ -119,8 +128,9 @@ export async function diffFingerprint(parts: {
   tokenTypes: readonly string[];
   batchSize: number;
   maxLength: number;
+  topExamples: number;
 }): Promise<string> {
-  const prompts = await sha256Hex([JSON.stringify(parts.prompts)]);
+  const prompts = await promptsDigest(parts.prompts);
   return (await sha256Hex([JSON.stringify({ version: 1, ...parts, prompts })])).slice(0, 32);
 }
 
@@ -142,16 +152,24 @@ export async function collectDiff(options: DiffRunOptions): Promise<DiffCollecti
   if (sae.config.hookLayer !== undefined && sae.config.hookLayer !== options.layer) {
     console.error(`warning: the SAE was trained on layer ${sae.config.hookLayer}, reading layer ${options.layer}`);
   }
-  const fingerprint = await diffFingerprint({
-    prompts: options.prompts,
+  const identities = {
     base: (await modelIdentity(baseDir)).content,
     chat: (await modelIdentity(chatDir)).content,
     sae: await saeIdentity(sae),
+  };
+  const topExamples = options.topExamples ?? DEFAULT_TOP_EXAMPLES;
+  const fingerprint = await diffFingerprint({
+    prompts: options.prompts,
+    ...identities,
     layer: options.layer,
     tokenTypes: options.tokenTypes,
     batchSize: options.batchSize,
     maxLength: options.maxLength,
+    topExamples,
   });
+  const digest = await promptsDigest(options.prompts);
+  // The dashboards show the prompts of the top examples, which the lists name by index.
+  if (topExamples > 0) await writeRunPrompts(options.outDir, options.prompts);
   const shard = options.shard;
   const slice = shard ? options.prompts.slice(shard.start, shard.end) : options.prompts;
   const encoder = await createEncoder(sae, options.device, { log });
@@ -181,7 +199,7 @@ export async function collectDiff(options: DiffRunOptions): Promise<DiffCollecti
       const progress = options.progress?.(`${model} model`, prepared.length);
       const checkpoint = checkpointPath(options.outDir, model, shard);
       try {
-        const stats = await collectStats({
+        const { stats, examples } = await collectStats({
           handle,
           encoder,
           layer: options.layer,
@@ -193,6 +211,8 @@ export async function collectDiff(options: DiffRunOptions): Promise<DiffCollecti
           fingerprint: `${fingerprint}:${model}:${shard ? `${shard.start}-${shard.end}` : "all"}`,
           resume: options.resume,
           onProgress: (done) => progress?.update(done),
+          topExamples,
+          firstPrompt: shard?.start ?? 0,
         });
         progress?.finish();
         await writeStats(statsPath(options.outDir, model, shard), stats, {
@@ -202,6 +222,14 @@ export async function collectDiff(options: DiffRunOptions): Promise<DiffCollecti
           sae_layer: options.layer,
           sae: options.sae,
           sae_format: sae.config.format,
+          // What the dashboards need to run the prompts of the top examples again, and to check that
+          // the models and SAE are still the ones collected.
+          dtype,
+          max_length: options.maxLength,
+          batch_size: options.batchSize,
+          prompts_digest: digest,
+          model_identity: identities[model],
+          sae_identity: identities.sae,
           neuronpedia_id: neuronpediaId({
             explicit: options.neuronpediaId ?? sae.config.neuronpediaId,
             format: sae.config.format,
@@ -217,7 +245,7 @@ export async function collectDiff(options: DiffRunOptions): Promise<DiffCollecti
           truncated: summary.truncated,
           shard: shard ? `${shard.index}/${shard.count}` : null,
           prompt_range: shard ? [shard.start, shard.end] : [0, options.prompts.length],
-        });
+        }, examples);
         await Deno.remove(checkpoint).catch(() => {});
       } finally {
         await handle.dispose();
@@ -281,10 +309,15 @@ export async function mergeDiffShards(outDir: string): Promise<{ shards: number;
       next = end;
     }
     let merged: FeatureStats | undefined;
+    // The shards' prompt indices are the run's, so their lists merge as they are.
+    let examples: TopExamples | undefined;
     const sum = (key: string) => shards.reduce((n, s) => n + Number(s.file.metadata[key]), 0);
     for (const { file } of shards) {
-      if (!merged) merged = file.stats;
-      else merged.merge(file.stats);
+      if (!merged) [merged, examples] = [file.stats, file.examples];
+      else {
+        merged.merge(file.stats);
+        if (file.examples) examples?.merge(file.examples);
+      }
     }
     prompts = sum("num_prompts");
     await writeStats(statsPath(outDir, model), merged!, {
@@ -295,7 +328,7 @@ export async function mergeDiffShards(outDir: string): Promise<{ shards: number;
       shard: null,
       prompt_range: [0, next],
       merged_shards: count,
-    });
+    }, examples);
   }
   return { shards: byModel.get("base")!.length, prompts };
 }
@@ -309,14 +342,29 @@ export interface DiffReport {
   features: number;
 }
 
+/** Options of {@linkcode writeDiffReport}. */
+export interface ReportOptions {
+  /** Rows per token type in the tables. */
+  topK: number;
+  decreases: boolean;
+  /**
+   * Feature dashboards (`features.html`) for the first this many rows per token type of each table
+   * (0 or absent: none; they also need top examples in the statistics and a `device`).
+   */
+  cards?: number;
+  /** Where the dashboards run the prompts of the top examples again. */
+  device?: Device;
+  /** Where Neuronpedia explanations come from (default: neuronpedia.org, cached). */
+  explanations?: ExplanationOptions;
+  log?: (line: string) => void;
+}
+
 /**
  * Diffs `stats_base` against `stats_chat` in `outDir` (they must come from one run) and writes
- * `top_{metric}.csv` (and `top_decreases_*` when asked) and `feature_increases.html`.
+ * `top_{metric}.csv` (and `top_decreases_*` when asked), `feature_increases.html` and, when asked and
+ * the statistics hold top examples, the feature dashboards `features.html`, linked from it.
  */
-export async function writeDiffReport(
-  outDir: string,
-  options: { topK: number; decreases: boolean },
-): Promise<DiffReport> {
+export async function writeDiffReport(outDir: string, options: ReportOptions): Promise<DiffReport> {
   const [base, chat] = await Promise.all(DIFF_MODELS.map((m) => readStats(statsPath(outDir, m))));
   if (base.metadata.run_fingerprint !== chat.metadata.run_fingerprint) {
     throw new UserError(
@@ -345,12 +393,38 @@ export async function writeDiffReport(
     }
   }
   const title = `${base.metadata.model} → ${chat.metadata.model} (layer ${chat.metadata.sae_layer})`;
+  let dashboards: { cards: number } | undefined;
+  let failure: unknown;
+  if (options.cards && options.device && base.examples && chat.examples) {
+    try {
+      dashboards = await writeDashboards({
+        outDir,
+        title,
+        tables,
+        files: { base, chat },
+        cards: options.cards,
+        device: options.device,
+        explanations: options.explanations,
+        log: options.log,
+      });
+    } catch (error) {
+      // The figure is still written (without the link) before the dashboards' error is reported.
+      failure = error;
+    }
+  }
+  const link = dashboards
+    ? `<p style="margin:8px"><a href="features.html">Feature dashboards</a>: top examples of the ${dashboards.cards} features in the first ${options.cards} rows per read position of each table.</p>`
+    : undefined;
   await writePlotlyPage(
     join(outDir, "feature_increases.html"),
     "feature increases",
     featureIncreasesFigure(tables, tokenTypes, title),
+    // The figure's own height, so the link shows beneath it.
+    link ? { html: link, height: "540px" } : {},
   );
-  files.push("feature_increases.html", "stats_base.safetensors", "stats_chat.safetensors");
+  if (failure) throw failure;
+  files.push("feature_increases.html", ...(dashboards ? ["features.html"] : []));
+  files.push("stats_base.safetensors", "stats_chat.safetensors");
   return {
     tables,
     files,

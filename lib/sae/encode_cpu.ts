@@ -18,6 +18,7 @@ import { GraphBuilder } from "../graph/builder.ts";
 import { DataType, encodeModel } from "../graph/onnx.ts";
 import { PARTIAL_ROWS } from "../stats.ts";
 import type { FeatureStats } from "../stats.ts";
+import type { RowExamples } from "../top_examples.ts";
 import type { Sae } from "./config.ts";
 import { encoderInput, type FeatureEncoder } from "./encoder.ts";
 
@@ -74,8 +75,17 @@ export class CpuSaeEncoder implements FeatureEncoder {
     return f;
   }
 
-  /** Encodes `rows` vectors and adds their statistics to `stats`; `rowType[r]` is row r's token type index. */
-  async encodeInto(x: Float32Array, rows: number, rowType: Uint32Array, stats: FeatureStats): Promise<void> {
+  /**
+   * Encodes `rows` vectors and adds their statistics to `stats` (and their positive activations to
+   * `examples`); `rowType[r]` is row r's token type index.
+   */
+  async encodeInto(
+    x: Float32Array,
+    rows: number,
+    rowType: Uint32Array,
+    stats: FeatureStats,
+    examples?: RowExamples,
+  ): Promise<void> {
     const { dSae } = this.sae.config;
     const types = stats.tokenTypes.length;
     const f = await this.encode(x, rows);
@@ -83,6 +93,7 @@ export class CpuSaeEncoder implements FeatureEncoder {
     for (const t of rowType) perType[t]++;
     stats.addPartials(statsPartials(f, rowType, rows, dSae, types), 0, dSae, perType);
     stats.addCounts(perType);
+    examples?.examples.addRows(f, rows, rowType, examples.promptOfRow);
   }
 
   /** Nothing to do: statistics are added as each batch is encoded. */

@@ -11,6 +11,7 @@ import { acquireGpu } from "../gpu.ts";
 import { SaeEncoder } from "../kernels/sae_encode.ts";
 import { nonFiniteRow } from "../kernels/sae_input.ts";
 import type { FeatureStats } from "../stats.ts";
+import type { RowExamples } from "../top_examples.ts";
 import type { Sae } from "./config.ts";
 import { CpuSaeEncoder } from "./encode_cpu.ts";
 
@@ -19,20 +20,32 @@ export interface FeatureEncoder {
   readonly sae: Sae;
   /** Feature activations of `rows` input vectors ([rows, dIn] row-major): [rows, dSae]. */
   encode(x: Float32Array, rows: number): Promise<Float32Array>;
-  /** Encodes `rows` vectors and adds their statistics to `stats`; `rowType[r]` is row r's token type. */
-  encodeInto(x: Float32Array, rows: number, rowType: Uint32Array, stats: FeatureStats): Promise<void>;
+  /**
+   * Encodes `rows` vectors and adds their statistics to `stats`; `rowType[r]` is row r's token type.
+   * With `examples`, each row's positive activations are also offered to its feature's top examples,
+   * as coming from prompt `examples.promptOfRow[r]`.
+   */
+  encodeInto(
+    x: Float32Array,
+    rows: number,
+    rowType: Uint32Array,
+    stats: FeatureStats,
+    examples?: RowExamples,
+  ): Promise<void>;
   /**
    * Present where encoding runs on the process's shared GPU device: encodes rows gathered on the device
    * from `source` (a model's residual output kept there), row r being the `dIn` floats from float
-   * `rowStarts[r]`. Statistics reach `stats` at the latest at {@linkcode FeatureEncoder.flush}.
+   * `rowStarts[r]`. Statistics reach `stats` (and top examples `examples`) at the latest at
+   * {@linkcode FeatureEncoder.flush}.
    */
   encodeGatheredInto?(
     source: GPUBuffer,
     rowStarts: readonly number[],
     rowType: Uint32Array,
     stats: FeatureStats,
+    examples?: RowExamples,
   ): Promise<void>;
-  /** Adds statistics still held on the device into their {@linkcode FeatureStats} (none on the CPU). */
+  /** Adds statistics (and top examples) still held on the device into their records (none on the CPU). */
   flush(): Promise<void>;
   /** Frees what the encoder holds (GPU buffers, the ORT session). */
   destroy(): void;

@@ -154,7 +154,7 @@ Deno.test("NaN or infinite inputs are rejected with a clear error naming the row
   encoder.destroy();
 });
 
-Deno.test("feature_stats matches textbook statistics; shards merge into exactly the one-shot result", async () => {
+Deno.test("feature_stats and top_rows match textbook statistics and a plain sort of the f64 encoding; shards merge into exactly the one-shot result", async () => {
   const gpu = await acquireGpu();
   await checkEncoderStatistics((sae) => SaeEncoder.create(gpu, sae, { maxChunkBytes: sae.config.dIn * 4 * 64 }));
 });

@@ -9,6 +9,7 @@ import { ensureFixtureModel, ensureFixtureSae } from "../../lib/fixtures/build.t
 import { DEMO_PROMPTS } from "../../lib/fixtures/prompts.ts";
 import { collectDiff, type DiffRunOptions, mergeDiffShards, statsPath } from "../../lib/run/diff_run.ts";
 import { FeatureStats, METRICS } from "../../lib/stats.ts";
+import { assertSameTopExamples } from "../reference_stats.ts";
 
 const PROMPTS = DEMO_PROMPTS.slice(0, 11);
 
@@ -59,6 +60,11 @@ Deno.test("shards of 5 and 6 prompts (batch size 4, so both end on a partial bat
       }
     }
     console.log(`worst relative difference ${worst}`);
+    for (const model of ["base", "chat"]) {
+      const one = (await readStats(statsPath(whole, model))).examples!;
+      const merged = (await readStats(statsPath(sharded, model))).examples!;
+      assertSameTopExamples(merged, one, `${model}: merged shards' top examples vs one run`);
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -97,6 +97,6 @@ Deno.test("top-k keeps the k largest, ties to the lower feature id, then ReLU; k
   assertEquals([...negative], [0, 0, 0]);
 });
 
-Deno.test("CPU statistics match textbook statistics; shards merge into exactly the one-shot result", async () => {
+Deno.test("CPU statistics and top examples match textbook statistics and a plain sort of the f64 encoding; shards merge into exactly the one-shot result", async () => {
   await checkEncoderStatistics((sae) => CpuSaeEncoder.create(sae));
 });

@@ -8,11 +8,61 @@ import { DEMO_PROMPTS } from "../../lib/fixtures/prompts.ts";
 import { resolveModelDir } from "../../lib/hub.ts";
 import { visitPage } from "../browser.ts";
 import { fixtureHandle, fixtureReference, meaningfulLines, runScript } from "../helpers.ts";
+import { referenceEncode } from "../../lib/fixtures/sae_reference.ts";
 import { tempDir } from "../temp.ts";
-import { assertSameMetrics, referenceActivations, referenceStats } from "../reference_stats.ts";
+import {
+  assertSameMetrics,
+  assertSameTopExamples,
+  assertTopExamplesClose,
+  referenceActivations,
+  referenceResiduals,
+  referenceStats,
+  referenceTopExamples,
+} from "../reference_stats.ts";
+import { readPositions } from "../../lib/chat.ts";
+import { referencePreActivations } from "../../lib/fixtures/sae_reference.ts";
+import { samplePrompts } from "../../lib/io/prompts.ts";
+import type { DashboardData } from "../../lib/report/dashboards.ts";
+import type { ReferenceSae } from "../../lib/fixtures/sae_reference.ts";
 
 const SAE = "tiny-llama-sae-llamascope";
 const LAYER = 2;
+/** f32 activations (ours) against f64 ones (the reference), per element. */
+const ACTIVATION_TOLERANCE = { rtol: 1e-4, atol: 1e-5 };
+
+/**
+ * Checks the top examples of the stats files in `out` (k = 10, prompts indexed as `ids`) against a
+ * plain sort of the reference activations; returns how many prompts were compared exactly.
+ */
+async function checkTopExamples(
+  out: string,
+  reference: Record<string, Map<string, Float64Array[]>>,
+  prompts: number,
+): Promise<number> {
+  let compared = 0;
+  for (const model of ["base", "chat"]) {
+    const { examples, metadata } = await readStats(join(out, `stats_${model}.safetensors`));
+    assert(examples, `${model}: top examples kept`);
+    const types = metadata.token_types as string[];
+    assertEquals([examples.k, metadata.top_examples], [10, 10]);
+    types.forEach((type, t) => {
+      const top = referenceTopExamples(reference[model].get(type)!, Array.from({ length: prompts }, (_, i) => i));
+      for (let j = 0; j < examples.dSae; j++) {
+        compared += assertTopExamplesClose(examples.list(t, j), top[j], 10, {
+          ...ACTIVATION_TOLERANCE,
+          label: `${model} ${type} feature ${j}`,
+        });
+      }
+    });
+  }
+  return compared;
+}
+
+/** The data `features.html` embeds. */
+async function dashboardData(out: string): Promise<DashboardData> {
+  const html = await Deno.readTextFile(join(out, "features.html"));
+  return JSON.parse(/^const data = (.*);$/m.exec(html)![1]);
+}
 
 async function args(out: string, extra: string[] = [], sae = SAE): Promise<string[]> {
   return [
@@ -42,7 +92,8 @@ async function diff(out: string, extra: string[] = []) {
 
 /**
  * Checks a run's `stats_{base,chat}.safetensors` in `out` against textbook statistics of the f64
- * reference encoding (fixture SAE `saeName`) of the f64 reference residuals; returns those statistics.
+ * reference encoding (fixture SAE `saeName`) of the f64 reference residuals; returns those statistics
+ * and what they were computed from (for the checks of top examples and dashboards).
  */
 async function assertReferenceStats(out: string, saeName: string) {
   const chatHandle = await fixtureHandle("tiny-llama-chat", "cpu");
@@ -50,9 +101,13 @@ async function assertReferenceStats(out: string, saeName: string) {
   const ids = preparePrompts(chatHandle, DEMO_PROMPTS, {}).map((p) => p.ids);
   const header = assistantHeaderIds(chatHandle);
   const reference: Record<string, Record<string, ReturnType<typeof referenceStats>>> = {};
+  const residuals: Record<string, Float64Array[][]> = {};
+  const readActivations: Record<string, Map<string, Float64Array[]>> = {};
   for (const model of ["base", "chat"]) {
     const { config, weights } = fixtureReference(`tiny-llama-${model}`);
-    const activations = referenceActivations(config, weights, sae, ids, header, LAYER, TOKEN_TYPES);
+    residuals[model] = referenceResiduals(config, weights, ids, LAYER);
+    const activations = referenceActivations(residuals[model], ids, sae, header, TOKEN_TYPES);
+    readActivations[model] = activations;
     reference[model] = Object.fromEntries(TOKEN_TYPES.map((t) => [t, referenceStats(activations.get(t)!)]));
     const { stats, metadata } = await readStats(join(out, `stats_${model}.safetensors`));
     assertEquals([metadata.num_prompts, metadata.num_features, metadata.token_types], [DEMO_PROMPTS.length, sae.dSae, [
@@ -70,13 +125,13 @@ async function assertReferenceStats(out: string, saeName: string) {
       }
     }
   }
-  return reference;
+  return { reference, residuals, readActivations, ids, header, sae };
 }
 
-Deno.test("diff: statistics, tables, ranks and ratios equal an independent f64 computation; the page renders", async () => {
+Deno.test("diff: statistics, tables, ranks, ratios, top examples and dashboards equal an independent f64 computation; the pages render", async () => {
   const out = await tempDir("diff-");
   await diff(out, ["--device", "webgpu"]);
-  const reference = await assertReferenceStats(out, SAE);
+  const { reference, residuals, readActivations, ids, header, sae } = await assertReferenceStats(out, SAE);
   for (const metric of ["all_mean", "active_mean", "sparsity"] as const) {
     const rows: Record<string, string>[] = parse(await Deno.readTextFile(join(out, `top_${metric}.csv`)), {
       columns: true,
@@ -102,20 +157,105 @@ Deno.test("diff: statistics, tables, ranks and ratios equal an independent f64 c
       }
     }
   }
-  const visit = await visitPage<{ subplots: number; points: number }>(
+  const visit = await visitPage<{ subplots: number; points: number; dashboards: boolean }>(
     join(out, "feature_increases.html"),
-    `(() => { const gd = document.getElementById("figure"); return { subplots: gd._fullLayout._subplots.cartesian.length, points: gd.data.filter((t) => t.mode === "markers").reduce((n, t) => n + t.x.length, 0) }; })()`,
+    `(() => { const gd = document.getElementById("figure"); return { subplots: gd._fullLayout._subplots.cartesian.length, points: gd.data.filter((t) => t.mode === "markers").reduce((n, t) => n + t.x.length, 0), dashboards: document.querySelector('a[href="features.html"]') !== null }; })()`,
     new URL("../../results/screenshots/feature_increases.png", import.meta.url).pathname,
   );
   assertEquals(visit.errors, []);
-  assertEquals(visit.result, { subplots: 3, points: 3 * 3 * 10 });
+  assertEquals(visit.result, { subplots: 3, points: 3 * 3 * 10, dashboards: true });
+
+  // Top examples collected on the device (residuals gathered on the GPU) against the f64 reference.
+  const compared = await checkTopExamples(out, readActivations, ids.length);
+  assert(compared > 1000, `prompts compared exactly: ${compared}`);
+  console.log(`top examples (webgpu, on device): ${compared} prompts compared exactly`);
+  await checkDashboards(out, { reference, residuals, ids, header, sae });
 });
 
-Deno.test("diff: a killed collection resumed with --resume writes identical stats; two shards merge into one run", async () => {
+/**
+ * The dashboards of `out` (cards for the first 10 rows per token type of each table): one card per
+ * (feature, token type) of the reference tables' top 10, each example's read position as the
+ * reference finds it, and the feature's activation at every token of the prompt as the f64
+ * reference encodes the reference residuals there. The page opens in Chromium without errors.
+ */
+async function checkDashboards(
+  out: string,
+  ref: {
+    reference: Record<string, Record<string, ReturnType<typeof referenceStats>>>;
+    residuals: Record<string, Float64Array[][]>;
+    ids: number[][];
+    header: number[];
+    sae: ReferenceSae;
+  },
+) {
+  const data = await dashboardData(out);
+  const expected = new Set<string>();
+  for (const metric of ["all_mean", "active_mean", "sparsity"] as const) {
+    for (const type of TOKEN_TYPES) {
+      const b = ref.reference.base[type][metric];
+      const c = ref.reference.chat[type][metric];
+      Array.from(b.keys()).sort((i, j) => (c[j] - b[j]) - (c[i] - b[i]) || i - j).slice(0, 10)
+        .forEach((f) => expected.add(`${f}:${type}`));
+    }
+  }
+  assertEquals(new Set(data.cards.map((c) => `${c.feature}:${c.token}`)), expected, "one card per top feature");
+  const encoded = new Map<string, { f: Float64Array; pre: Float64Array }>();
+  const encode = (model: string, prompt: number, token: number) => {
+    const key = `${model}:${prompt}:${token}`;
+    if (!encoded.has(key)) {
+      const x = ref.residuals[model][prompt][token];
+      encoded.set(key, { f: referenceEncode(ref.sae, x), pre: referencePreActivations(ref.sae, x) });
+    }
+    return encoded.get(key)!;
+  };
+  let [tokens, skipped] = [0, 0];
+  for (const card of data.cards) {
+    const t = TOKEN_TYPES.indexOf(card.token as typeof TOKEN_TYPES[number]);
+    assertEquals(card.explanation.note, "no Neuronpedia id for this SAE");
+    for (const model of ["base", "chat"] as const) {
+      assert(card.examples[model].length <= 10);
+      for (const example of card.examples[model]) {
+        const ids = ref.ids[example.prompt];
+        assertEquals(data.tokens[example.prompt].length, ids.length, `prompt ${example.prompt} tokens`);
+        assertEquals(example.position, readPositions(ids, ref.header, TOKEN_TYPES).positions[t]);
+        const activations = example.activations!;
+        assertEquals(activations.length, ids.length);
+        const label = `${model} feature ${card.feature} prompt ${example.prompt}`;
+        assertClose([activations[example.position]], [example.value], { ...ACTIVATION_TOLERANCE, label });
+        for (let i = 0; i < ids.length; i++) {
+          const { f, pre } = encode(model, example.prompt, i);
+          // A pre-activation within f32 rounding of the JumpReLU threshold may fall either side of it.
+          const margin = Math.abs(pre[card.feature] - ref.sae.threshold[card.feature]);
+          if (margin <= ACTIVATION_TOLERANCE.atol + ACTIVATION_TOLERANCE.rtol * Math.abs(pre[card.feature])) {
+            skipped++;
+            continue;
+          }
+          tokens++;
+          assertClose([activations[i]], [f[card.feature]], { ...ACTIVATION_TOLERANCE, label: `${label} token ${i}` });
+        }
+      }
+    }
+  }
+  assert(tokens > 10000 && skipped < tokens / 1000, `tokens compared ${tokens}, on a threshold ${skipped}`);
+  console.log(
+    `dashboards: ${data.cards.length} cards, ${tokens} per-token activations compared, ${skipped} on a threshold`,
+  );
+  const visit = await visitPage<{ cards: number; read: number }>(
+    join(out, "features.html"),
+    `({ cards: document.querySelectorAll("section.card").length, read: document.querySelectorAll(".tok.read").length })`,
+    new URL("../../results/screenshots/features.png", import.meta.url).pathname,
+  );
+  assertEquals(visit.errors, []);
+  const examples = data.cards.reduce((n, c) => n + c.examples.base.length + c.examples.chat.length, 0);
+  assertEquals(visit.result, { cards: data.cards.length, read: examples });
+}
+
+Deno.test("diff: a killed collection resumed with --resume writes identical stats and top examples; two shards merge into one run", async () => {
   const whole = await tempDir("diff-whole-");
   // One device for all runs (webgpu and cpu residuals differ in the last bits): the CPU, the quicker here.
-  // The GPU path's checkpoints and resume are held to the host path in tests/collect_test.ts.
-  await diff(whole, ["--batch-size", "4"]);
+  // The GPU path's checkpoints and resume are held to the host path in tests/collect_test.ts. The
+  // dashboards are checked elsewhere (they cost a second pass over the prompts); here only after the merge.
+  await diff(whole, ["--batch-size", "4", "--cards", "0"]);
   const expected = await Promise.all(["base", "chat"].map((m) => Deno.readFile(join(whole, `stats_${m}.safetensors`))));
 
   const resumed = await tempDir("diff-resume-");
@@ -140,7 +280,7 @@ Deno.test("diff: a killed collection resumed with --resume writes identical stat
     !(await Deno.stat(join(resumed, "stats_chat.safetensors")).then(() => true, () => false)),
     "killed before the end",
   );
-  await diff(resumed, ["--batch-size", "4", "--checkpoint-every", "1", "--resume"]);
+  await diff(resumed, ["--batch-size", "4", "--checkpoint-every", "1", "--resume", "--cards", "0"]);
   for (const [i, m] of ["base", "chat"].entries()) {
     assertBytesEqual(await Deno.readFile(join(resumed, `stats_${m}.safetensors`)), expected[i], `${m} stats identical`);
   }
@@ -148,12 +288,16 @@ Deno.test("diff: a killed collection resumed with --resume writes identical stat
   const sharded = await tempDir("diff-shards-");
   await diff(sharded, ["--batch-size", "4", "--shard", "0/2"]);
   await diff(sharded, ["--batch-size", "4", "--shard", "1/2"]);
+  // The merge writes the dashboards from the shards' files and prompts.json alone.
   await diff(sharded, ["--merge"]);
   for (const m of ["base", "chat"]) {
-    const a = (await readStats(join(sharded, `stats_${m}.safetensors`))).stats.finalize();
-    const b = (await readStats(join(whole, `stats_${m}.safetensors`))).stats.finalize();
-    assertSameMetrics(a, b, `${m}: merged shards vs the whole run`);
+    const a = await readStats(join(sharded, `stats_${m}.safetensors`));
+    const b = await readStats(join(whole, `stats_${m}.safetensors`));
+    assertSameMetrics(a.stats.finalize(), b.stats.finalize(), `${m}: merged shards vs the whole run`);
+    // Shards of whole batches run the same batches as the one run: the same f32 values, bit for bit.
+    assertSameTopExamples(a.examples!, b.examples!, `${m}: merged shards' top examples vs the whole run`);
   }
+  assert((await dashboardData(sharded)).cards.length > 0, "dashboards after --merge");
   assertEquals(
     await Deno.readTextFile(join(sharded, "top_all_mean.csv")),
     await Deno.readTextFile(join(whole, "top_all_mean.csv")),
@@ -178,6 +322,8 @@ Deno.test("diff: bad input gives one line, a non-zero exit, and earlier results 
     [["--prompts", parquet], /could not read prompts from/],
     [["--shard", "2/2"], /bad --shard/],
     [["--checkpoint-every", "abc"], /--checkpoint-every must be a non-negative integer, got "abc"/],
+    [["--top-examples", "-2"], /--top-examples must be a non-negative integer, got "-2"/],
+    [["--cards", "many"], /--cards must be a non-negative integer, got "many"/],
     [["--out-dir", empty], /--out-dir .*empty\.txt is a file, not a directory/],
     [
       ["--base", await ensureFixtureModel("tiny-gemma2-base")],
@@ -194,7 +340,7 @@ Deno.test("diff: bad input gives one line, a non-zero exit, and earlier results 
   assertEquals(await Deno.readTextFile(join(out, "top_all_mean.csv")), "earlier\n");
 });
 
-Deno.test("diff: --token-types asst shards merge; shards of two different runs are refused in one line", async () => {
+Deno.test("diff: --token-types asst shards merge (CPU top examples equal the f64 reference's); shards of two different runs are refused in one line", async () => {
   const out = await tempDir("diff-asst-shards-");
   try {
     const common = ["--n", "8", "--batch-size", "4", "--token-types", "asst"];
@@ -207,6 +353,19 @@ Deno.test("diff: --token-types asst shards merge; shards of two different runs a
     });
     assertEquals(new Set(rows.map((r) => r.token)), new Set(["asst"]));
     assertEquals((await readStats(join(out, "stats_chat.safetensors"))).metadata.num_prompts, 8);
+    // The CPU path's top examples, merged from the shards, against the f64 reference of the same prompts.
+    const handle = await fixtureHandle("tiny-llama-chat", "cpu");
+    const ids = preparePrompts(handle, samplePrompts([...DEMO_PROMPTS], 8, 42), {}).map((p) => p.ids);
+    const sae = await fixtureReferenceSae(SAE);
+    const reference: Record<string, Map<string, Float64Array[]>> = {};
+    for (const model of ["base", "chat"]) {
+      const { config, weights } = fixtureReference(`tiny-llama-${model}`);
+      const residuals = referenceResiduals(config, weights, ids, LAYER);
+      reference[model] = referenceActivations(residuals, ids, sae, assistantHeaderIds(handle), ["asst"]);
+    }
+    const compared = await checkTopExamples(out, reference, 8);
+    assert(compared > 100, `prompts compared exactly: ${compared}`);
+    console.log(`top examples (cpu, merged shards): ${compared} prompts compared exactly`);
 
     // Shard 1 again, from another run (another batch size): the merge must not mix the two.
     await diff(out, [...common.slice(0, 2), "--batch-size", "2", "--token-types", "asst", "--shard", "1/2"]);
@@ -225,9 +384,9 @@ Deno.test("diff: --token-types asst shards merge; shards of two different runs a
 Deno.test("diff: a gated SAELens SAE runs end to end on the CPU; its statistics equal the f64 reference's", async () => {
   const gated = "tiny-llama-sae-saelens-gated";
   const out = await tempDir("diff-gated-");
-  const result = await runScript("diff.ts", await args(out, [], gated));
+  const result = await runScript("diff.ts", await args(out, ["--cards", "0"], gated));
   assertEquals(result.code, 0, result.stderr);
-  const reference = await assertReferenceStats(out, gated);
+  const { reference } = await assertReferenceStats(out, gated);
   // Features rise and fall between the models, so the comparison is not of two empty tables.
   const moved = TOKEN_TYPES.some((t) => reference.chat[t].sparsity.some((v, j) => v !== reference.base[t].sparsity[j]));
   assert(moved, "some feature's sparsity differs between base and chat");

@@ -1,0 +1,45 @@
+/**
+ * A diff run's prompt list, kept beside its statistics as `prompts.json` (a JSON array of strings):
+ * the stats files refer to prompts by their index in it (the top examples), and hold its digest, so
+ * a list that is not the run's is refused rather than shown against its statistics.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { UserError } from "../errors.ts";
+import { sha256Hex } from "../identity.ts";
+import { writeJsonAtomic } from "../io/atomic.ts";
+
+/** `prompts.json` in `dir`. */
+export function runPromptsPath(dir: string): string {
+  return join(dir, "prompts.json");
+}
+
+/** The digest of a run's prompts (in the run's fingerprint and its stats files). */
+export function promptsDigest(prompts: readonly string[]): Promise<string> {
+  return sha256Hex([JSON.stringify(prompts)]);
+}
+
+/** Writes the run's prompts into `dir`, atomically. */
+export function writeRunPrompts(dir: string, prompts: readonly string[]): Promise<void> {
+  return writeJsonAtomic(runPromptsPath(dir), prompts);
+}
+
+/**
+ * The prompts in `dir`'s `prompts.json`, refused in one line (saying what `needs` them) unless their
+ * digest is `digest`, the one the statistics recorded.
+ */
+export async function readRunPrompts(dir: string, digest: unknown, needs: string): Promise<string[]> {
+  const path = runPromptsPath(dir);
+  const prompts = await Deno.readTextFile(path).then((text) => JSON.parse(text) as unknown, () => undefined);
+  const valid = Array.isArray(prompts) && prompts.every((p) => typeof p === "string");
+  if (!valid || await promptsDigest(prompts) !== digest) {
+    throw new UserError(
+      `${path} ${
+        prompts === undefined ? "is missing; it holds the prompts of" : "holds other prompts than"
+      } the statistics in ${dir}: ${needs}`,
+    );
+  }
+  return prompts;
+}
