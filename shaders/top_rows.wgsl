@@ -2,8 +2,9 @@
 // sorted by value descending with ties to the lower prompt, kept on the GPU across batches, and
 // inserts the positive activations of its feature in the batch's rows of its type. The order is total
 // (one row per prompt and type), so the lists do not depend on the order rows arrive in, and the host
-// merges read-back lists with the same rule (lib/top_examples.ts). Empty slots hold -inf and prompt
-// 0xffffffff, which any positive activation outranks.
+// merges read-back lists with the same rule (lib/top_examples.ts). Empty slots hold 0 and prompt
+// 0xffffffff, which any positive activation outranks (not -inf: WGSL lets compilers assume arithmetic
+// sees no infinities).
 
 struct Params {
   rows: u32,

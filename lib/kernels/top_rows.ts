@@ -56,7 +56,8 @@ export class TopRowLists {
   }
 
   #reset(): void {
-    this.gpu.device.queue.writeBuffer(this.#values, 0, new Float32Array(this.#entries).fill(-Infinity));
+    // 0, not -inf: only positive activations enter, and WGSL lets compilers assume no infinities.
+    this.gpu.device.queue.writeBuffer(this.#values, 0, new Float32Array(this.#entries));
     this.gpu.device.queue.writeBuffer(this.#prompts, 0, new Uint32Array(this.#entries).fill(NO_PROMPT));
   }
 
