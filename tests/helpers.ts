@@ -3,7 +3,10 @@
  * reference, and a runner for the scripts as a user would call them.
  */
 
-import { ensureFixtureModel, fixtureModelSpec } from "../lib/fixtures/build.ts";
+import { TOKEN_TYPES } from "../lib/chat.ts";
+import { ensureFixtureModel, ensureFixtureSae, fixtureModelSpec } from "../lib/fixtures/build.ts";
+import { DEMO_PROMPTS } from "../lib/fixtures/prompts.ts";
+import type { DiffRunOptions } from "../lib/run/diff_run.ts";
 import type { DecoderConfig } from "../lib/fixtures/spec.ts";
 import { fixtureWeights, type Weights } from "../lib/fixtures/weights.ts";
 import type { RewriteSpec } from "../lib/graph/rewrite.ts";
@@ -121,4 +124,25 @@ export function chatIds(handle: ModelHandle, prompts: string[]): number[][] {
       { add_special_tokens: false },
     )
   );
+}
+
+/**
+ * A CPU diff run over the first 11 demo prompts (batch size 4, so the last batch is partial) of the
+ * Llama fixtures and their Llama Scope SAE at layer 2, writing into `outDir`.
+ */
+export async function fixtureDiffOptions(outDir: string): Promise<DiffRunOptions> {
+  return {
+    base: await ensureFixtureModel("tiny-llama-base"),
+    chat: await ensureFixtureModel("tiny-llama-chat"),
+    sae: await ensureFixtureSae("tiny-llama-sae-llamascope"),
+    layer: 2,
+    prompts: DEMO_PROMPTS.slice(0, 11),
+    tokenTypes: [...TOKEN_TYPES],
+    batchSize: 4,
+    maxLength: 512,
+    checkpointEvery: 0,
+    resume: false,
+    device: "cpu",
+    outDir,
+  };
 }

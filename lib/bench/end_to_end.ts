@@ -69,13 +69,7 @@ export async function diffRows(reps: number): Promise<BenchRow[]> {
       const t = await medianSeconds(reps, run);
       rows.push({
         measure: `diff, ${DEMO_PROMPTS.length} demo prompts x 2 models`,
-        peer: choice === "auto"
-          ? `auto (-> ${device})`
-          : hostRoundTrip
-          ? "webgpu, residuals via the host"
-          : choice === "webgpu"
-          ? "webgpu, residuals on the GPU"
-          : choice,
+        peer: choice === "auto" ? `auto (-> ${device})` : hostRoundTrip ? "webgpu, residuals via the host" : choice,
         value: DEMO_PROMPTS.length / t,
         unit: "prompts/s",
         note: `${t.toFixed(2)} s per run`,

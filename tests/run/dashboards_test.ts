@@ -1,12 +1,11 @@
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { tempDir } from "../temp.ts";
+import { fixtureDiffOptions } from "../helpers.ts";
 import { join } from "node:path";
 import { TOKEN_TYPES } from "../../lib/chat.ts";
 import { readStats, writeStats } from "../../lib/collect.ts";
 import type { DiffRow } from "../../lib/diff.ts";
 import { UserError } from "../../lib/errors.ts";
-import { ensureFixtureModel, ensureFixtureSae } from "../../lib/fixtures/build.ts";
-import { DEMO_PROMPTS } from "../../lib/fixtures/prompts.ts";
 import type { DashboardData } from "../../lib/report/dashboards.ts";
 import { chooseCards } from "../../lib/run/dashboards.ts";
 import { collectDiff, statsPath, writeDiffReport } from "../../lib/run/diff_run.ts";
@@ -44,21 +43,7 @@ Deno.test("the report's dashboards: every card's examples are the run's lists, e
   });
   try {
     const out = join(dir, "run");
-    await collectDiff({
-      base: await ensureFixtureModel("tiny-llama-base"),
-      chat: await ensureFixtureModel("tiny-llama-chat"),
-      sae: await ensureFixtureSae("tiny-llama-sae-llamascope"),
-      layer: 2,
-      prompts: DEMO_PROMPTS.slice(0, 11),
-      tokenTypes: [...TOKEN_TYPES],
-      batchSize: 4,
-      maxLength: 512,
-      checkpointEvery: 0,
-      resume: false,
-      device: "cpu",
-      outDir: out,
-      neuronpediaId: "tiny-llama/2-test",
-    });
+    await collectDiff({ ...await fixtureDiffOptions(out), neuronpediaId: "tiny-llama/2-test" });
     const lines: string[] = [];
     const report = (explanations: { baseUrl: string; cacheDir: string }) =>
       writeDiffReport(out, {

@@ -5,30 +5,12 @@ import { TOKEN_TYPES } from "../../lib/chat.ts";
 import { collectStats, readStats, writeStats } from "../../lib/collect.ts";
 import { UserError } from "../../lib/errors.ts";
 import type { SaeEncoder } from "../../lib/kernels/sae_encode.ts";
-import { ensureFixtureModel, ensureFixtureSae } from "../../lib/fixtures/build.ts";
-import { DEMO_PROMPTS } from "../../lib/fixtures/prompts.ts";
-import { collectDiff, type DiffRunOptions, mergeDiffShards, statsPath } from "../../lib/run/diff_run.ts";
+import { collectDiff, mergeDiffShards, statsPath } from "../../lib/run/diff_run.ts";
 import { FeatureStats, METRICS } from "../../lib/stats.ts";
 import { assertSameTopExamples } from "../reference_stats.ts";
+import { fixtureDiffOptions } from "../helpers.ts";
 
-const PROMPTS = DEMO_PROMPTS.slice(0, 11);
-
-async function options(outDir: string): Promise<DiffRunOptions> {
-  return {
-    base: await ensureFixtureModel("tiny-llama-base"),
-    chat: await ensureFixtureModel("tiny-llama-chat"),
-    sae: await ensureFixtureSae("tiny-llama-sae-llamascope"),
-    layer: 2,
-    prompts: PROMPTS,
-    tokenTypes: [...TOKEN_TYPES],
-    batchSize: 4,
-    maxLength: 512,
-    checkpointEvery: 0,
-    resume: false,
-    device: "cpu",
-    outDir,
-  };
-}
+const options = fixtureDiffOptions;
 
 Deno.test("shards of 5 and 6 prompts (batch size 4, so both end on a partial batch) merge to one run's statistics within 1e-6 relative", async () => {
   const dir = await tempDir("diff-run-");
