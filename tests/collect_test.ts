@@ -65,8 +65,8 @@ Deno.test("shared-device pipeline: statistics and top examples bit-identical to 
       const listed = expected[`${TOKEN_TYPES[0]}.top_prompts`].filter((p) => p !== 0xffffffff);
       assert(listed.length > 0 && listed.every((p) => p >= 100 && p < 100 + PROMPTS.length), "global prompt indices");
       assertEquals(tensors(await run(device)), expected, `${architecture}: on-device statistics equal the host path's`);
-      // A checkpoint after the first batch must hold that batch (flushed before writing), so resuming
-      // from it gives the same statistics again.
+      // Each checkpoint must hold every batch before it (the queue flushed before writing), so resuming
+      // from the last one gives the same statistics again.
       const path = join(dir, `${architecture}.checkpoint.safetensors`);
       await run(device, { checkpointEvery: 1, path });
       assertEquals(tensors(await run(device, { resume: true, path })), expected, `${architecture}: resumed on device`);
