@@ -159,7 +159,10 @@ export async function residualOnDevice(
   const { outputs, batch, length, lengths } = await forwardBatch(handle, sequences);
   const tensor = outputs[residualOutputName(layer)];
   for (const other of Object.values(outputs)) if (other !== tensor) other.dispose();
-  if (tensor.location !== "gpu-buffer") throw new Error(`layer ${layer}'s residuals came back in ${tensor.location}`);
+  if (tensor.location !== "gpu-buffer") {
+    tensor.dispose();
+    throw new Error(`layer ${layer}'s residuals came back in ${tensor.location}`);
+  }
   return {
     buffer: tensor.gpuBuffer as GPUBuffer,
     batch,

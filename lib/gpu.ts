@@ -91,18 +91,20 @@ export function probeAdapter(): Promise<AdapterProbe | undefined> {
   probePromise ??= (async () => {
     const adapter = await navigator.gpu?.requestAdapter({ powerPreference: "high-performance" }).catch(() => null);
     if (!adapter) return undefined;
-    const info = adapter.info;
-    const description = [info.vendor, info.architecture, info.description].filter((s) => s).join(" / ") ||
-      "unknown adapter";
-    return { adapter, description, isSoftware: isSoftwareAdapter(info) };
+    return { adapter, description: describeAdapter(adapter.info), isSoftware: isSoftwareAdapter(adapter.info) };
   })();
   return probePromise;
+}
+
+/** `vendor / architecture / description`, as far as the adapter tells. */
+function describeAdapter(info: GPUAdapterInfo): string {
+  return [info.vendor, info.architecture, info.description].filter((s) => s).join(" / ") || "unknown adapter";
 }
 
 async function requestGpu(log?: (line: string) => void): Promise<Gpu> {
   const probe = await probeAdapter();
   if (!probe) throw new UserError(NO_ADAPTER_HELP);
-  const { adapter, description, isSoftware } = probe;
+  const { adapter } = probe;
   // ORT-web's device, made with the limits and features it asks of the adapter (its binding limits,
   // shader-f16 where there is one): the kernels chunk by what the device allows, read below.
   const device = await sharedDevice().catch((error) => {
@@ -113,6 +115,10 @@ async function requestGpu(log?: (line: string) => void): Promise<Gpu> {
     );
   });
   const hasF16 = device.features.has("shader-f16");
+  // What the device was made from: ORT asks for its own adapter, which on a machine with several
+  // need not be the one probed.
+  const info = (device as GPUDevice & { adapterInfo?: GPUAdapterInfo }).adapterInfo ?? adapter.info;
+  const [description, isSoftware] = [describeAdapter(info), isSoftwareAdapter(info)];
   const gpu: Gpu = {
     adapter,
     device,

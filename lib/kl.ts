@@ -61,9 +61,9 @@ async function logitsOnGpu(
   what: string,
 ): Promise<GpuLogits> {
   const tensor = outputs.logits;
-  if (!tensor) throw new UserError(`the ${what} model's graph has no "logits" output: pass a causal language model`);
-  const vocab = tensor.dims[2];
   try {
+    if (!tensor) throw new UserError(`the ${what} model's graph has no "logits" output: pass a causal language model`);
+    const vocab = tensor.dims[2];
     if (tensor.location === "gpu-buffer" && tensor.type === "float32") {
       return GpuLogits.gather(gpu, tensor.gpuBuffer as GPUBuffer, vocab, runs, what);
     }

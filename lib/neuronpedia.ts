@@ -7,7 +7,7 @@
 
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { describeError } from "./errors.ts";
+import { describeError, UserError } from "./errors.ts";
 import { writeJsonAtomic } from "./io/atomic.ts";
 
 /** Base URL of a feature page: `https://www.neuronpedia.org/{model}/{sae}/{feature}`. */
@@ -96,8 +96,14 @@ interface CachedAnswer {
 }
 
 function resolved(options: ExplanationOptions) {
+  const baseUrl = (options.baseUrl ?? Deno.env.get("MODEL_DIFF_NEURONPEDIA_URL") ?? NEURONPEDIA).replace(/\/+$/, "");
+  if (!URL.canParse(baseUrl) || !/^https?:$/.test(new URL(baseUrl).protocol)) {
+    throw new UserError(
+      `the Neuronpedia server "${baseUrl}" is not an http(s) URL: set MODEL_DIFF_NEURONPEDIA_URL like https://www.neuronpedia.org`,
+    );
+  }
   return {
-    baseUrl: (options.baseUrl ?? Deno.env.get("MODEL_DIFF_NEURONPEDIA_URL") ?? NEURONPEDIA).replace(/\/+$/, ""),
+    baseUrl,
     cacheDir: options.cacheDir ?? Deno.env.get("MODEL_DIFF_NEURONPEDIA_CACHE") ??
       fileURLToPath(new URL("../.cache/neuronpedia", import.meta.url)),
     timeoutMs: options.timeoutMs ?? 5000,
@@ -126,7 +132,8 @@ export async function fetchExplanation(
     ...[model, source].map(encodeURIComponent),
     `${index}.json`,
   );
-  const cached = await Deno.readTextFile(path).then((text) => JSON.parse(text) as CachedAnswer, () => undefined);
+  // A damaged cache file is asked again, not fatal.
+  const cached = await Deno.readTextFile(path).then((text) => JSON.parse(text) as CachedAnswer).catch(() => undefined);
   if (cached?.url === url && Array.isArray(cached.explanations)) return cached.explanations;
   if (options.cacheOnly) return undefined;
   let response: Response;
@@ -155,7 +162,8 @@ export async function fetchExplanation(
     }
   }
   const answer: CachedAnswer = { url, fetched: new Date().toISOString(), explanations };
-  await writeJsonAtomic(path, answer);
+  // The cache only saves asking again: a directory that cannot be written must not cost the answer.
+  await writeJsonAtomic(path, answer).catch(() => {});
   return explanations;
 }
 

@@ -6,7 +6,9 @@
 // sums p_v * ((a_v - lse_a) - (b_v - lse_b)) term by term: folding it into the first pass as
 // E_p[a - b] - (lse_a - lse_b) would subtract two O(1) numbers to get a KL that is often 1e-4.
 //
-// out[row] = (kl, lse_a, bitcast argmax a, bitcast argmax b). Argmax ties go to the lower index. A row
+// out[row] = (kl, lse_a) and best[row] = (argmax a, argmax b), the indices in a u32 buffer of their own
+// (bitcast into floats they would be subnormals or NaNs, which an implementation may flush or
+// canonicalise). Argmax ties go to the lower index. A row
 // of P (or Q) holding a NaN or infinity gets argmax NON_FINITE instead, and the host refuses it: the
 // logits may come straight from a model's output buffer, never seen by the host. WGSL lets compilers
 // assume arithmetic sees no NaN or infinity, so the check reads the exponent bits.
@@ -20,8 +22,9 @@ struct Params {
 
 @group(0) @binding(0) var<storage, read> a: array<f32>;  // [rows, vocab]: logits of P
 @group(0) @binding(1) var<storage, read> b: array<f32>;  // [rows, vocab]: logits of Q
-@group(0) @binding(2) var<storage, read_write> out: array<vec4<f32>>;  // [rows]
-@group(0) @binding(3) var<uniform> p: Params;
+@group(0) @binding(2) var<storage, read_write> out: array<vec2<f32>>;   // [rows]: KL, lse_a
+@group(0) @binding(3) var<storage, read_write> best: array<vec2<u32>>;  // [rows]: argmax a, argmax b
+@group(0) @binding(4) var<uniform> p: Params;
 
 const WG: u32 = 256u;
 const NONE: u32 = 0xffffffffu;
@@ -124,6 +127,7 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index
     workgroupBarrier();
   }
   if (lid == 0u) {
-    out[row] = vec4<f32>(sum_a[0], lse_a, bitcast<f32>(best_a), bitcast<f32>(best_b));
+    out[row] = vec2<f32>(sum_a[0], lse_a);
+    best[row] = vec2<u32>(best_a, best_b);
   }
 }

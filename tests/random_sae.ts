@@ -94,6 +94,8 @@ export async function checkEncoderStatistics(create: (sae: Sae) => Promise<Featu
     const shard = i < 2 ? shardA : shardB;
     await encoder.encodeInto(data[i], perBatch, rowType, shard.stats, { examples: shard.examples, promptOfRow });
   }
+  // Top examples reach their lists at the latest at flush (statistics at each encodeInto).
+  await encoder.flush();
   const merged = shardA.stats.clone();
   merged.merge(shardB.stats);
   const metrics = oneShot.stats.finalize();

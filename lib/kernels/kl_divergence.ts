@@ -9,7 +9,7 @@
 
 import { UserError } from "../errors.ts";
 import type { Gpu } from "../gpu.ts";
-import { dispatch, pipeline, readBack, storageBuffer, uniformBuffer } from "./shader.ts";
+import { dispatch, pipeline, readBackAll, storageBuffer, uniformBuffer } from "./shader.ts";
 
 /** The argmax the kernel reports for a row holding NaN or infinity. */
 const NON_FINITE = 0xfffffffe;
@@ -153,16 +153,20 @@ export async function klDivergence(p: GpuLogits, q: GpuLogits): Promise<KlRows> 
   let at = 0;
   for (let c = 0; c < p.chunks.length; c++) {
     const n = p.chunks[c].rows;
-    const out = storageBuffer(gpu, n * 16, true);
+    const out = storageBuffer(gpu, n * 8, true);
+    const best = storageBuffer(gpu, n * 8, true);
     const params = uniformBuffer(gpu, [n, p.vocab, 0, 0]);
     const encoder = gpu.device.createCommandEncoder();
-    dispatch(gpu, encoder, kernel, [p.chunks[c].buffer, q.chunks[c].buffer, out, params], [n, 1]);
-    const values = await readBack(gpu, encoder, out, n * 16);
-    out.destroy();
-    params.destroy();
-    const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+    dispatch(gpu, encoder, kernel, [p.chunks[c].buffer, q.chunks[c].buffer, out, best, params], [n, 1]);
+    const [outBytes, bestBytes] = await readBackAll(gpu, encoder, [
+      { buffer: out, bytes: n * 8 },
+      { buffer: best, bytes: n * 8 },
+    ]);
+    for (const buffer of [out, best, params]) buffer.destroy();
+    const values = new Float32Array(outBytes);
+    const indices = new Uint32Array(bestBytes);
     for (let r = 0; r < n; r++) {
-      for (const [logits, argmax] of [[p, bits[4 * r + 2]], [q, bits[4 * r + 3]]] as const) {
+      for (const [logits, argmax] of [[p, indices[2 * r]], [q, indices[2 * r + 1]]] as const) {
         if (argmax === NON_FINITE) {
           throw new UserError(
             `the ${logits.what} model's logits contain NaN or infinite values (row ${
@@ -171,10 +175,10 @@ export async function klDivergence(p: GpuLogits, q: GpuLogits): Promise<KlRows> 
           );
         }
       }
-      result.kl[at + r] = values[4 * r];
-      result.logSumExpP[at + r] = values[4 * r + 1];
-      result.argmaxP[at + r] = bits[4 * r + 2];
-      result.argmaxQ[at + r] = bits[4 * r + 3];
+      result.kl[at + r] = values[2 * r];
+      result.logSumExpP[at + r] = values[2 * r + 1];
+      result.argmaxP[at + r] = indices[2 * r];
+      result.argmaxQ[at + r] = indices[2 * r + 1];
     }
     at += n;
   }

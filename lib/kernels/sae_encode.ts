@@ -222,10 +222,10 @@ export class SaeEncoder {
   }
 
   /**
-   * Encodes `rows` vectors and adds their statistics to `stats` (and their top activations to
-   * `examples`); `rowType[r]` is row r's token type index. Activations stay on the GPU; only
-   * [types, 9, d_sae] partials (and the lists) are read back, one submit per batch (per group of rows
-   * that one storage binding holds).
+   * Encodes `rows` vectors and adds their statistics to `stats` before it returns; their top
+   * activations reach `examples` at {@linkcode flush} (the lists are large: k per feature and type).
+   * `rowType[r]` is row r's token type index. Activations stay on the GPU; only [types, 9, d_sae]
+   * partials are read back, one submit per batch (per group of rows that one storage binding holds).
    */
   async encodeInto(
     x: Float32Array,
@@ -240,7 +240,7 @@ export class SaeEncoder {
       const n = Math.min(this.#groupRows, rows - from);
       const group = { rowType: rowType.subarray(from, from + n), firstRow: from, stats };
       await this.#enqueue(this.#upload(x, from, n), n, { ...group, examples: rowExamplesSlice(examples, from, n) });
-      await this.flush();
+      await this.#queue!.flush();
     }
   }
 

@@ -18,7 +18,7 @@ import { readModelShape, resolveModelDir } from "../hub.ts";
 import { modelIdentity, saeIdentity } from "../identity.ts";
 import { type Explanation, type ExplanationOptions, ExplanationSource, neuronpediaLink } from "../neuronpedia.ts";
 import { type CardExample, type DashboardData, type FeatureCard, writeDashboardPage } from "../report/dashboards.ts";
-import { type GraphDtype, loadTokenizer } from "../runtime.ts";
+import { type GraphDtype, loadTokenizer, type ModelHandle } from "../runtime.ts";
 import type { Sae } from "../sae/config.ts";
 import { createEncoder } from "../sae/encoder.ts";
 import { loadSae } from "../sae/load.ts";
@@ -72,11 +72,12 @@ export function chooseCards(tables: Record<DiffMetric, DiffRow[]>, n: number): C
 }
 
 /**
- * `sae` reduced to `features`, in that order: a ReLU or JumpReLU feature's activation depends on its
- * own column only, so the few shown features are encoded without the others. TopK picks among every
+ * `sae` reduced to `features`, in that order: a ReLU, JumpReLU or gated feature's activation depends
+ * on its own column only (a gated one's magnitude path too), so the few shown features are encoded
+ * without the others. TopK picks among every
  * pre-activation of a row, so it stays whole. Returns the SAE and each feature's column in it.
  */
-function featureSubset(sae: Sae, features: number[]): { sae: Sae; column: Map<number, number> } {
+export function featureSubset(sae: Sae, features: number[]): { sae: Sae; column: Map<number, number> } {
   const { dIn, dSae } = sae.config;
   if (sae.config.architecture === "topk") {
     return { sae, column: new Map(features.map((f) => [f, f])) };
@@ -95,6 +96,7 @@ function featureSubset(sae: Sae, features: number[]): { sae: Sae; column: Map<nu
       wDec,
       bDec: sae.bDec,
       threshold: pick(sae.threshold),
+      ...(sae.magnitude && { magnitude: { scale: pick(sae.magnitude.scale), bias: pick(sae.magnitude.bias) } }),
     },
     column: new Map(features.map((f, c) => [f, c])),
   };
@@ -118,10 +120,11 @@ async function tokenActivations(
   const features = [...new Set(requests.flatMap((r) => r.features))].sort((a, b) => a - b);
   if (!features.length) return requests.map(() => new Map());
   const { sae, column } = featureSubset(run.sae, features);
-  const handle = await loadForCapture(source, [run.layer], { device: run.device, dtype: run.dtype, log: run.log });
   const encoder = await createEncoder(sae, run.device, { log: run.log });
+  let handle: ModelHandle | undefined;
   const out: Map<number, number[]>[] = [];
   try {
+    handle = await loadForCapture(source, [run.layer], { device: run.device, dtype: run.dtype, log: run.log });
     const { dIn, dSae } = sae.config;
     const chunk = encodeRows(dSae);
     for (let start = 0; start < requests.length; start += run.batchSize) {
@@ -147,7 +150,7 @@ async function tokenActivations(
     }
   } finally {
     encoder.destroy();
-    await handle.dispose();
+    await handle?.dispose();
   }
   return out;
 }

@@ -129,6 +129,8 @@ export async function diffFingerprint(parts: {
   batchSize: number;
   maxLength: number;
   topExamples: number;
+  /** cpu or webgpu: their f32 results differ in the last bits, so their parts never mix. */
+  device: string;
 }): Promise<string> {
   const prompts = await promptsDigest(parts.prompts);
   return (await sha256Hex([JSON.stringify({ version: 1, ...parts, prompts })])).slice(0, 32);
@@ -166,10 +168,9 @@ export async function collectDiff(options: DiffRunOptions): Promise<DiffCollecti
     batchSize: options.batchSize,
     maxLength: options.maxLength,
     topExamples,
+    device: options.device,
   });
   const digest = await promptsDigest(options.prompts);
-  // The dashboards show the prompts of the top examples, which the lists name by index.
-  if (topExamples > 0) await writeRunPrompts(options.outDir, options.prompts);
   const shard = options.shard;
   const slice = shard ? options.prompts.slice(shard.start, shard.end) : options.prompts;
   const encoder = await createEncoder(sae, options.device, { log });
@@ -254,6 +255,9 @@ export async function collectDiff(options: DiffRunOptions): Promise<DiffCollecti
   } finally {
     encoder.destroy();
   }
+  // The dashboards show the prompts of the top examples, which the lists name by index. Written
+  // last, so a run that fails leaves an earlier run's prompts.json to that run's statistics.
+  if (topExamples > 0) await writeRunPrompts(options.outDir, options.prompts);
   return summary;
 }
 

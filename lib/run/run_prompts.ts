@@ -32,14 +32,22 @@ export function writeRunPrompts(dir: string, prompts: readonly string[]): Promis
  */
 export async function readRunPrompts(dir: string, digest: unknown, needs: string): Promise<string[]> {
   const path = runPromptsPath(dir);
-  const prompts = await Deno.readTextFile(path).then((text) => JSON.parse(text) as unknown, () => undefined);
+  const text = await Deno.readTextFile(path).catch(() => undefined);
+  let prompts: unknown;
+  try {
+    prompts = text === undefined ? undefined : JSON.parse(text);
+  } catch {
+    throw new UserError(
+      `${path} is not valid JSON (damaged?); it holds the prompts of the statistics in ${dir}: ${needs}`,
+    );
+  }
   const valid = Array.isArray(prompts) && prompts.every((p) => typeof p === "string");
-  if (!valid || await promptsDigest(prompts) !== digest) {
+  if (!valid || await promptsDigest(prompts as string[]) !== digest) {
     throw new UserError(
       `${path} ${
         prompts === undefined ? "is missing; it holds the prompts of" : "holds other prompts than"
       } the statistics in ${dir}: ${needs}`,
     );
   }
-  return prompts;
+  return prompts as string[];
 }

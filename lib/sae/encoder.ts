@@ -23,7 +23,8 @@ export interface FeatureEncoder {
   /**
    * Encodes `rows` vectors and adds their statistics to `stats`; `rowType[r]` is row r's token type.
    * With `examples`, each row's positive activations are also offered to its feature's top examples,
-   * as coming from prompt `examples.promptOfRow[r]`.
+   * as coming from prompt `examples.promptOfRow[r]`; they reach `examples` at the latest at
+   * {@linkcode FeatureEncoder.flush}.
    */
   encodeInto(
     x: Float32Array,

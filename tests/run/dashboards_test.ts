@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertMatch } from "../assert.ts";
+import { assert, assertClose, assertEquals, assertMatch } from "../assert.ts";
 import { tempDir } from "../temp.ts";
 import { fixtureDiffOptions } from "../helpers.ts";
 import { join } from "node:path";
@@ -7,7 +7,10 @@ import { readStats, writeStats } from "../../lib/collect.ts";
 import type { DiffRow } from "../../lib/diff.ts";
 import { UserError } from "../../lib/errors.ts";
 import type { DashboardData } from "../../lib/report/dashboards.ts";
-import { chooseCards } from "../../lib/run/dashboards.ts";
+import { chooseCards, featureSubset } from "../../lib/run/dashboards.ts";
+import { SeededRandom } from "../../lib/random.ts";
+import { createEncoder } from "../../lib/sae/encoder.ts";
+import { randomSae } from "../random_sae.ts";
 import { collectDiff, statsPath, writeDiffReport } from "../../lib/run/diff_run.ts";
 
 Deno.test("chooseCards: the first n rows per read position of each table, one card per feature and read position with all its ranks", () => {
@@ -111,7 +114,8 @@ Deno.test("the report's dashboards: every card's examples are the run's lists, e
     const saved = JSON.parse(await Deno.readTextFile(join(out, "prompts.json")));
     saved[0] = "another prompt";
     await Deno.writeTextFile(join(out, "prompts.json"), JSON.stringify(saved));
-    for (const tamper of [() => {}, () => Deno.remove(join(out, "prompts.json"))]) {
+    const damage = () => Deno.writeTextFile(join(out, "prompts.json"), '["trunc');
+    for (const tamper of [() => {}, damage, () => Deno.remove(join(out, "prompts.json"))]) {
       await tamper();
       const refused = await report({ baseUrl: "http://127.0.0.1:9", cacheDir }).then(
         () => undefined,
@@ -120,7 +124,7 @@ Deno.test("the report's dashboards: every card's examples are the run's lists, e
       assert(refused instanceof UserError && !refused.message.includes("\n"), String(refused));
       assertMatch(
         refused.message,
-        /prompts\.json (holds other prompts than|is missing; it holds the prompts of) the statistics/,
+        /prompts\.json (holds other prompts than|is missing; it holds the prompts of|is not valid JSON \(damaged\?\); it holds the prompts of) the statistics/,
       );
       assert(!(await Deno.readTextFile(join(out, "feature_increases.html"))).includes('href="features.html"'));
     }
@@ -136,3 +140,25 @@ async function dashboardData(dir: string): Promise<DashboardData> {
   const html = await Deno.readTextFile(join(dir, "features.html"));
   return JSON.parse(/^const data = (.*);$/m.exec(html)![1]);
 }
+
+Deno.test("featureSubset: the shown features of a ReLU (b_dec applied), JumpReLU and gated SAE encode as in the whole SAE", async () => {
+  const features = [41, 3, 17];
+  const x = new SeededRandom(9).normals(5 * 24);
+  for (const [architecture, applyBDec] of [["relu", true], ["jumprelu", false], ["gated", false]] as const) {
+    const whole = randomSae(24, 60, architecture, 4, applyBDec);
+    if (architecture === "gated") {
+      const r = new SeededRandom(6);
+      whole.magnitude = { scale: Float32Array.from(r.normals(60), (v) => Math.exp(0.3 * v)), bias: r.normals(60, 0.5) };
+    }
+    const { sae, column } = featureSubset(whole, features);
+    assertEquals(sae.config.dSae, 3);
+    const [a, b] = [await createEncoder(whole, "cpu"), await createEncoder(sae, "cpu")];
+    const [full, part] = [await a.encode(x, 5), await b.encode(x, 5)];
+    a.destroy();
+    b.destroy();
+    const expected = Array.from({ length: 5 }, (_, r) => features.map((f) => full[r * 60 + f])).flat();
+    const got = Array.from({ length: 5 }, (_, r) => features.map((f) => part[r * 3 + column.get(f)!])).flat();
+    assert(expected.some((v) => v > 0), `${architecture}: some shown feature fires`);
+    assertClose(got, expected, { rtol: 1e-5, atol: 1e-6, label: architecture });
+  }
+});
