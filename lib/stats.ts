@@ -43,6 +43,13 @@ export const METRICS = [
   "active_min",
 ] as const;
 
+/** How many of `rowType`'s rows are of each of `types` token types (what addPartials and addCounts take). */
+export function rowsPerType(rowType: ArrayLike<number>, types: number): Float64Array {
+  const counts = new Float64Array(types);
+  for (let r = 0; r < rowType.length; r++) counts[rowType[r]]++;
+  return counts;
+}
+
 /** Accumulated statistics over rows of feature activations, per token type. */
 export class FeatureStats {
   private constructor(

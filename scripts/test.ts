@@ -147,11 +147,16 @@ if (import.meta.main) {
       runs.forEach((run, i) => {
         const summary = parseSummary(run.output);
         passed += summary?.passed ?? 0;
-        // A process that ended without its summary (a crash, a failed type check) counts as a failure.
-        failed += summary ? summary.failed : 1;
-        if (!summary || (run.code !== 0 && !summary.failed)) {
-          console.log(`group ${i + 1} (${groups[i].join(", ")}) exited with code ${run.code} without a result`);
-          if (summary) failed++;
+        // A process that ended without a failed test to show for its failure (a crash, a failed type
+        // check, no summary at all) counts as one failure more.
+        const crashed = !summary || (run.code !== 0 && !summary.failed);
+        failed += (summary?.failed ?? 0) + (crashed ? 1 : 0);
+        if (crashed) {
+          console.log(
+            `group ${i + 1} (${groups[i].join(", ")}) exited with code ${run.code} and ${
+              summary ? "no failed test" : "no summary"
+            }`,
+          );
         }
       });
       if (values.record) {

@@ -16,7 +16,7 @@
 
 import type { Gpu } from "../gpu.ts";
 import type { Sae } from "../sae/config.ts";
-import type { FeatureStats } from "../stats.ts";
+import { type FeatureStats, rowsPerType } from "../stats.ts";
 import { type RowExamples, rowExamplesSlice, type TopExamples } from "../top_examples.ts";
 import { DEFAULT_QUEUE_BYTES, PartialsQueue } from "./feature_stats.ts";
 import { encodePrepareInput, NO_BAD_ROW, nonFiniteRow } from "./sae_input.ts";
@@ -297,8 +297,7 @@ export class SaeEncoder {
       // The work recorded so far waits: a flush submits its own encoder first.
       await queue.flush();
     }
-    const perType = new Float64Array(types);
-    for (const t of rowType) perType[t]++;
+    const perType = rowsPerType(rowType, types);
     const { out, temporary } = await this.#record(encoder, input, rows, { buffer: queue.bad, slot: queue.nextSlot });
     const rowTypes = storageBuffer(this.gpu, rowType);
     temporary.push(await queue.record(encoder, { features: out, rowTypes, rows, perType, firstRow }, stats));

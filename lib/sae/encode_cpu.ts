@@ -16,8 +16,7 @@
 import * as ort from "onnxruntime-node";
 import { GraphBuilder } from "../graph/builder.ts";
 import { DataType, encodeModel } from "../graph/onnx.ts";
-import { PARTIAL_ROWS } from "../stats.ts";
-import type { FeatureStats } from "../stats.ts";
+import { type FeatureStats, PARTIAL_ROWS, rowsPerType } from "../stats.ts";
 import type { RowExamples } from "../top_examples.ts";
 import type { Sae } from "./config.ts";
 import { encoderInput, type FeatureEncoder } from "./encoder.ts";
@@ -89,8 +88,7 @@ export class CpuSaeEncoder implements FeatureEncoder {
     const { dSae } = this.sae.config;
     const types = stats.tokenTypes.length;
     const f = await this.encode(x, rows);
-    const perType = new Float64Array(types);
-    for (const t of rowType) perType[t]++;
+    const perType = rowsPerType(rowType, types);
     stats.addPartials(statsPartials(f, rowType, rows, dSae, types), 0, dSae, perType);
     stats.addCounts(perType);
     examples?.examples.addRows(f, rows, rowType, examples.promptOfRow);
@@ -183,8 +181,7 @@ export function statsPartials(
   const out = new Float64Array(types * PARTIAL_ROWS * cols);
   const row = (t: number, a: number) => out.subarray((t * PARTIAL_ROWS + a) * cols, (t * PARTIAL_ROWS + a + 1) * cols);
   const views = Array.from({ length: types }, (_, t) => Array.from({ length: PARTIAL_ROWS }, (_, a) => row(t, a)));
-  const rowsOfType = new Float64Array(types);
-  for (const t of rowType.subarray(0, rows)) rowsOfType[t]++;
+  const rowsOfType = rowsPerType(rowType.subarray(0, rows), types);
   // Nonzero values per type and feature: fewer than the type's rows means a 0 was among them.
   const nonzero = Array.from({ length: types }, () => new Float64Array(cols));
   for (const v of views) {
