@@ -255,7 +255,9 @@ Deno.test("diff: a killed collection resumed with --resume writes identical stat
   // One device for all runs (webgpu and cpu residuals differ in the last bits): the CPU, the quicker here.
   // The GPU path's checkpoints and resume are held to the host path in tests/collect_test.ts. The
   // dashboards are checked elsewhere (they cost a second pass over the prompts); here only after the merge.
-  await diff(whole, ["--batch-size", "4", "--cards", "0"]);
+  // Batches of one prompt: on the CPU a batch of four takes a few milliseconds, too short a window
+  // to kill the run between two checkpoints; 32 checkpoints per model leave one wide enough.
+  await diff(whole, ["--batch-size", "1", "--cards", "0"]);
   const expected = await Promise.all(["base", "chat"].map((m) => Deno.readFile(join(whole, `stats_${m}.safetensors`))));
 
   const resumed = await tempDir("diff-resume-");
@@ -264,30 +266,34 @@ Deno.test("diff: a killed collection resumed with --resume writes identical stat
       "run",
       "-A",
       new URL("../../scripts/diff.ts", import.meta.url).pathname,
-      ...await args(resumed, ["--batch-size", "4", "--checkpoint-every", "1"]),
+      ...await args(resumed, ["--batch-size", "1", "--checkpoint-every", "1"]),
     ],
     stdout: "null",
     stderr: "null",
   }).spawn();
-  const checkpoint = join(resumed, "checkpoint_base.safetensors");
-  for (let i = 0; i < 600 && !(await Deno.stat(checkpoint).then(() => true, () => false)); i++) {
-    await new Promise((r) => setTimeout(r, 50));
+  const checkpoints = ["base", "chat"].map((m) => join(resumed, `checkpoint_${m}.safetensors`));
+  const checkpointed = async () =>
+    (await Promise.all(checkpoints.map((c) => Deno.stat(c).then(() => true, () => false)))).some(Boolean);
+  for (let i = 0; i < 6000 && !(await checkpointed()); i++) await new Promise((r) => setTimeout(r, 5));
+  try {
+    child.kill("SIGKILL");
+  } catch {
+    // It ended before the kill: the assertions below say so.
   }
-  child.kill("SIGKILL");
   await child.status;
-  assert(await Deno.stat(checkpoint).then(() => true, () => false), "killed after a checkpoint");
+  assert(await checkpointed(), "killed after a checkpoint");
   assert(
     !(await Deno.stat(join(resumed, "stats_chat.safetensors")).then(() => true, () => false)),
     "killed before the end",
   );
-  await diff(resumed, ["--batch-size", "4", "--checkpoint-every", "1", "--resume", "--cards", "0"]);
+  await diff(resumed, ["--batch-size", "1", "--checkpoint-every", "1", "--resume", "--cards", "0"]);
   for (const [i, m] of ["base", "chat"].entries()) {
     assertBytesEqual(await Deno.readFile(join(resumed, `stats_${m}.safetensors`)), expected[i], `${m} stats identical`);
   }
 
   const sharded = await tempDir("diff-shards-");
-  await diff(sharded, ["--batch-size", "4", "--shard", "0/2"]);
-  await diff(sharded, ["--batch-size", "4", "--shard", "1/2"]);
+  await diff(sharded, ["--batch-size", "1", "--shard", "0/2"]);
+  await diff(sharded, ["--batch-size", "1", "--shard", "1/2"]);
   // The merge writes the dashboards from the shards' files and prompts.json alone.
   await diff(sharded, ["--merge"]);
   for (const m of ["base", "chat"]) {
