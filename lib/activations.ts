@@ -8,7 +8,15 @@
 import type { PreparedPrompt, TokenType } from "./chat.ts";
 import { UserError } from "./errors.ts";
 import { residualOutputName } from "./graph/rewrite.ts";
-import { type Device, type GraphDtype, loadModel, type ModelHandle, type OrtTensor, transformers } from "./runtime.ts";
+import {
+  type Device,
+  type GraphDtype,
+  loadModel,
+  type ModelHandle,
+  type OrtTensor,
+  type ResolvedModel,
+  transformers,
+} from "./runtime.ts";
 
 /** Residuals of one batch: per layer a [batch, length, dModel] f32 array (right-padded). */
 export interface ResidualBatch {
@@ -23,7 +31,7 @@ export interface ResidualBatch {
 
 /** Loads `source` rewritten to output the residual stream at `layers` (-1 = embeddings). */
 export function loadForCapture(
-  source: string,
+  source: string | ResolvedModel,
   layers: number[],
   options: {
     device: Device;

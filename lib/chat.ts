@@ -1,5 +1,6 @@
 /**
- * Chat formatting with the model's own template, and what the toolkit needs to know per model family.
+ * Chat formatting with the model's own template, and the read positions that template implies (the turn
+ * headers are derived by rendering probe conversations, never looked up in a table of families).
  *
  * @module
  */
@@ -7,32 +8,10 @@
 import { UserError } from "./errors.ts";
 import type { ModelHandle } from "./runtime.ts";
 
-/** Architecture families the toolkit knows (chat format, header tokens). */
-export type Family = "llama" | "gemma2";
-
 /** One chat message, as Hugging Face chat templates take it. */
 export interface ChatMessage {
   role: "system" | "user" | "assistant";
   content: string;
-}
-
-/**
- * The chat family from config.json's `model_type` (Llama 3 and Gemma 2 are known). Gemma 3 writes
- * Gemma 2's turns (`<start_of_turn>model\n` ... `<end_of_turn>`), so it reads at the same headers.
- */
-export function familyOf(config: { model_type?: string | null }): Family {
-  switch (config.model_type) {
-    case "llama":
-      return "llama";
-    case "gemma2":
-    case "gemma3_text":
-    case "gemma3":
-      return "gemma2";
-    default:
-      throw new UserError(
-        `unsupported model_type "${config.model_type}": this toolkit knows Llama 3 (llama) and Gemma 2 and 3 (gemma2, gemma3_text) chat formats`,
-      );
-  }
 }
 
 /** Renders `messages` with the tokenizer's chat template; `generationPrompt` appends the assistant header. */
@@ -41,6 +20,11 @@ export function renderChat(
   messages: ChatMessage[],
   options: { generationPrompt?: boolean } = {},
 ): string {
+  if (!handle.tokenizer.chat_template) {
+    throw new UserError(
+      `${handle.source} has no chat template (its tokenizer_config.json has no chat_template): pass --raw to read prompts as plain text, or use a chat model's template`,
+    );
+  }
   try {
     return handle.tokenizer.apply_chat_template(messages, {
       add_generation_prompt: options.generationPrompt ?? true,
@@ -62,21 +46,6 @@ export const TOKEN_TYPES = ["asst", "endheader", "newline"] as const;
 /** One read position. */
 export type TokenType = typeof TOKEN_TYPES[number];
 
-/**
- * Position = first header match + header length + offset (the upstream library's rule). Llama 3:
- * `asst` is the "assistant" token, `endheader` `<|end_header_id|>`, `newline` the "\n\n" after it.
- */
-export const TOKEN_TYPE_OFFSETS: Record<TokenType, number> = { asst: -2, endheader: -1, newline: 0 };
-
-/**
- * The assistant header per family. Gemma's header already ends in "\n", so there `endheader` is that
- * "\n" and `newline` (the token after the header) clamps to it at the end of a generation prompt.
- */
-export const ASSISTANT_HEADER: Record<Family, string> = {
-  llama: "<|start_header_id|>assistant<|end_header_id|>",
-  gemma2: "<start_of_turn>model\n",
-};
-
 /** Parses a comma-separated list of token types. */
 export function parseTokenTypes(value: string): TokenType[] {
   const types = value.split(",").map((s) => s.trim());
@@ -88,22 +57,120 @@ export function parseTokenTypes(value: string): TokenType[] {
   return types as TokenType[];
 }
 
-/** The user turn's header per family (what opens the turn after the prompt in the role swap). */
-export const USER_HEADER: Record<Family, string> = {
-  llama: "<|start_header_id|>user<|end_header_id|>",
-  gemma2: "<start_of_turn>user\n",
-};
-
-/** The assistant header's token ids for a loaded model. */
-export function assistantHeaderIds(handle: Pick<ModelHandle, "tokenizer" | "config">): number[] {
-  return headerIds(handle, "assistant");
+/**
+ * A turn header as the read positions use it: the tokens to find, and where each token type sits
+ * relative to them (position = match start + `ids.length` + offset, the upstream library's rule).
+ */
+export interface TurnHeader {
+  ids: number[];
+  offsets: Record<TokenType, number>;
 }
 
-/** The token ids of a role's turn header for a loaded model. */
-export function headerIds(handle: Pick<ModelHandle, "tokenizer" | "config">, role: "assistant" | "user"): number[] {
-  const family = familyOf(handle.config);
-  const text = role === "assistant" ? ASSISTANT_HEADER[family] : USER_HEADER[family];
-  return handle.tokenizer.encode(text, { add_special_tokens: false });
+/**
+ * What a model's own chat template says about its turns, found by rendering probe conversations
+ * with it (nothing here is a table of families).
+ */
+export interface ChatFormat {
+  /** The header that opens the assistant's reply: what the generation prompt adds. */
+  assistant: TurnHeader;
+  /** The header that opens a user turn after an assistant turn (the role swap reads after it). */
+  user: TurnHeader;
+  /** The token that closes an assistant turn (`<|eot_id|>`, `<end_of_turn>`, `<|im_end|>`, `</s>`), if any. */
+  endOfTurn: number[];
+}
+
+/** Probe contents: plain words that no template rewrites and that end at a token boundary. */
+const USER_PROBE = "Hello.";
+const REPLY_PROBE = "Hi there.";
+
+function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
+  let n = 0;
+  while (n < a.length && n < b.length && a[n] === b[n]) n++;
+  return n;
+}
+
+/**
+ * The tokens of rendered `text` after its first `prefixLength` characters, tokenized in place: the
+ * tokens of the whole text past those it shares with the prefix alone (a token that straddles the
+ * boundary counts as after it).
+ */
+function tokensAfter(handle: Pick<ModelHandle, "tokenizer">, text: string, prefixLength: number): number[] {
+  const all = tokenizeRendered(handle, text);
+  return all.slice(commonPrefixLength(all, tokenizeRendered(handle, text.slice(0, prefixLength))));
+}
+
+/**
+ * The read positions in a turn header's tokens: `asst` is the role-name token (the last non-special
+ * token with a letter: "assistant", "model"), the header ends at the last special token after it
+ * (Llama 3's `<|end_header_id|>`, whose "\n\n" is then `newline`) or else with the added tokens
+ * (Gemma's and ChatML's "\n", after which `newline` clamps to the end of a generation prompt). A
+ * header with no role name (Mistral's `[/INST]` as SentencePiece pieces has "INST") reads its last
+ * word-like token as `asst`.
+ */
+function turnHeader(handle: Pick<ModelHandle, "tokenizer">, added: readonly number[]): TurnHeader {
+  const special = (id: number) => handle.tokenizer.decode([id], { skip_special_tokens: true }) === "";
+  const wordLike = (id: number) => !special(id) && /\p{L}/u.test(handle.tokenizer.decode([id]));
+  let role = added.findLastIndex(wordLike);
+  let end = added.length - 1;
+  if (role >= 0) {
+    const closing = added.findLastIndex((id, i) => i > role && special(id));
+    if (closing >= 0) end = closing;
+  } else {
+    role = end;
+  }
+  const ids = added.slice(0, end + 1);
+  return { ids, offsets: { asst: role - ids.length, endheader: -1, newline: 0 } };
+}
+
+const formats = new WeakMap<object, ChatFormat>();
+
+/**
+ * The chat format of a model, derived from its chat template: the assistant header is what the
+ * generation prompt adds to a rendered user turn (or, where it adds nothing, as in Mistral-Instruct's
+ * `[INST] … [/INST]`, what closes the user turn); the user header is what opens a user turn after an
+ * assistant turn, less the text that closes the assistant turn (the end of turn).
+ */
+export function chatFormat(handle: Pick<ModelHandle, "tokenizer" | "source">): ChatFormat {
+  const cached = formats.get(handle.tokenizer);
+  if (cached) return cached;
+  const user = { role: "user", content: USER_PROBE } as const;
+  const reply = { role: "assistant", content: REPLY_PROBE } as const;
+  const prompted = renderChat(handle, [user], { generationPrompt: true });
+  const plain = renderChat(handle, [user], { generationPrompt: false });
+  const contentEnd = (text: string, probe: string) => {
+    const at = text.lastIndexOf(probe);
+    if (at < 0) throw new UserError(`the chat template of ${handle.source} drops message content`);
+    return at + probe.length;
+  };
+  const assistantAdded = prompted.length > plain.length && prompted.startsWith(plain)
+    ? tokensAfter(handle, prompted, plain.length)
+    : tokensAfter(handle, prompted, contentEnd(prompted, USER_PROBE));
+  if (assistantAdded.length === 0) {
+    throw new UserError(
+      `the chat template of ${handle.source} marks no assistant turn after a user message, so there is no header to read at: pass --raw`,
+    );
+  }
+  // The end of an assistant turn, then the user header after it.
+  const replied = renderChat(handle, [user, reply], { generationPrompt: false });
+  const turnEnd = replied.slice(contentEnd(replied, REPLY_PROBE));
+  const reopened = renderOpenTurn(handle, [user, reply]);
+  const between = reopened.slice(contentEnd(reopened, REPLY_PROBE));
+  const userStart = reopened.length - between.length + (between.startsWith(turnEnd) ? turnEnd.length : 0);
+  const format: ChatFormat = {
+    assistant: turnHeader(handle, assistantAdded),
+    user: turnHeader(handle, tokensAfter(handle, reopened, userStart)),
+    endOfTurn: tokensAfter(handle, replied, contentEnd(replied, REPLY_PROBE)).slice(0, 1),
+  };
+  formats.set(handle.tokenizer, format);
+  return format;
+}
+
+/** The header of `role`'s turn for a loaded model. */
+export function turnHeaderOf(
+  handle: Pick<ModelHandle, "tokenizer" | "source">,
+  role: "assistant" | "user",
+): TurnHeader {
+  return chatFormat(handle)[role];
 }
 
 /**
@@ -149,14 +216,14 @@ export function findSubsequence(
  */
 export function readPositions(
   ids: readonly number[],
-  header: readonly number[],
+  header: TurnHeader | undefined,
   types: readonly TokenType[],
   occurrence: "first" | "last" = "first",
 ): ReadPositions {
-  const start = findSubsequence(ids, header, occurrence);
-  if (start < 0) return { positions: types.map(() => ids.length - 1), headerFound: false };
+  const start = header ? findSubsequence(ids, header.ids, occurrence) : -1;
+  if (!header || start < 0) return { positions: types.map(() => ids.length - 1), headerFound: false };
   const positions = types.map((type) =>
-    Math.min(ids.length - 1, Math.max(0, start + header.length + TOKEN_TYPE_OFFSETS[type]))
+    Math.min(ids.length - 1, Math.max(0, start + header.ids.length + header.offsets[type]))
   );
   return { positions, headerFound: true };
 }
@@ -184,7 +251,10 @@ export interface PreparedPrompt {
 
 /** Options of {@linkcode preparePrompts}. */
 export interface PrepareOptions {
-  /** Tokenize the prompt as is, without the chat template. */
+  /**
+   * Tokenize the prompt as is, without the chat template (read positions then follow a header only
+   * where the text already holds one, and the model has a template to say what one looks like).
+   */
   raw?: boolean;
   /** How to render a prompt (default: a user turn plus the generation prompt). */
   render?: (prompt: string) => string;
@@ -204,15 +274,17 @@ export function preparePrompts(
   options: PrepareOptions = {},
 ): PreparedPrompt[] {
   const rule = options.header ?? NORMAL_HEADER;
-  const header = headerIds(handle, rule.role);
   const types = options.types ?? [];
+  const header = options.raw && (types.length === 0 || !handle.tokenizer.chat_template)
+    ? undefined
+    : turnHeaderOf(handle, rule.role);
   return prompts.map((prompt) => {
     const text = options.raw ? prompt : options.render ? options.render(prompt) : renderNormal(handle, prompt);
     const all = options.raw
       ? handle.tokenizer.encode(text, { add_special_tokens: true })
       : tokenizeRendered(handle, text);
     const { ids, truncated } = options.maxLength
-      ? truncateIds(all, options.maxLength, options.raw ? 0 : header.length + 1)
+      ? truncateIds(all, options.maxLength, options.raw || !header ? 0 : header.ids.length + 1)
       : { ids: all, truncated: false };
     const { positions, headerFound } = readPositions(ids, header, types, rule.occurrence);
     return { prompt, text, ids, positions, headerFound, truncated };
@@ -228,11 +300,14 @@ const OPEN_TURN_SENTINEL = "\u2063OPEN_TURN\u2063";
  * its content empty) so the model continues as the user would.
  */
 export function renderSwapped(handle: Pick<ModelHandle, "tokenizer" | "source">, prompt: string): string {
-  const text = renderChat(handle, [
-    { role: "user", content: "Hello." },
-    { role: "assistant", content: prompt },
-    { role: "user", content: OPEN_TURN_SENTINEL },
-  ], { generationPrompt: false });
+  return renderOpenTurn(handle, [{ role: "user", content: "Hello." }, { role: "assistant", content: prompt }]);
+}
+
+/** `messages` rendered by the model's template, then a user turn opened: its header, no content. */
+function renderOpenTurn(handle: Pick<ModelHandle, "tokenizer" | "source">, messages: ChatMessage[]): string {
+  const text = renderChat(handle, [...messages, { role: "user", content: OPEN_TURN_SENTINEL }], {
+    generationPrompt: false,
+  });
   const cut = text.indexOf(OPEN_TURN_SENTINEL);
   if (cut < 0) {
     throw new UserError(`the chat template of ${handle.source} drops message content; cannot build the role swap`);
@@ -245,11 +320,14 @@ export function renderNormal(handle: Pick<ModelHandle, "tokenizer" | "source">, 
   return renderChat(handle, [{ role: "user", content: prompt }]);
 }
 
-/** The token that ends a turn, per family (steering suppresses it so responses run their full length). */
-export const END_OF_TURN: Record<Family, string> = { llama: "<|eot_id|>", gemma2: "<end_of_turn>" };
-
-/** Ids of "\n\n" and the end-of-turn token: what the notebook's steering suppresses. */
-export function steeringSuppressedIds(handle: Pick<ModelHandle, "tokenizer" | "config">): number[] {
-  const encode = (text: string) => handle.tokenizer.encode(text, { add_special_tokens: false });
-  return [...encode("\n\n").slice(0, 1), ...encode(END_OF_TURN[familyOf(handle.config)])];
+/**
+ * Ids of "\n\n" and the token that ends an assistant turn (from the template; the tokenizer's EOS
+ * where the template writes none): what the notebook's steering suppresses so responses run their
+ * full length.
+ */
+export function steeringSuppressedIds(handle: Pick<ModelHandle, "tokenizer" | "source">): number[] {
+  const newline = handle.tokenizer.encode("\n\n", { add_special_tokens: false }).slice(0, 1);
+  const end = chatFormat(handle).endOfTurn;
+  const eos = handle.tokenizer.eos_token_id;
+  return [...newline, ...(end.length ? end : typeof eos === "number" ? [eos] : [])];
 }

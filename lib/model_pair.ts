@@ -8,10 +8,9 @@
 
 import { join } from "node:path";
 import { UserError } from "./errors.ts";
-import { resolveModelDir } from "./hub.ts";
 import { sha256Hex } from "./identity.ts";
 import type { TokenType } from "./chat.ts";
-import { type Device, type GraphDtype, graphDtype } from "./runtime.ts";
+import { type Device, type GraphDtype, type ResolvedModel, resolveModel } from "./runtime.ts";
 
 interface Summary {
   model_type: string;
@@ -77,15 +76,14 @@ export interface PairRunOptions {
 export async function resolveModelPair(
   options: Pick<PairRunOptions, "base" | "chat" | "device" | "dtype" | "allowMismatch">,
   needs: string,
-): Promise<{ baseDir: string; chatDir: string; dtype: GraphDtype }> {
-  const dtype = await graphDtype(options.device, options.dtype);
-  const baseDir = await resolveModelDir(options.base, { dtype });
-  const chatDir = await resolveModelDir(options.chat, { dtype });
-  const mismatch = await describePairMismatch(baseDir, chatDir);
+): Promise<{ base: ResolvedModel; chat: ResolvedModel; baseDir: string; chatDir: string; dtype: GraphDtype }> {
+  const base = await resolveModel(options.base, options);
+  const chat = await resolveModel(options.chat, options);
+  const mismatch = await describePairMismatch(base.dir, chat.dir);
   if (mismatch && !options.allowMismatch) {
     throw new UserError(
       `the base and chat models differ (${mismatch}): ${needs}; pass --allow-mismatch if this is deliberate`,
     );
   }
-  return { baseDir, chatDir, dtype };
+  return { base, chat, baseDir: base.dir, chatDir: chat.dir, dtype: base.dtype };
 }

@@ -24,7 +24,7 @@ import type { ResidualMap } from "./graph/residuals.ts";
 import type { RewriteSpec } from "./graph/rewrite.ts";
 import { resolveModelDir } from "./hub.ts";
 import type { GraphDtype } from "./models/decoder_graph.ts";
-import { fileIdentity } from "./identity.ts";
+import { fileIdentity, type ModelIdentity, modelIdentity } from "./identity.ts";
 
 import type { Device } from "./device.ts";
 export { type Device, DEVICES } from "./device.ts";
@@ -161,6 +161,31 @@ async function tokenizerOf(dir: string): Promise<Transformers.PreTrainedTokenize
   return await tokenizer;
 }
 
+/**
+ * A model source resolved once: what the user passed, the local directory that will run (a
+ * checkpoint's graph built at `dtype`) and that directory's identity, so nothing resolves or hashes
+ * the same model twice in one run.
+ */
+export interface ResolvedModel {
+  source: string;
+  dir: string;
+  dtype: GraphDtype;
+  identity: ModelIdentity;
+}
+
+/**
+ * Resolves `source` (a directory or a hub id) for `device`: a checkpoint is checked (config, tensors)
+ * before its graph is built, and an unsupported model refused in one line before any conversion.
+ */
+export async function resolveModel(
+  source: string,
+  options: { device: Device; dtype?: GraphDtype },
+): Promise<ResolvedModel> {
+  const dtype = await graphDtype(options.device, options.dtype);
+  const dir = await resolveModelDir(source, { dtype });
+  return { source, dir, dtype, identity: await modelIdentity(dir) };
+}
+
 /** Options of {@linkcode loadModel}. */
 export interface LoadOptions {
   device: Device;
@@ -189,16 +214,25 @@ export function ortTensor(
   return device === "webgpu" ? new ortWeb.Tensor(type, data, dims) : new ortNode.Tensor(type, data, dims);
 }
 
-/** Loads a causal LM with its tokenizer from a local directory or a hub id, on `device`. */
-export async function loadModel(source: string, options: LoadOptions): Promise<ModelHandle> {
-  const modelFileName = options.modelFileName ?? "model";
-  const dtype = await graphDtype(options.device, options.dtype);
-  const localDir = await resolveModelDir(source, { modelFileName, dtype });
+/**
+ * Loads a causal LM with its tokenizer on `device`: from a local directory or a hub id, or from a
+ * model {@linkcode resolveModel} already resolved (its directory and identity are used as they are).
+ */
+export async function loadModel(model: string | ResolvedModel, options: LoadOptions): Promise<ModelHandle> {
+  const resolved = typeof model === "string" ? undefined : model;
+  const source = typeof model === "string" ? model : model.source;
+  const modelFileName = resolved ? "model" : options.modelFileName ?? "model";
+  const localDir = resolved?.dir ??
+    await resolveModelDir(source, { modelFileName, dtype: await graphDtype(options.device, options.dtype) });
   let dir = localDir;
   let fileName = modelFileName;
   let residuals: ResidualMap | undefined;
   if (options.rewrite) {
-    ({ dir, residuals } = await rewrittenModel(localDir, options.rewrite, { modelFileName, log: options.log }));
+    ({ dir, residuals } = await rewrittenModel(localDir, options.rewrite, {
+      modelFileName,
+      identity: resolved?.identity,
+      log: options.log,
+    }));
     fileName = "model";
   }
   if (options.device === "webgpu") await acquireGpu({ log: options.log });

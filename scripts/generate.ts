@@ -3,7 +3,7 @@
  * WebGPU or CPU. Without --model it runs the built-in demo on the generated tiny models.
  */
 
-import { familyOf, renderChat, tokenizeRendered } from "../lib/chat.ts";
+import { renderChat, tokenizeRendered } from "../lib/chat.ts";
 import { parseFlags, positiveInt } from "../lib/cli.ts";
 import { GENERATE } from "../lib/commands.ts";
 import { runMain } from "../lib/errors.ts";
@@ -28,7 +28,7 @@ await runMain(async () => {
     const started = performance.now();
     const ids = await generateGreedy(handle, promptIds, maxNewTokens);
     const seconds = (performance.now() - started) / 1000;
-    console.log(`\n${source} (${familyOf(handle.config)}, ${device}): ${promptIds.length} prompt tokens`);
+    console.log(`\n${source} (${handle.config.model_type}, ${device}): ${promptIds.length} prompt tokens`);
     console.log(`prompt: ${JSON.stringify(text)}`);
     console.log(`generated ${ids.length} tokens in ${seconds.toFixed(2)} s: ${ids.join(" ")}`);
     console.log(`text: ${JSON.stringify(handle.tokenizer.decode(ids))}`);

@@ -3,7 +3,8 @@
  * reference SAE encoder: the independent result the diff pipeline is compared against.
  */
 
-import { readPositions, type TokenType } from "../lib/chat.ts";
+import { readPositions, type TokenType, type TurnHeader } from "../lib/chat.ts";
+import type { ModelHandle } from "../lib/runtime.ts";
 import type { DecoderConfig } from "../lib/fixtures/spec.ts";
 import { referenceForward } from "../lib/fixtures/reference.ts";
 import { referenceEncode, type ReferenceSae } from "../lib/fixtures/sae_reference.ts";
@@ -26,6 +27,19 @@ export function referenceResiduals(
 }
 
 /**
+ * The assistant header as the seed notebook writes it out per family, independent of the header the
+ * toolkit derives from the chat template: the literal text, tokenized, with the notebook's offsets
+ * (`asst` -2, `endheader` -1, `newline` 0 from the end of the header).
+ */
+export function notebookHeader(handle: Pick<ModelHandle, "tokenizer">, family: "llama" | "gemma2"): TurnHeader {
+  const text = family === "llama" ? "<|start_header_id|>assistant<|end_header_id|>" : "<start_of_turn>model\n";
+  return {
+    ids: handle.tokenizer.encode(text, { add_special_tokens: false }),
+    offsets: { asst: -2, endheader: -1, newline: 0 },
+  };
+}
+
+/**
  * Feature activations [prompt][feature] at each token type, from the f64 references: `residuals` as
  * {@linkcode referenceResiduals} gives them for `sequences`.
  */
@@ -33,7 +47,7 @@ export function referenceActivations(
   residuals: Float64Array[][],
   sequences: number[][],
   sae: ReferenceSae,
-  header: number[],
+  header: TurnHeader,
   types: readonly TokenType[],
 ): Map<TokenType, Float64Array[]> {
   const out = new Map<TokenType, Float64Array[]>(types.map((t) => [t, []]));

@@ -72,11 +72,12 @@ export async function rewriteKey(model: string, spec: RewriteSpec, code: string)
 export async function rewrittenModel(
   sourceDir: string,
   spec: RewriteSpec,
-  options: { modelFileName?: string; log?: (line: string) => void } = {},
+  options: { modelFileName?: string; identity?: ModelIdentity; log?: (line: string) => void } = {},
 ): Promise<RewrittenModel> {
   const fileName = options.modelFileName ?? "model";
   const graphPath = join(sourceDir, "onnx", `${fileName}.onnx`);
-  const identity = await modelIdentity(sourceDir, fileName);
+  // The caller's identity of this very directory and graph, when it has one (see ResolvedModel).
+  const identity = options.identity ?? await modelIdentity(sourceDir, fileName);
   const key = await rewriteKey(identity.local, spec, await rewriteCodeDigest());
   const dir = join(rewriteCacheRoot(), key);
   const stampPath = join(dir, "rewrite.json");

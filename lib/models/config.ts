@@ -60,7 +60,7 @@ export interface DecoderConfig {
    * layers use `ropeTheta` and `ropeScaling`.
    */
   localRopeTheta?: number;
-  /** Gemma 3: the dtype config.json declares (`torch_dtype`), which the embedding scale is rounded to. */
+  /** Gemma 3: the dtype config.json declares (`torch_dtype` or `dtype`), which the embedding scale is rounded to. */
   torchDtype?: TorchDtype;
 }
 
@@ -113,8 +113,15 @@ function need(config: Record<string, unknown>, key: string, where: string): numb
 
 function parseRopeScaling(raw: unknown, where: string): RopeScaling | undefined {
   if (raw === null || raw === undefined) return undefined;
+  if (typeof raw !== "object") throw new UserError(`${where} has a rope_scaling that is not an object`);
   const scaling = raw as Record<string, unknown>;
-  const type = String(scaling.rope_type ?? scaling.type ?? "");
+  const partial = scaling.partial_rotary_factor;
+  if (partial !== undefined && partial !== null && partial !== 1) {
+    throw new UserError(
+      `${where} rotates part of each head (partial_rotary_factor ${partial}), which this toolkit does not implement`,
+    );
+  }
+  const type = String(scaling.rope_type ?? scaling.type ?? "default");
   if (type === "default") return undefined;
   if (type === "linear") return { type, factor: need(scaling, "factor", `${where} rope_scaling`) };
   if (type === "llama3") {
@@ -130,6 +137,53 @@ function parseRopeScaling(raw: unknown, where: string): RopeScaling | undefined 
   throw new UserError(
     `${where} uses rope_scaling type "${type}", which this toolkit does not implement (supported: default, linear, llama3)`,
   );
+}
+
+/**
+ * transformers' default RoPE base where a config names none: `RotaryEmbeddingConfigMixin.default_theta`
+ * (modeling_rope_utils.py, transformers 5), the same 10000.0 that transformers 4's LlamaConfig,
+ * MistralConfig, Qwen2Config, Qwen3Config and Gemma2Config default `rope_theta` to.
+ */
+const DEFAULT_ROPE_THETA = 10000;
+
+/** The names transformers 5 nests per-layer-type RoPE settings under (`layer_types` values). */
+const LAYER_TYPES = new Set(["full_attention", "sliding_attention"]);
+
+/**
+ * The RoPE of a family with one rotary embedding, from either config layout. transformers 4 writes
+ * `rope_theta` and `rope_scaling`; transformers 5 writes only `rope_parameters` (`rope_theta`,
+ * `rope_type` and the type's parameters). Precedence as `convert_rope_params_to_dict`
+ * (modeling_rope_utils.py): a non-empty `rope_scaling` over `rope_parameters`; `rope_theta` from
+ * that dict, else the top-level field, else the default.
+ */
+function singleRope(config: Record<string, unknown>, where: string): Pick<DecoderConfig, "ropeTheta" | "ropeScaling"> {
+  const raw = (config.rope_scaling || config.rope_parameters || null) as Record<string, unknown> | null;
+  let params = raw;
+  if (params && typeof params === "object" && Object.keys(params).some((k) => LAYER_TYPES.has(k))) {
+    // A per-layer-type dict on a model with one rotary embedding: honourable only when every entry agrees.
+    const entries = Object.values(params).map((v) => JSON.stringify(v));
+    if (new Set(entries).size !== 1) {
+      throw new UserError(
+        `${where} gives different rope_parameters per layer type, which ${config.model_type} models do not implement`,
+      );
+    }
+    params = Object.values(params)[0] as Record<string, unknown>;
+  }
+  const theta = params?.rope_theta ?? config.rope_theta ?? DEFAULT_ROPE_THETA;
+  if (typeof theta !== "number" || !Number.isFinite(theta) || theta <= 0) {
+    throw new UserError(`${where} has a rope_theta that is not a positive number`);
+  }
+  return { ropeTheta: theta, ropeScaling: parseRopeScaling(params, where) };
+}
+
+/** The dtype a config declares (`torch_dtype` in transformers 4, `dtype` in 5), float32 when absent. */
+function declaredDtype(sources: Record<string, unknown>[], where: string): TorchDtype {
+  const found = sources.map((s) => s.torch_dtype ?? s.dtype).find((v) => v !== undefined && v !== null);
+  const dtype = String(found ?? "float32");
+  if (dtype !== "float32" && dtype !== "float16" && dtype !== "bfloat16") {
+    throw new UserError(`${where} declares torch_dtype "${dtype}"; expected float32, float16 or bfloat16`);
+  }
+  return dtype;
 }
 
 /** The sliding-window layers of a config, or undefined when attention is global everywhere. */
@@ -149,7 +203,9 @@ function parseSlidingWindow(
   const size = config.sliding_window;
   if (size === null || size === undefined || family === "llama") return undefined;
   if (typeof size !== "number") throw new UserError(`${where} has a non-numeric sliding_window`);
-  const types = config.layer_types as string[] | undefined;
+  // transformers' Mistral ignores layer_types (configuration_mistral.py only warns "Detected Mistral model
+  // with layer_types"; MistralAttention windows every layer with config.sliding_window): so do we.
+  const types = family === "mistral" ? undefined : config.layer_types as string[] | undefined;
   const all = Array.from({ length: layers }, (_, l) => l);
   if (types) return { size, layers: all.filter((l) => types[l] === "sliding_attention") };
   // Gemma 2 (configuration_gemma2.py): sliding attention on layers 0, 2, 4, ...; Mistral: every layer.
@@ -257,10 +313,7 @@ function gemma3ConfigFromHf(config: Record<string, unknown>, where: string): Dec
     throw new UserError(`${at} has layer_types that are not ${numLayers} of "sliding_attention" / "full_attention"`);
   }
   const softcap = (key: string) => (text[key] === null ? undefined : need(text, key, at));
-  const dtype = String(text.torch_dtype ?? text.dtype ?? config.torch_dtype ?? config.dtype ?? "float32");
-  if (dtype !== "float32" && dtype !== "float16" && dtype !== "bfloat16") {
-    throw new UserError(`${where} declares torch_dtype "${dtype}"; expected float32, float16 or bfloat16`);
-  }
+  const dtype = declaredDtype([text, config], where);
   const tie = text.tie_word_embeddings ?? config.tie_word_embeddings ?? true;
   return {
     family: "gemma3",
@@ -275,7 +328,8 @@ function gemma3ConfigFromHf(config: Record<string, unknown>, where: string): Dec
     ...gemma3Rope(text, at),
     qkNorm: true,
     queryPreAttnScalar: need(text, "query_pre_attn_scalar", at),
-    attnLogitSoftcap: softcap("attn_logit_softcapping"),
+    // attn_logit_softcapping is read into Gemma3Attention but never passed to the attention function
+    // (modeling_gemma3.py, Gemma3Attention.forward): transformers does not apply it, so neither do we.
     finalLogitSoftcap: softcap("final_logit_softcapping"),
     slidingWindow: {
       size: need(text, "sliding_window", at),
@@ -308,6 +362,7 @@ export function decoderConfigFromHf(config: Record<string, unknown>, where: stri
     throw new UserError(`${where} uses activation "${act}"; ${family} is built with ${expectedAct} only`);
   }
   const gemma = family === "gemma2";
+  declaredDtype([config], where); // only Gemma 3's forward depends on it, but a wrong one is refused for all
   if ((family === "llama" || family === "mistral") && (config.attention_bias === true || config.mlp_bias === true)) {
     throw new UserError(
       `${where} sets attention_bias or mlp_bias, which this toolkit does not implement for ${family}`,
@@ -323,8 +378,7 @@ export function decoderConfigFromHf(config: Record<string, unknown>, where: stri
     numKvHeads: typeof config.num_key_value_heads === "number" ? config.num_key_value_heads : numHeads,
     headDim: typeof config.head_dim === "number" ? config.head_dim : hiddenSize / numHeads,
     rmsNormEps: need(config, "rms_norm_eps", where),
-    ropeTheta: typeof config.rope_theta === "number" ? config.rope_theta : 10000,
-    ropeScaling: parseRopeScaling(config.rope_scaling, where),
+    ...singleRope(config, where),
     attentionBias: family === "qwen2",
     qkNorm: family === "qwen3",
     queryPreAttnScalar: gemma ? need(config, "query_pre_attn_scalar", where) : undefined,
@@ -344,10 +398,39 @@ const ARCHITECTURE_CLASSES: Record<Architecture, string> = {
   gemma3: "Gemma3ForCausalLM",
 };
 
-/** The Hugging Face `config.json` fields of `config` (what {@linkcode decoderConfigFromHf} reads back). */
-export function hfConfigOf(config: DecoderConfig): Record<string, unknown> {
+/**
+ * How transformers saved a config.json: 4 writes `rope_theta` + `rope_scaling` and `torch_dtype`;
+ * 5 writes `rope_parameters` (per layer type for Gemma 3) and `dtype`.
+ */
+export type ConfigLayout = 4 | 5;
+
+/** The `rope_parameters` dict of transformers 5 for a RoPE base and scaling. */
+function ropeParameters(theta: number, scaling: RopeScaling | undefined): Record<string, unknown> {
+  return { rope_theta: theta, ...(ropeScalingFields(scaling) ?? { rope_type: "default" }) };
+}
+
+/** transformers' `rope_scaling` fields of a scaling, or null. */
+function ropeScalingFields(scaling: RopeScaling | undefined): Record<string, unknown> | null {
+  if (!scaling) return null;
+  if (scaling.type === "linear") return { rope_type: "linear", factor: scaling.factor };
+  return {
+    rope_type: "llama3",
+    factor: scaling.factor,
+    low_freq_factor: scaling.lowFreqFactor,
+    high_freq_factor: scaling.highFreqFactor,
+    original_max_position_embeddings: scaling.originalMaxPositions,
+  };
+}
+
+/**
+ * The Hugging Face `config.json` fields of `config` (what {@linkcode decoderConfigFromHf} reads back),
+ * as transformers `layout` (default 4) saves them.
+ */
+export function hfConfigOf(config: DecoderConfig, layout: ConfigLayout = 4): Record<string, unknown> {
   const gemma = config.family === "gemma2" || config.family === "gemma3";
-  const scaling = config.ropeScaling;
+  const rope = layout === 4
+    ? { rope_theta: config.ropeTheta, rope_scaling: ropeScalingFields(config.ropeScaling) }
+    : { rope_parameters: ropeParameters(config.ropeTheta, config.ropeScaling) };
   return {
     architectures: [ARCHITECTURE_CLASSES[config.family]],
     model_type: config.family,
@@ -359,18 +442,7 @@ export function hfConfigOf(config: DecoderConfig): Record<string, unknown> {
     num_key_value_heads: config.numKvHeads,
     head_dim: config.headDim,
     rms_norm_eps: config.rmsNormEps,
-    rope_theta: config.ropeTheta,
-    rope_scaling: scaling?.type === "llama3"
-      ? {
-        rope_type: "llama3",
-        factor: scaling.factor,
-        low_freq_factor: scaling.lowFreqFactor,
-        high_freq_factor: scaling.highFreqFactor,
-        original_max_position_embeddings: scaling.originalMaxPositions,
-      }
-      : scaling
-      ? { rope_type: "linear", factor: scaling.factor }
-      : null,
+    ...rope,
     max_position_embeddings: 8192,
     tie_word_embeddings: config.tieWordEmbeddings ?? gemma,
     ...(gemma
@@ -384,21 +456,29 @@ export function hfConfigOf(config: DecoderConfig): Record<string, unknown> {
     ...(config.slidingWindow ? { sliding_window: config.slidingWindow.size } : {}),
     ...(config.family === "qwen2" || config.family === "qwen3" ? { use_sliding_window: false } : {}),
     ...(config.family === "qwen3" ? { attention_bias: false } : {}),
-    ...(config.family === "gemma3" ? gemma3HfFields(config) : {}),
+    ...(config.family === "gemma3" ? gemma3HfFields(config, layout) : {}),
+    [layout === 4 ? "torch_dtype" : "dtype"]: config.torchDtype ?? "float32",
+    transformers_version: layout === 4 ? "4.57.1" : "5.0.0",
   };
 }
 
 /** What a Gemma 3 config.json says beyond Gemma 2's fields, as transformers writes a gemma3_text config. */
-function gemma3HfFields(config: DecoderConfig): Record<string, unknown> {
+function gemma3HfFields(config: DecoderConfig, layout: ConfigLayout): Record<string, unknown> {
   const sliding = new Set(config.slidingWindow?.layers);
+  const rope = layout === 4 ? { rope_local_base_freq: config.localRopeTheta } : {
+    // configuration_gemma3.py (transformers 5): one dict per layer type.
+    rope_parameters: {
+      full_attention: ropeParameters(config.ropeTheta, config.ropeScaling),
+      sliding_attention: ropeParameters(config.localRopeTheta!, undefined),
+    },
+  };
   return {
     model_type: "gemma3_text",
-    rope_local_base_freq: config.localRopeTheta,
+    ...rope,
     layer_types: Array.from(
       { length: config.numLayers },
       (_, l) => sliding.has(l) ? "sliding_attention" : "full_attention",
     ),
-    torch_dtype: config.torchDtype ?? "float32",
   };
 }
 

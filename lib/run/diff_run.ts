@@ -15,7 +15,7 @@ import { collectStats, readStats, writeStats } from "../collect.ts";
 import { DIFF_METRICS, type DiffMetric, type DiffRow, type MetricTable, topChanges, writeDiffCsv } from "../diff.ts";
 import { UserError } from "../errors.ts";
 import { readModelShape } from "../hub.ts";
-import { modelIdentity, saeIdentity, sha256Hex } from "../identity.ts";
+import { saeIdentity, sha256Hex } from "../identity.ts";
 import { ensureOutDir } from "../io/atomic.ts";
 import { type PairRunOptions, resolveModelPair } from "../model_pair.ts";
 import { featureIncreasesFigure } from "../report/figures.ts";
@@ -145,7 +145,8 @@ export async function collectDiff(options: DiffRunOptions): Promise<DiffCollecti
   await ensureOutDir(options.outDir);
   // The directories of the graphs that will run (a checkpoint's at its dtype), so the fingerprint's
   // identities cover the precision too.
-  const { baseDir, chatDir, dtype } = await resolveModelPair(options, "a diff needs two versions of one model");
+  const pair = await resolveModelPair(options, "a diff needs two versions of one model");
+  const { chatDir, dtype } = pair;
   const shape = await readModelShape(chatDir);
   if (!Number.isInteger(options.layer) || options.layer < 0 || options.layer >= shape.layers) {
     throw new UserError(`layer ${options.layer} is out of range: this model has layers 0..${shape.layers - 1}`);
@@ -155,8 +156,8 @@ export async function collectDiff(options: DiffRunOptions): Promise<DiffCollecti
     console.error(`warning: the SAE was trained on layer ${sae.config.hookLayer}, reading layer ${options.layer}`);
   }
   const identities = {
-    base: (await modelIdentity(baseDir)).content,
-    chat: (await modelIdentity(chatDir)).content,
+    base: pair.base.identity.content,
+    chat: pair.chat.identity.content,
     sae: await saeIdentity(sae),
   };
   const topExamples = options.topExamples ?? DEFAULT_TOP_EXAMPLES;
@@ -188,8 +189,7 @@ export async function collectDiff(options: DiffRunOptions): Promise<DiffCollecti
   };
   try {
     for (const model of DIFF_MODELS) {
-      const source = model === "base" ? options.base : options.chat;
-      const handle = await loadForCapture(source, [options.layer], {
+      const handle = await loadForCapture(pair[model], [options.layer], {
         device: options.device,
         dtype,
         cut: true,
@@ -218,7 +218,7 @@ export async function collectDiff(options: DiffRunOptions): Promise<DiffCollecti
         progress?.finish();
         await writeStats(statsPath(options.outDir, model, shard), stats, {
           source: `${model}_layer${options.layer}`,
-          model: source,
+          model: pair[model].source,
           model_ver: model,
           sae_layer: options.layer,
           sae: options.sae,

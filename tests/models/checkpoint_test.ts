@@ -34,9 +34,16 @@ const CHECKPOINTS = [
 const TOLERANCE = { rtol: 1e-4, atol: 1e-4 };
 const PROMPT = "Name three rivers in Europe and say which is longest.";
 
-// Every family's chat checkpoint on both runtimes; the base checkpoints of the further families on the
-// CPU (the demo families' bases run in the diff tests). Base differs from chat only in its weights.
-const BASES = ["tiny-mistral-base-hf", "tiny-qwen2-base-hf", "tiny-qwen3-base-hf", "tiny-gemma3-base-hf"];
+// Every family's chat checkpoint on both runtimes (config.json as transformers 4 saves it); the base
+// checkpoints on the CPU, saved as transformers 5 does (rope_parameters, dtype; tiny-gemma2-base above
+// on both runtimes). Base differs from chat only in its weights and its config's layout.
+const BASES = [
+  "tiny-llama-base",
+  "tiny-mistral-base-hf",
+  "tiny-qwen2-base-hf",
+  "tiny-qwen3-base-hf",
+  "tiny-gemma3-base-hf",
+];
 const CASES: [string, Device][] = [
   ...CHECKPOINTS.flatMap((name) => DEVICES.map((device): [string, Device] => [name, device])),
   ...BASES.map((name): [string, Device] => [name, "cpu"]),

@@ -5,7 +5,10 @@
  * from the transformers source, not computed by the code under test.
  */
 
-import { assert, assertEquals, assertMatch } from "../assert.ts";
+import { assert, assertBytesEqual, assertEquals, assertMatch } from "../assert.ts";
+import { encodeModel } from "../../lib/graph/onnx.ts";
+import { buildFixtureGraph } from "../../lib/fixtures/decoder_graph.ts";
+import { fixtureWeights } from "../../lib/fixtures/weights.ts";
 import { join } from "node:path";
 import { UserError } from "../../lib/errors.ts";
 import { ensureFixtureModel, fixtureModelSpec } from "../../lib/fixtures/build.ts";
@@ -199,6 +202,145 @@ Deno.test("Gemma 3 options this toolkit does not build: one line each, naming th
     [{ ...GEMMA3_1B, torch_dtype: "int8" }, /declares torch_dtype "int8"; expected float32, float16 or bfloat16/],
     [{ ...GEMMA3_4B, text_config: undefined }, /has model_type "gemma3" but no text_config/],
     [{ ...GEMMA3_1B, model_type: "gemma3n" }, /model_type "gemma3n"; supported: .*gemma3, gemma3_text/],
+  ];
+  for (const [config, pattern] of cases) {
+    const error = (() => {
+      try {
+        decoderConfigFromHf(config, "config.json");
+      } catch (e) {
+        return e;
+      }
+    })();
+    assert(error instanceof UserError, `expected a UserError for ${pattern}`);
+    assert(!error.message.includes("\n"), "one line");
+    assertMatch(error.message, pattern);
+  }
+});
+
+/** The fixture checkpoints of every family: their configs are the ones written in both layouts. */
+const FAMILY_FIXTURES = [
+  "tiny-llama-chat",
+  "tiny-llama31-chat-hf",
+  "tiny-mistral-hf",
+  "tiny-gemma2-chat",
+  "tiny-qwen2-hf",
+  "tiny-qwen3-hf",
+  "tiny-gemma3-hf",
+];
+
+Deno.test("every family: a transformers 5 config (rope_parameters, dtype) builds the same graph as its transformers 4 twin", () => {
+  for (const name of FAMILY_FIXTURES) {
+    const spec = fixtureModelSpec(name);
+    const v4 = hfConfigOf(spec.config, 4);
+    const v5 = hfConfigOf(spec.config, 5);
+    // The twins differ where the layouts do: v5 carries no top-level RoPE fields and no torch_dtype.
+    for (const key of ["rope_theta", "rope_scaling", "rope_local_base_freq", "torch_dtype"]) {
+      assert(!(key in v5), `${name}: v5 has no ${key}`);
+    }
+    assert("rope_parameters" in v5 && "dtype" in v5, `${name}: v5 has rope_parameters and dtype`);
+    const read4 = decoderConfigFromHf(v4, "config.json");
+    const read5 = decoderConfigFromHf(v5, "config.json");
+    assertEquals(plain(read5), plain(read4), name);
+    // A small vocabulary keeps the weights cheap; the graph depends on the config, not on the vocabulary's size.
+    const small = { ...spec, config: { ...spec.config, vocabSize: 40 } };
+    const weights = fixtureWeights(small);
+    const graph = (config: DecoderConfig) => encodeModel(buildFixtureGraph({ ...config, vocabSize: 40 }, weights));
+    assertBytesEqual(graph(read5), graph(read4), `${name}: graph bytes`);
+    assertBytesEqual(graph(read4), graph(spec.config), `${name}: graph bytes of the config read back`);
+  }
+});
+
+/** meta-llama/Llama-3.1-8B's config.json as transformers 5 saves it (RoPE only in rope_parameters). */
+const LLAMA31_V5: Record<string, unknown> = {
+  architectures: ["LlamaForCausalLM"],
+  bos_token_id: 128000,
+  dtype: "bfloat16",
+  eos_token_id: 128001,
+  head_dim: 128,
+  hidden_act: "silu",
+  hidden_size: 4096,
+  intermediate_size: 14336,
+  max_position_embeddings: 131072,
+  model_type: "llama",
+  num_attention_heads: 32,
+  num_hidden_layers: 32,
+  num_key_value_heads: 8,
+  rms_norm_eps: 1e-5,
+  rope_parameters: {
+    factor: 8.0,
+    high_freq_factor: 4.0,
+    low_freq_factor: 1.0,
+    original_max_position_embeddings: 8192,
+    rope_theta: 500000.0,
+    rope_type: "llama3",
+  },
+  tie_word_embeddings: false,
+  transformers_version: "5.0.0",
+  vocab_size: 128256,
+};
+
+Deno.test("transformers 5 configs: Llama 3.1 keeps its theta and llama3 scaling, Mistral and Qwen their theta", () => {
+  const llama = decoderConfigFromHf(LLAMA31_V5, "config.json");
+  assertEquals([llama.ropeTheta, llama.ropeScaling], [500000, {
+    type: "llama3",
+    factor: 8,
+    lowFreqFactor: 1,
+    highFreqFactor: 4,
+    originalMaxPositions: 8192,
+  }]);
+  const { rope_parameters: _, ...llamaBare } = LLAMA31_V5;
+  const mistral = {
+    ...llamaBare,
+    model_type: "mistral",
+    sliding_window: null,
+    rope_parameters: { rope_theta: 1000000.0, rope_type: "default" },
+  };
+  assertEquals(decoderConfigFromHf(mistral, "config.json").ropeTheta, 1000000);
+  const qwen = { ...mistral, model_type: "qwen2", use_sliding_window: false, sliding_window: 4096 };
+  assertEquals(decoderConfigFromHf(qwen, "config.json").ropeTheta, 1000000);
+  // transformers 4's layout, and a config naming no theta at all (RotaryEmbeddingConfigMixin.default_theta).
+  assertEquals(decoderConfigFromHf({ ...llamaBare, rope_theta: 500000, rope_scaling: null }, "c").ropeTheta, 500000);
+  assertEquals(decoderConfigFromHf(llamaBare, "c").ropeTheta, 10000);
+  // Per-layer-type parameters that agree are one RoPE.
+  const nested = { ...mistral, rope_parameters: { full_attention: { rope_type: "default", rope_theta: 1e6 } } };
+  assertEquals(decoderConfigFromHf(nested, "c").ropeTheta, 1e6);
+});
+
+Deno.test("fields transformers ignores are ignored: Gemma 3's attention soft-capping, Mistral's layer_types", () => {
+  // modeling_gemma3.py never passes attn_logit_softcapping to the attention function.
+  assertEquals(decoderConfigFromHf({ ...GEMMA3_1B, attn_logit_softcapping: 50 }, "c").attnLogitSoftcap, undefined);
+  // MistralAttention windows every layer (configuration_mistral.py warns about layer_types and drops them).
+  const { rope_parameters: _, ...llamaBare } = LLAMA31_V5;
+  const mistral = { ...llamaBare, model_type: "mistral", sliding_window: 4096, num_hidden_layers: 4 };
+  const types = ["full_attention", "sliding_attention", "full_attention", "sliding_attention"];
+  assertEquals(decoderConfigFromHf({ ...mistral, layer_types: types }, "c").slidingWindow, {
+    size: 4096,
+    layers: [0, 1, 2, 3],
+  });
+});
+
+Deno.test("RoPE settings the builder cannot honour: one line each", () => {
+  const { rope_parameters: _, ...bare } = LLAMA31_V5;
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ ...bare, rope_parameters: { rope_type: "yarn", factor: 4, rope_theta: 1e6 } }, /rope_scaling type "yarn"/],
+    [{ ...bare, rope_parameters: { rope_type: "dynamic", factor: 2 } }, /rope_scaling type "dynamic"/],
+    [{ ...bare, rope_scaling: { type: "longrope", factor: 2 } }, /rope_scaling type "longrope"/],
+    [
+      { ...bare, rope_parameters: { rope_type: "default", rope_theta: 1e4, partial_rotary_factor: 0.5 } },
+      /partial_rotary_factor 0.5/,
+    ],
+    [
+      {
+        ...bare,
+        rope_parameters: {
+          full_attention: { rope_type: "default", rope_theta: 1e6 },
+          sliding_attention: { rope_type: "default", rope_theta: 1e4 },
+        },
+      },
+      /different rope_parameters per layer type/,
+    ],
+    [{ ...bare, rope_parameters: { rope_type: "default", rope_theta: "big" } }, /rope_theta that is not a positive/],
+    [{ ...bare, dtype: "int4" }, /declares torch_dtype "int4"/],
   ];
   for (const [config, pattern] of cases) {
     const error = (() => {

@@ -1,7 +1,7 @@
 import { assert, assertBytesEqual, assertClose, assertEquals, assertMatch } from "../assert.ts";
 import { join } from "node:path";
 import { parse } from "csv-parse/sync";
-import { assistantHeaderIds, preparePrompts, TOKEN_TYPES } from "../../lib/chat.ts";
+import { preparePrompts, TOKEN_TYPES, type TurnHeader } from "../../lib/chat.ts";
 import { readStats } from "../../lib/collect.ts";
 import { ensureFixtureModel, ensureFixtureSae, fixtureReferenceSae } from "../../lib/fixtures/build.ts";
 import { DEMO_PROMPTS } from "../../lib/fixtures/prompts.ts";
@@ -14,6 +14,7 @@ import {
   assertSameMetrics,
   assertSameTopExamples,
   assertTopExamplesClose,
+  notebookHeader,
   referenceActivations,
   referenceResiduals,
   referenceStats,
@@ -99,7 +100,7 @@ async function assertReferenceStats(out: string, saeName: string) {
   const chatHandle = await fixtureHandle("tiny-llama-chat", "cpu");
   const sae = await fixtureReferenceSae(saeName);
   const ids = preparePrompts(chatHandle, DEMO_PROMPTS, {}).map((p) => p.ids);
-  const header = assistantHeaderIds(chatHandle);
+  const header = notebookHeader(chatHandle, "llama");
   const reference: Record<string, Record<string, ReturnType<typeof referenceStats>>> = {};
   const residuals: Record<string, Float64Array[][]> = {};
   const readActivations: Record<string, Map<string, Float64Array[]>> = {};
@@ -184,7 +185,7 @@ async function checkDashboards(
     reference: Record<string, Record<string, ReturnType<typeof referenceStats>>>;
     residuals: Record<string, Float64Array[][]>;
     ids: number[][];
-    header: number[];
+    header: TurnHeader;
     sae: ReferenceSae;
   },
 ) {
@@ -367,7 +368,7 @@ Deno.test("diff: --token-types asst shards merge (CPU top examples equal the f64
     for (const model of ["base", "chat"]) {
       const { config, weights } = fixtureReference(`tiny-llama-${model}`);
       const residuals = referenceResiduals(config, weights, ids, LAYER);
-      reference[model] = referenceActivations(residuals, ids, sae, assistantHeaderIds(handle), ["asst"]);
+      reference[model] = referenceActivations(residuals, ids, sae, notebookHeader(handle, "llama"), ["asst"]);
     }
     const compared = await checkTopExamples(out, reference, 8);
     assert(compared > 100, `prompts compared exactly: ${compared}`);
