@@ -41,7 +41,8 @@ export function klTopRows(
       rank: i + 1,
       token,
       text: decode([token.tokenId]),
-      context: decode(ids.slice(Math.max(0, token.position - context), token.position)),
+      // The first token has no context (and the tokenizer refuses to decode nothing).
+      context: token.position > 0 ? decode(ids.slice(Math.max(0, token.position - context), token.position)) : "",
       next: token.position + 1 < ids.length ? decode([ids[token.position + 1]]) : "",
       chatTop: decode([token.chatTop]),
       baseTop: decode([token.baseTop]),
