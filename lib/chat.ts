@@ -22,7 +22,7 @@ export function renderChat(
 ): string {
   if (!handle.tokenizer.chat_template) {
     throw new UserError(
-      `${handle.source} has no chat template (its tokenizer_config.json has no chat_template): pass --raw to read prompts as plain text, or use a chat model's template`,
+      `${handle.source} has no chat template (its tokenizer_config.json has no chat_template): capture reads plain text with --raw; the role swap, steering and generation need a chat model (--model), and two-model tasks format both with the --chat model's template`,
     );
   }
   try {

@@ -73,7 +73,7 @@ Deno.test("Llama 3 and Gemma 2: the derived headers are the notebook's literal o
   }
 });
 
-Deno.test("a model without a chat template: one line naming --raw; --raw still reads", async () => {
+Deno.test("a model without a chat template: one line naming the flags that help; --raw still reads", async () => {
   const handle = await fixtureHandle("tiny-llama-chat", "cpu");
   const bare = { ...handle, source: "my-base-model", tokenizer: Object.create(handle.tokenizer) };
   bare.tokenizer.chat_template = null;
@@ -85,7 +85,7 @@ Deno.test("a model without a chat template: one line naming --raw; --raw still r
     }
   })();
   assert(error instanceof UserError);
-  assertMatch(error.message, /^my-base-model has no chat template .*pass --raw/);
+  assertMatch(error.message, /^my-base-model has no chat template .*capture reads plain text with --raw/);
   assert(!error.message.includes("\n"));
   const [raw] = preparePrompts(bare, ["Hi there"], { raw: true, types: ["asst"] });
   assertEquals([raw.headerFound, raw.positions], [false, [raw.ids.length - 1]]);
