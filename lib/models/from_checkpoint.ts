@@ -18,7 +18,7 @@ import { UserError } from "../errors.ts";
 import { cacheRoot, enforceCacheCap, markNewEntry, useEntry } from "../cache/store.ts";
 import { codeDigest, fileIdentity, sha256Hex } from "../identity.ts";
 import { replaceDirAtomic } from "../io/atomic.ts";
-import { linkFile, readRange, writeRange } from "../io/files.ts";
+import { linkFile, readRange, regularFiles, writeRange } from "../io/files.ts";
 import { toFloat32 } from "../io/safetensors.ts";
 import { hfConfigOf } from "./config.ts";
 import { buildDecoderGraph, type GraphDtype, type WeightSource } from "./decoder_graph.ts";
@@ -193,9 +193,9 @@ export async function modelDirFromCheckpoint(
     // A multimodal Gemma 3 config nests the decoder in text_config (with defaults left out); the runtime
     // and every reader of config.json want the decoder's own, as a gemma3_text checkpoint has it.
     const textOnly = checkpoint.rawConfig.model_type === "gemma3";
-    for await (const entry of Deno.readDir(dir)) {
-      if (entry.isFile && !entry.name.endsWith(".safetensors") && !(textOnly && entry.name === "config.json")) {
-        await linkFile(join(dir, entry.name), join(temp, entry.name));
+    for (const name of await regularFiles(dir)) {
+      if (!name.endsWith(".safetensors") && !(textOnly && name === "config.json")) {
+        await linkFile(join(dir, name), join(temp, name));
       }
     }
     if (textOnly) {
