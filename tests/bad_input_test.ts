@@ -83,6 +83,42 @@ async function capture(place: Place, model: string, extra: string[] = []): Promi
   ]];
 }
 
+/** Rewrites the JSON header of the safetensors file at `path` with `edit` (data bytes unchanged), then appends `extra`. */
+async function editHeader(
+  path: string,
+  edit: (header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>) => void,
+  extra = new Uint8Array(),
+): Promise<void> {
+  const bytes = await Deno.readFile(path);
+  const length = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + length)));
+  edit(header);
+  let json = JSON.stringify(header);
+  json += " ".repeat((8 - (json.length % 8)) % 8);
+  const encoded = new TextEncoder().encode(json);
+  const out = new Uint8Array(8 + encoded.length + bytes.length - 8 - length + extra.length);
+  new DataView(out.buffer).setBigUint64(0, BigInt(encoded.length), true);
+  out.set(encoded, 8);
+  out.set(bytes.subarray(8 + length), 8 + encoded.length);
+  out.set(extra, out.length - extra.length);
+  await Deno.writeFile(path, out);
+}
+
+/** A prompt file named `name` in the case's folder holding `bytes`. */
+async function promptFile(place: Place, name: string, bytes: Uint8Array | string): Promise<string> {
+  const path = join(place.dir, name);
+  await Deno.writeFile(path, typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes);
+  return path;
+}
+
+/** `capture` on the Llama fixture with the prompt file at `path`. */
+async function captureWith(place: Place, path: string, extra: string[] = []): Promise<[string, string[]]> {
+  return ["capture.ts", [
+    ...["--model", await ensureFixtureModel("tiny-llama-chat"), "--prompts", path, "--layers", "1"],
+    ...["--device", "cpu", "--out", join(place.out, "capture.safetensors"), ...extra],
+  ]];
+}
+
 const CASES: Case[] = [
   // Finite numbers at the boundaries.
   {
@@ -189,6 +225,135 @@ const CASES: Case[] = [
     error: /vector\.json is not valid JSON \(.*\): expected an array of numbers/,
     cachesMayHold: ["checkpoint", "rewritten"],
   },
+  // Strict readers: safetensors headers.
+  {
+    name: "a safetensors header whose tensors overlap (same byte count)",
+    run: async (place) => {
+      const model = await copyFixture("tiny-llama-chat", place.dir);
+      await editHeader(join(model, "model.safetensors"), (h) => {
+        h["model.layers.0.post_attention_layernorm.weight"].data_offsets = [
+          ...h["model.layers.0.input_layernorm.weight"].data_offsets,
+        ];
+      });
+      return capture(place, model);
+    },
+    error:
+      /model\.safetensors is not a valid safetensors file \(tensor \S+ overlaps the bytes of another tensor\): download or save it again/,
+  },
+  {
+    name: "a safetensors file with bytes that belong to no tensor",
+    run: async (place) => {
+      const model = await copyFixture("tiny-llama-chat", place.dir);
+      await editHeader(join(model, "model.safetensors"), () => {}, new Uint8Array(16));
+      return capture(place, model);
+    },
+    error: /model\.safetensors is not a valid safetensors file \(16 bytes after the last tensor belong to no tensor\)/,
+  },
+  {
+    name: "a safetensors tensor whose dtype × shape is not its byte count",
+    run: async (place) => {
+      const model = await copyFixture("tiny-llama-chat", place.dir);
+      await editHeader(join(model, "model.safetensors"), (h) => {
+        h["model.norm.weight"].shape = [65];
+      });
+      return capture(place, model);
+    },
+    error:
+      /model\.safetensors is not a valid safetensors file \(tensor model\.norm\.weight spans 256 bytes but F32 \[65\] needs 260\)/,
+  },
+  {
+    name: "a truncated safetensors file",
+    run: async (place) => {
+      const model = await copyFixture("tiny-llama-chat", place.dir);
+      const path = join(model, "model.safetensors");
+      await Deno.truncate(path, (await Deno.stat(path)).size - 100);
+      return capture(place, model);
+    },
+    error: /model\.safetensors is not a valid safetensors file \(.*truncated\)/,
+  },
+  // Every tensor accounted for by config.json.
+  {
+    name: "a config saying 2 layers for 4-layer weights",
+    run: async (place) => {
+      const model = await copyFixture("tiny-llama-chat", place.dir);
+      const config = JSON.parse(await Deno.readTextFile(join(model, "config.json")));
+      await Deno.writeTextFile(join(model, "config.json"), JSON.stringify({ ...config, num_hidden_layers: 2 }));
+      return capture(place, model);
+    },
+    error:
+      /tiny-llama-chat holds \d+ tensors config\.json does not account for \(model\.layers\.2\..*num_hidden_layers 2/,
+  },
+  // Prompt files.
+  {
+    name: "a binary prompt file",
+    run: async (place) =>
+      captureWith(
+        place,
+        await promptFile(
+          place,
+          "prompts.txt",
+          await Deno.readFile(join(await ensureFixtureModel("tiny-llama-chat"), "model.safetensors")),
+        ),
+      ),
+    error: /prompts\.txt is not a text file \(a NUL byte at offset \d+\)/,
+  },
+  {
+    name: "a prompt file with invalid UTF-8 on line 2",
+    run: async (place) =>
+      captureWith(
+        place,
+        await promptFile(place, "prompts.txt", Uint8Array.of(...new TextEncoder().encode("Hello\nCaf"), 0xe9, 0x0a)),
+      ),
+    error: /prompts\.txt line 2 is not valid UTF-8: save the file as UTF-8/,
+  },
+  {
+    name: "JSONL records without a prompt field",
+    run: async (place) =>
+      captureWith(place, await promptFile(place, "prompts.jsonl", '{"prompt": "Hi"}\n{"q": "x"}\n{"query": "y"}\n')),
+    error: /2 of 3 records in \S+prompts\.jsonl have no prompt \(first: line 2;.*--skip-bad-records/,
+  },
+  {
+    name: "a JSONL line that is not JSON",
+    run: async (place) =>
+      captureWith(place, await promptFile(place, "prompts.jsonl", '{"prompt": "Hi"}\n{"prompt": \n')),
+    error: /prompts\.jsonl line 2 is not JSON/,
+  },
+  {
+    name: "a CSV without a prompt column",
+    run: async (place) => captureWith(place, await promptFile(place, "prompts.csv", "id,body\n1,Hello there\n")),
+    error: /prompts\.csv has no prompt column \(its columns: id, body\): name one prompt, text/,
+  },
+  // Numeric flags.
+  {
+    name: "bench --reps abc",
+    run: () => Promise.resolve(["bench.ts", ["--reps", "abc", "--only", "cpu-encode"]]),
+    error: /--reps must be a positive integer, got "abc"/,
+  },
+  {
+    name: "diff --seed abc",
+    run: (place) =>
+      Promise.resolve(["diff.ts", ["--seed", "abc", "--device", "cpu", "--out-dir", place.out]] as [string, string[]]),
+    error: /--seed must be a non-negative integer, got "abc"/,
+  },
+  {
+    name: "kl --seed 1.5",
+    run: (place) =>
+      Promise.resolve(["kl.ts", ["--seed", "1.5", "--device", "cpu", "--out-dir", place.out]] as [string, string[]]),
+    error: /--seed must be a non-negative integer, got "1\.5"/,
+  },
+  {
+    name: "diff --layer abc",
+    run: (place) =>
+      Promise.resolve(["diff.ts", ["--layer", "abc", "--device", "cpu", "--out-dir", place.out]] as [string, string[]]),
+    error: /--layer must be a non-negative integer, got "abc"/,
+  },
+  {
+    name: "steer --layer x",
+    run: (place) =>
+      Promise.resolve(["steer.ts", ["--layer", "x", "--device", "cpu", "--out-dir", place.out]] as [string, string[]]),
+    error: /--layer must be a non-negative integer, got "x"/,
+    cachesMayHold: ["checkpoint"],
+  },
 ];
 
 /** Complete entries (named by a hex key, with content) and leftover temporary folders under `root`. */
@@ -262,4 +427,19 @@ Deno.test("bad input: a BF16 value beyond fp16's range, built at fp16 → one li
     if (previous === undefined) Deno.env.delete("MODEL_DIFF_CHECKPOINT_CACHE");
     else Deno.env.set("MODEL_DIFF_CHECKPOINT_CACHE", previous);
   }
+});
+
+Deno.test("--skip-bad-records leaves out records without a prompt and says how many", async () => {
+  const dir = await tempDir("skip-");
+  const path = join(dir, "prompts.jsonl");
+  await Deno.writeTextFile(path, '{"prompt": "Who are you?"}\n{"q": "x"}\n{"text": "Name a river."}\n');
+  const out = join(dir, "capture.safetensors");
+  const result = await runScript("capture.ts", [
+    ...["--model", await ensureFixtureModel("tiny-llama-chat"), "--prompts", path, "--layers", "1"],
+    ...["--device", "cpu", "--out", out, "--skip-bad-records"],
+  ]);
+  assertEquals(result.code, 0, result.stderr);
+  assertMatch(result.stdout, /skipped 1 of 3 records in \S+prompts\.jsonl without a prompt/);
+  const metadata = JSON.parse((await SafetensorsFile.open(out)).metadata.metadata);
+  assertEquals(metadata.prompts.map((p: { prompt: string }) => p.prompt), ["Who are you?", "Name a river."]);
 });
