@@ -103,6 +103,23 @@ export function nonNegativeInt(name: string, value: string | undefined, fallback
   return n;
 }
 
+/**
+ * A layer number flag (`--layer 12`): a non-negative integer, checked against `layerCount` when known.
+ * `Number("abc")` is NaN, which every later comparison would let through.
+ */
+export function layerFlag(value: string, layerCount?: number): number {
+  const layer = nonNegativeInt("layer", value, 0);
+  if (layerCount !== undefined && layer >= layerCount) {
+    throw new UserError(`--layer ${layer} is out of range: this model has layers 0..${layerCount - 1}`);
+  }
+  return layer;
+}
+
+/** A sampling seed flag: a non-negative integer (a seed of "abc" would silently be NaN). */
+export function seedFlag(value: string | undefined, fallback: number): number {
+  return nonNegativeInt("seed", value, fallback);
+}
+
 /** Parses `all` or a list of layers such as `0,2,5` or `3-7`, checked against `layerCount`. */
 export function parseLayers(value: string, layerCount: number): number[] {
   if (value.trim() === "all") return Array.from({ length: layerCount }, (_, i) => i);

@@ -246,7 +246,12 @@ export async function runKl(options: KlRunOptions): Promise<KlRun> {
     });
     progress?.finish();
     const tokenizer = chat.tokenizer;
-    return { tokens, prompts, decode: (ids) => tokenizer.decode(ids, { skip_special_tokens: false }) };
+    // The context before a prompt's first token is empty, and transformers.js refuses to decode nothing.
+    return {
+      tokens,
+      prompts,
+      decode: (ids) => ids.length ? tokenizer.decode(ids, { skip_special_tokens: false }) : "",
+    };
   } finally {
     await base?.dispose();
     await chat.dispose();

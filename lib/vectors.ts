@@ -7,7 +7,8 @@
  */
 
 import { extname } from "node:path";
-import { readUserFile, UserError } from "./errors.ts";
+import { describeError, readUserFile, UserError } from "./errors.ts";
+import { assertFinite } from "./io/finite.ts";
 import { decodeNpy } from "./io/npz.ts";
 import { SafetensorsFile } from "./io/safetensors.ts";
 
@@ -43,8 +44,15 @@ export async function loadVector(
   } else if (extension === ".npy") {
     vector = decodeNpy(await readBytes(path), path).data;
   } else if (extension === ".json") {
-    const data = JSON.parse(new TextDecoder().decode(await readBytes(path)));
-    const values = Array.isArray(data) ? data : data?.vector;
+    let data: unknown;
+    try {
+      data = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(await readBytes(path)));
+    } catch (error) {
+      throw new UserError(
+        `${path} is not valid JSON (${describeError(error)}): expected an array of numbers or {"vector": [...]}`,
+      );
+    }
+    const values = Array.isArray(data) ? data : (data as { vector?: unknown } | null)?.vector;
     if (!Array.isArray(values) || values.some((x) => typeof x !== "number")) {
       throw new UserError(`${path} holds no vector: expected an array of numbers or {"vector": [...]}`);
     }
@@ -57,9 +65,7 @@ export async function loadVector(
       `the vector in ${path} has ${vector.length} dimensions but the model has d_model ${options.dModel}: use a vector from this model`,
     );
   }
-  if (vector.some((x) => !Number.isFinite(x))) {
-    throw new UserError(`the vector in ${path} contains NaN or infinite values`);
-  }
+  assertFinite(vector, { file: path, tensor: "vector", fix: "use a vector of finite numbers" });
   return vector;
 }
 

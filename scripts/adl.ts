@@ -19,7 +19,7 @@ import {
   loadUnembedding,
 } from "../lib/adl.ts";
 import { parseTokenTypes } from "../lib/chat.ts";
-import { nonNegativeInt, parseFlags, positiveInt } from "../lib/cli.ts";
+import { layerFlag, nonNegativeInt, parseFlags, positiveInt, seedFlag } from "../lib/cli.ts";
 import { ADL } from "../lib/commands.ts";
 import { runMain, UserError } from "../lib/errors.ts";
 import { ensureFixtureModel } from "../lib/fixtures/build.ts";
@@ -42,17 +42,19 @@ await runMain(async () => {
   const device = await resolveDevice(parseDevice(values.device!), console.log);
   const dtype = await graphDtype(device, parseDtype(values.dtype));
   const top = positiveInt("top", values.top, 20);
-  const all = values.prompts ? await readPromptFile(values.prompts) : [...DEMO_PROMPTS];
+  const all = values.prompts
+    ? await readPromptFile(values.prompts, { skipBadRecords: values["skip-bad-records"], log: console.log })
+    : [...DEMO_PROMPTS];
   const prompts = samplePrompts(
     all,
     values.n === undefined ? undefined : positiveInt("n", values.n, 1),
-    Number(values.seed),
+    seedFlag(values.seed, 42),
   );
   const base = values.base ?? await ensureFixtureModel("tiny-llama-base", console.log);
   const chat = values.chat ?? await ensureFixtureModel("tiny-llama-chat", console.log);
   const chatDir = await resolveModelDir(chat, { dtype });
   const shape = await readModelShape(chatDir);
-  const layer = values.layer === undefined ? Math.floor(shape.layers / 2) : Number(values.layer);
+  const layer = values.layer === undefined ? Math.floor(shape.layers / 2) : layerFlag(values.layer, shape.layers);
   if (!Number.isInteger(layer) || layer < 0 || layer >= shape.layers) {
     throw new UserError(`layer ${values.layer} is out of range: this model has layers 0..${shape.layers - 1}`);
   }

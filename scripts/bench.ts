@@ -14,7 +14,7 @@ import { largestConversionFixture, measureConversion } from "../lib/bench/conver
 import * as ortNode from "onnxruntime-node";
 import * as ortWeb from "onnxruntime-web/webgpu";
 import "../lib/runtime.ts"; // sets up onnxruntime-web's wasm paths
-import { parseFlags } from "../lib/cli.ts";
+import { parseFlags, positiveInt } from "../lib/cli.ts";
 import { BENCH } from "../lib/commands.ts";
 import { runMain, UserError } from "../lib/errors.ts";
 import { SeededRandom } from "../lib/random.ts";
@@ -259,7 +259,7 @@ await runMain(async () => {
     if (!SHAPES[name]) throw new UserError(`unknown --shapes "${name}": use ${Object.keys(SHAPES).join(", ")} or all`);
     return SHAPES[name];
   });
-  const reps = Math.max(1, Number(values.reps));
+  const reps = positiveInt("reps", values.reps, 3);
   if (values.convert || values.checkpoint) return await conversionReport(values.checkpoint);
   if (values.only !== undefined && !["kernels", "cpu-encode", "end-to-end"].includes(values.only)) {
     throw new UserError(`unknown --only "${values.only}": use kernels, cpu-encode or end-to-end`);

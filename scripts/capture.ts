@@ -32,7 +32,11 @@ await runMain(async () => {
   const maxLength = positiveInt("max-length", values["max-length"], 512);
   const demo = !values.model;
   const source = values.model ?? await ensureFixtureModel("tiny-llama-chat", console.log);
-  const prompts = values.prompts ? await readPromptFile(values.prompts) : demo ? [...DEMO_PROMPTS] : [];
+  const prompts = values.prompts
+    ? await readPromptFile(values.prompts, { skipBadRecords: values["skip-bad-records"], log: console.log })
+    : demo
+    ? [...DEMO_PROMPTS]
+    : [];
   if (!prompts.length) throw new UserError("--prompts is required with --model");
   const out = values.out ?? (demo ? "results/capture-demo.safetensors" : "");
   if (!out.endsWith(".safetensors")) throw new UserError("--out must name a .safetensors file");

@@ -8,7 +8,7 @@
 
 import { join } from "node:path";
 import { parseTokenTypes } from "../lib/chat.ts";
-import { parseFlags, positiveInt } from "../lib/cli.ts";
+import { layerFlag, parseFlags, positiveInt, seedFlag } from "../lib/cli.ts";
 import { CROSSCODER } from "../lib/commands.ts";
 import { LATENT_TAGS, tagCounts } from "../lib/crosscoder/analysis.ts";
 import { runCrosscoder } from "../lib/crosscoder/run.ts";
@@ -41,13 +41,15 @@ await runMain(async () => {
   const outDir = values["out-dir"] ?? (demo ? "results/crosscoder-demo" : "results/crosscoder");
   const tokenTypes = parseTokenTypes(values["token-types"]!);
   const inputScale = parseInputScale(values["input-scale"]);
-  const all = values.prompts ? await readPromptFile(values.prompts) : [...DEMO_PROMPTS];
+  const all = values.prompts
+    ? await readPromptFile(values.prompts, { skipBadRecords: values["skip-bad-records"], log: console.log })
+    : [...DEMO_PROMPTS];
   const prompts = samplePrompts(
     all,
     values.n === undefined ? undefined : positiveInt("n", values.n, 1),
-    Number(values.seed),
+    seedFlag(values.seed, 42),
   );
-  const layer = values.layer === undefined ? undefined : Number(values.layer);
+  const layer = values.layer === undefined ? undefined : layerFlag(values.layer);
   if (layer !== undefined && (!Number.isInteger(layer) || layer < 0)) {
     throw new UserError(`--layer must be a non-negative integer, got "${values.layer}"`);
   }

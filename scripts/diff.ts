@@ -10,7 +10,7 @@
  */
 
 import { parseTokenTypes } from "../lib/chat.ts";
-import { nonNegativeInt, parseFlags, positiveInt } from "../lib/cli.ts";
+import { layerFlag, nonNegativeInt, parseFlags, positiveInt, seedFlag } from "../lib/cli.ts";
 import { join } from "node:path";
 import { DIFF_METRICS, type DiffMetric, type DiffRow } from "../lib/diff.ts";
 import { DIFF } from "../lib/commands.ts";
@@ -49,14 +49,15 @@ await runMain(async () => {
     const merged = await mergeDiffShards(outDir);
     console.log(`merged ${merged.shards} shards (${merged.prompts} prompts) in ${outDir}`);
   } else {
-    const all = values.prompts ? await readPromptFile(values.prompts) : [...DEMO_PROMPTS];
+    const all = values.prompts
+      ? await readPromptFile(values.prompts, { skipBadRecords: values["skip-bad-records"], log: console.log })
+      : [...DEMO_PROMPTS];
     const prompts = samplePrompts(
       all,
       values.n === undefined ? undefined : positiveInt("n", values.n, 1),
-      Number(values.seed),
+      seedFlag(values.seed, 42),
     );
-    const layer = values.layer !== undefined ? Number(values.layer) : preset?.layer ?? 2;
-    if (!Number.isInteger(layer)) throw new UserError(`--layer must be an integer, got "${values.layer}"`);
+    const layer = values.layer !== undefined ? layerFlag(values.layer) : preset?.layer ?? 2;
     device = await resolveDevice(parseDevice(values.device!), console.log);
     const collected = await collectDiff({
       base: values.base ?? preset?.base ?? await ensureFixtureModel("tiny-llama-base", console.log),

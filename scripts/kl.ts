@@ -7,7 +7,7 @@
 
 import { join } from "node:path";
 import { parseTokenTypes } from "../lib/chat.ts";
-import { parseFlags, positiveInt } from "../lib/cli.ts";
+import { parseFlags, positiveInt, seedFlag } from "../lib/cli.ts";
 import { KL } from "../lib/commands.ts";
 import { runMain } from "../lib/errors.ts";
 import { ensureFixtureModel } from "../lib/fixtures/build.ts";
@@ -26,11 +26,13 @@ await runMain(async () => {
   const outDir = values["out-dir"] ?? (demo ? "results/kl-demo" : "results/kl");
   const tokenTypes = parseTokenTypes(values["token-types"]!);
   const top = positiveInt("top", values.top, 100);
-  const all = values.prompts ? await readPromptFile(values.prompts) : [...DEMO_PROMPTS];
+  const all = values.prompts
+    ? await readPromptFile(values.prompts, { skipBadRecords: values["skip-bad-records"], log: console.log })
+    : [...DEMO_PROMPTS];
   const prompts = samplePrompts(
     all,
     values.n === undefined ? undefined : positiveInt("n", values.n, 1),
-    Number(values.seed),
+    seedFlag(values.seed, 42),
   );
   await ensureOutDir(outDir);
   const base = values.base ?? await ensureFixtureModel("tiny-llama-base", console.log);

@@ -7,7 +7,7 @@
 
 import { join } from "node:path";
 import { renderNormal, steeringSuppressedIds, tokenizeRendered } from "../lib/chat.ts";
-import { parseFlags, positiveInt } from "../lib/cli.ts";
+import { layerFlag, parseFlags, positiveInt } from "../lib/cli.ts";
 import { STEER } from "../lib/commands.ts";
 import { runMain, UserError } from "../lib/errors.ts";
 import { ensureFixtureModel } from "../lib/fixtures/build.ts";
@@ -60,7 +60,7 @@ await runMain(async () => {
   const source = values.model ?? await ensureFixtureModel("tiny-gemma2-chat", console.log);
   const modelDir = await resolveModelDir(source, { dtype });
   const shape = await readModelShape(modelDir);
-  const layer = values.layer === undefined ? Math.floor(shape.layers / 2) : Number(values.layer);
+  const layer = values.layer === undefined ? Math.floor(shape.layers / 2) : layerFlag(values.layer, shape.layers);
   if (!Number.isInteger(layer) || layer < 0 || layer >= shape.layers) {
     throw new UserError(`layer ${values.layer} is out of range: this model has layers 0..${shape.layers - 1}`);
   }
@@ -68,7 +68,9 @@ await runMain(async () => {
   const outDir = values["out-dir"] ?? join("results", short);
   await ensureOutDir(outDir);
   const vectorPath = values.vector ?? join(outDir, "contrast_vectors.safetensors");
-  const prompts = values.prompts ? await readPromptFile(values.prompts) : [...ROLE_PROMPTS];
+  const prompts = values.prompts
+    ? await readPromptFile(values.prompts, { skipBadRecords: values["skip-bad-records"], log: console.log })
+    : [...ROLE_PROMPTS];
   if (!values.vector && !(await Deno.stat(vectorPath).then(() => true, () => false))) {
     // No vector yet: the sweep of just this layer is a few forward passes, far cheaper than stopping
     // and sending the user to sweep-layers; the file lands where sweep-layers would put it.

@@ -30,7 +30,9 @@ await runMain(async () => {
   const batchSize = positiveInt("batch-size", values["batch-size"], 8);
   const maxLength = positiveInt("max-length", values["max-length"], 512);
   const source = values.model ?? await ensureFixtureModel("tiny-gemma2-chat", console.log);
-  const prompts = values.prompts ? await readPromptFile(values.prompts) : [...ROLE_PROMPTS];
+  const prompts = values.prompts
+    ? await readPromptFile(values.prompts, { skipBadRecords: values["skip-bad-records"], log: console.log })
+    : [...ROLE_PROMPTS];
   if (prompts.length < 2) {
     throw new UserError("the sweep needs at least two prompts (similarities are between prompts)");
   }

@@ -122,7 +122,24 @@ export async function openCheckpoint(dir: string): Promise<Checkpoint> {
       if (!held.has(name)) throw new UserError(`${INDEX} in ${dir} puts ${name} in ${file}, which does not hold it`);
     }
   }
-  for (const [name, shape] of parameterShapes(config)) {
+  const shapes = parameterShapes(config);
+  // Every stored tensor must be one config.json accounts for: 4-layer weights under a config saying 2
+  // layers would otherwise run half the model. Tolerated: lm_head with tied embeddings (some exports
+  // store the copy) and rotary inv_freq buffers older transformers saved (recomputed from config).
+  const needed = new Set(shapes.map(([name]) => name));
+  const leftovers = [...tensors.keys()].filter((name) =>
+    !needed.has(name) && !/\.rotary_emb\.inv_freq$/.test(name) && name !== "lm_head.weight"
+  );
+  if (leftovers.length) {
+    throw new UserError(
+      `${dir} holds ${leftovers.length} tensor${leftovers.length === 1 ? "" : "s"} config.json does not account for (${
+        leftovers.slice(0, 3).join(", ")
+      }${
+        leftovers.length > 3 ? ", …" : ""
+      }): check config.json (num_hidden_layers ${config.numLayers}) against the weights`,
+    );
+  }
+  for (const [name, shape] of shapes) {
     const tensor = tensors.get(name);
     if (!tensor) throw new UserError(`${dir} has no tensor ${name}, which a ${config.family} checkpoint needs`);
     if (!CHECKPOINT_DTYPES.includes(tensor.dtype)) {

@@ -7,6 +7,7 @@
  */
 
 import { join } from "node:path";
+import { assertFinite } from "../io/finite.ts";
 import { UserError } from "../errors.ts";
 import { downloadFile, hubCacheDir } from "../hub.ts";
 import type { Crosscoder, CrosscoderLayout } from "./config.ts";
@@ -95,6 +96,12 @@ export async function loadCrosscoder(source: string, options: LoadCrosscoderOpti
     if (data.length !== expected) {
       throw new UserError(`${source}: ${name} has ${data.length} values, expected ${expected}`);
     }
+  }
+  // A NaN encoder gives all-zero statistics without a word: refused here, naming the weights file.
+  const weightsFile = join(dir, LAYOUT_FILES[layout].at(-1)!);
+  for (const [name, data] of sizes) assertFinite(data, { file: weightsFile, tensor: name });
+  if (cc.config.threshold !== undefined) {
+    assertFinite([cc.config.threshold], { file: weightsFile, tensor: "threshold" });
   }
   if (options.dModel !== undefined) checkCrosscoderWidth(cc, options.dModel);
   if (options.layer !== undefined && cc.config.hookLayer !== undefined && options.layer !== cc.config.hookLayer) {

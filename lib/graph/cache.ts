@@ -12,7 +12,7 @@
 
 import { join } from "node:path";
 import { replaceDirAtomic } from "../io/atomic.ts";
-import { linkFile } from "../io/files.ts";
+import { linkFile, regularFiles } from "../io/files.ts";
 import {
   decodeModel,
   encodeModel,
@@ -107,10 +107,8 @@ export async function rewrittenModel(
       await linkFile(join(weightsDir, location), join(temp, "onnx", location));
     }
     await Deno.writeFile(join(temp, "onnx", "model.onnx"), encodeModel(model));
-    for await (const entry of Deno.readDir(sourceDir)) {
-      if (entry.isFile && !isBookkeepingFile(entry.name)) {
-        await linkFile(join(sourceDir, entry.name), join(temp, entry.name));
-      }
+    for (const name of await regularFiles(sourceDir)) {
+      if (!isBookkeepingFile(name)) await linkFile(join(sourceDir, name), join(temp, name));
     }
     await Deno.writeTextFile(
       join(temp, "rewrite.json"),

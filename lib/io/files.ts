@@ -5,6 +5,7 @@
  * @module
  */
 
+import { join } from "node:path";
 import { UserError } from "../errors.ts";
 
 /** Reads exactly `length` bytes at `position`; a file that ends first is a {@linkcode UserError} naming `path`. */
@@ -40,15 +41,36 @@ export async function writeRange(file: Deno.FsFile, position: number, bytes: Uin
   for (let written = 0; written < bytes.length;) written += await file.write(bytes.subarray(written));
 }
 
-/** Makes `to` show the bytes of `from`: a hard link, else a symbolic link, else a copy. */
+/**
+ * Makes `to` show the bytes of `from`: a hard link, else a symbolic link, else a copy. A `from` that is
+ * itself a symbolic link (the Hugging Face hub cache stores every file as a relative link into
+ * `../../blobs/`) is resolved first: link(2) would link the link, whose relative target points nowhere
+ * from inside the cache, and a relative path would not survive the move into place either.
+ */
 export async function linkFile(from: string, to: string): Promise<void> {
+  const target = await Deno.realPath(from);
   try {
-    await Deno.link(from, to);
+    await Deno.link(target, to);
   } catch {
     try {
-      await Deno.symlink(from, to);
+      await Deno.symlink(target, to);
     } catch {
-      await Deno.copyFile(from, to);
+      await Deno.copyFile(target, to);
     }
   }
+}
+
+/**
+ * The names of the regular files directly in `dir`, symbolic links to regular files included (a hub
+ * snapshot holds nothing else); links that point nowhere and directories are left out.
+ */
+export async function regularFiles(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(dir)) {
+    if (entry.isFile) names.push(entry.name);
+    else if (entry.isSymlink && await Deno.stat(join(dir, entry.name)).then((s) => s.isFile, () => false)) {
+      names.push(entry.name);
+    }
+  }
+  return names.sort();
 }

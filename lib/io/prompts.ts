@@ -1,8 +1,9 @@
 /**
  * Prompt files: plain text (one prompt per line), JSON Lines / JSON (strings, objects with a
  * `prompt`/`text`/`content`/`instruction` field, or lmsys-chat-1m rows whose `conversation` holds the
- * turns: the first user turn is taken), CSV (a `prompt`, `text` or `content` column, else the first)
- * and Parquet (lmsys-chat-1m's layout, or a text column). Optionally sampled to N with a seed.
+ * turns: the first user turn is taken), CSV (a `prompt`, `text`, `content`, `instruction` or `question` column)
+ * and Parquet (lmsys-chat-1m's layout, or a text column). Optionally sampled to N with a seed. Files
+ * are read strictly: not text, invalid UTF-8, or records without a prompt are one-line errors.
  *
  * @module
  */
@@ -35,38 +36,123 @@ export function promptOf(record: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * A prompt file's text, decoded strictly: a file with NUL bytes is not text (a binary file would
+ * otherwise become dozens of "prompts"), and invalid UTF-8 is refused naming its line instead of being
+ * replaced with U+FFFD.
+ */
 async function readText(path: string): Promise<string> {
-  return new TextDecoder().decode(await readUserFile(path, "prompt file"));
+  const bytes = await readUserFile(path, "prompt file");
+  const nul = bytes.indexOf(0);
+  if (nul >= 0) {
+    throw new UserError(
+      `${path} is not a text file (a NUL byte at offset ${nul}): pass prompts as .txt, .jsonl, .json, .csv or .parquet`,
+    );
+  }
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    let line = 1;
+    let start = 0;
+    for (let i = 0; i <= bytes.length; i++) {
+      if (i < bytes.length && bytes[i] !== 0x0a) continue;
+      try {
+        new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(start, i));
+      } catch {
+        break;
+      }
+      line++;
+      start = i + 1;
+    }
+    throw new UserError(`${path} line ${line} is not valid UTF-8: save the file as UTF-8`);
+  }
 }
 
-/** All prompts in a file, in file order. */
-export async function readPromptFile(path: string): Promise<string[]> {
+/** Options of {@linkcode readPromptFile}. */
+export interface ReadPromptOptions {
+  /** Leave out records without a prompt (counted in one `log` line) instead of refusing the file. */
+  skipBadRecords?: boolean;
+  log?: (line: string) => void;
+}
+
+/** One record of a structured prompt file, with where it was (a line or row number, for errors). */
+interface Located {
+  record: unknown;
+  where: string;
+}
+
+/** The records of a JSON Lines file, each line parsed; a line that is not JSON is refused naming it. */
+function jsonLines(text: string, path: string): Located[] {
+  const out: Located[] = [];
+  text.split("\n").forEach((line, i) => {
+    if (!line.trim()) return;
+    try {
+      out.push({ record: JSON.parse(line), where: `line ${i + 1}` });
+    } catch (error) {
+      throw new UserError(`${path} line ${i + 1} is not JSON (${(error as Error).message.split("\n")[0]})`);
+    }
+  });
+  return out;
+}
+
+/**
+ * All prompts in a file, in file order. Records of structured files (JSON Lines, JSON, CSV, Parquet)
+ * without a prompt are counted and refused in one line, unless `skipBadRecords`.
+ */
+export async function readPromptFile(path: string, options: ReadPromptOptions = {}): Promise<string[]> {
   const extension = extname(path).toLowerCase();
-  let records: unknown[];
+  let records: Located[];
+  let plain = false;
   try {
     if (extension === ".parquet") {
       await Deno.stat(path).catch(() => {
         throw new UserError(`prompt file not found: ${path}`);
       });
       const file = await asyncBufferFromFile(path);
-      records = await parquetReadObjects({ file, compressors });
+      records = (await parquetReadObjects({ file, compressors })).map((record, i) => ({
+        record,
+        where: `row ${i + 1}`,
+      }));
     } else if (extension === ".jsonl" || extension === ".ndjson") {
-      records = (await readText(path)).split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
+      records = jsonLines(await readText(path), path);
     } else if (extension === ".json") {
       const data = JSON.parse(await readText(path));
-      records = Array.isArray(data) ? data : [data];
+      records = (Array.isArray(data) ? data : [data]).map((record, i) => ({ record, where: `record ${i + 1}` }));
     } else if (extension === ".csv") {
       const rows: Record<string, string>[] = parseCsv(await readText(path), { columns: true, skip_empty_lines: true });
-      const column = TEXT_FIELDS.find((f) => rows.length && f in rows[0]) ?? Object.keys(rows[0] ?? {})[0];
-      records = rows.map((r) => r[column]);
+      const columns = Object.keys(rows[0] ?? {});
+      const column = TEXT_FIELDS.find((f) => columns.includes(f));
+      if (rows.length && !column) {
+        throw new UserError(
+          `${path} has no prompt column (its columns: ${columns.join(", ")}): name one ${TEXT_FIELDS.join(", ")}`,
+        );
+      }
+      // Row 1 is the header line.
+      records = rows.map((r, i) => ({ record: column ? r[column] : undefined, where: `line ${i + 2}` }));
     } else {
-      records = (await readText(path)).split("\n").map((l) => l.trimEnd()).filter((l) => l.trim());
+      plain = true;
+      records = (await readText(path)).split("\n").map((l) => l.trimEnd()).filter((l) => l.trim())
+        .map((record) => ({ record, where: "" }));
     }
   } catch (error) {
     if (error instanceof UserError) throw error;
     throw new UserError(`could not read prompts from ${path}: ${(error as Error).message.split("\n")[0]}`);
   }
-  const prompts = records.map(promptOf).filter((p): p is string => typeof p === "string" && p.trim().length > 0);
+  const prompts: string[] = [];
+  const bad: string[] = [];
+  for (const { record, where } of records) {
+    const prompt = promptOf(record);
+    if (typeof prompt === "string" && prompt.trim().length > 0) prompts.push(prompt);
+    else if (!plain) bad.push(where);
+  }
+  if (bad.length && !options.skipBadRecords) {
+    throw new UserError(
+      `${bad.length} of ${records.length} records in ${path} have no prompt (first: ${bad[0]}; expected a string, a ${
+        TEXT_FIELDS.map((f) => `"${f}"`).join("/")
+      } field or a "conversation"): fix them, or pass --skip-bad-records to leave them out`,
+    );
+  }
+  if (bad.length) options.log?.(`skipped ${bad.length} of ${records.length} records in ${path} without a prompt`);
   if (!prompts.length) {
     throw new UserError(
       `no prompts in ${path}: expected one prompt per line (.txt), JSON Lines with a "prompt"/"text" field or a "conversation", a CSV with a prompt column, or lmsys-style Parquet`,

@@ -104,6 +104,43 @@ export function writeSafetensors(
   return writeFileAtomic(path, encodeSafetensors(tensors, metadata));
 }
 
+/**
+ * Checks a header's tensors against the format's rules, as the reference implementation
+ * (safetensors' `Metadata::validate`) does: a known dtype, a shape of non-negative integers, offsets
+ * whose length is dtype size × element count, and, in offset order, tensors that start where the
+ * previous one ended (no overlap, no gap) and end exactly at the end of the file. Two tensors sharing
+ * bytes would otherwise be read as valid and give different numbers from what was saved.
+ */
+function checkLayout(tensors: Record<string, unknown>, dataLength: number): void {
+  const entries = Object.entries(tensors).map(([name, raw]) => {
+    const info = raw as Partial<TensorInfo> | null;
+    const offsets = info?.data_offsets;
+    const integer = (x: unknown) => typeof x === "number" && Number.isSafeInteger(x) && x >= 0;
+    if (!info || typeof info.dtype !== "string" || !(info.dtype in BYTES_PER_ELEMENT)) {
+      throw new Error(`tensor ${name} has unknown dtype ${info?.dtype}`);
+    }
+    if (!Array.isArray(info.shape) || !info.shape.every(integer)) throw new Error(`tensor ${name} has a bad shape`);
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(integer) || offsets[1] < offsets[0]) {
+      throw new Error(`tensor ${name} has bad data_offsets`);
+    }
+    const expected = info.shape.reduce((a, b) => a * b, 1) * BYTES_PER_ELEMENT[info.dtype];
+    if (offsets[1] - offsets[0] !== expected) {
+      throw new Error(
+        `tensor ${name} spans ${offsets[1] - offsets[0]} bytes but ${info.dtype} [${info.shape}] needs ${expected}`,
+      );
+    }
+    return { name, begin: offsets[0], end: offsets[1] };
+  }).sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let at = 0;
+  for (const { name, begin, end } of entries) {
+    if (begin < at) throw new Error(`tensor ${name} overlaps the bytes of another tensor`);
+    if (begin > at) throw new Error(`${begin - at} bytes before tensor ${name} belong to no tensor`);
+    at = end;
+  }
+  if (at > dataLength) throw new Error(`its tensors need ${at} bytes of data but it holds ${dataLength}: truncated`);
+  if (at < dataLength) throw new Error(`${dataLength - at} bytes after the last tensor belong to no tensor`);
+}
+
 /** An open safetensors file: the parsed header, and tensors read on demand. */
 export class SafetensorsFile {
   private constructor(
@@ -127,16 +164,14 @@ export class SafetensorsFile {
       const prefix = await readRange(file, 0, 8, path);
       const headerLength = Number(new DataView(prefix.buffer).getBigUint64(0, true));
       if (headerLength <= 0 || 8 + headerLength > size) throw new Error("header length out of range");
-      const header = JSON.parse(new TextDecoder().decode(await readRange(file, 8, headerLength, path)));
-      const { __metadata__: metadata = {}, ...tensors } = header as Record<string, unknown>;
-      const dataLength = size - 8 - headerLength;
-      for (const [name, info] of Object.entries(tensors as Record<string, TensorInfo>)) {
-        const [begin, end] = info.data_offsets;
-        if (!(info.dtype in BYTES_PER_ELEMENT)) throw new Error(`tensor ${name} has unknown dtype ${info.dtype}`);
-        const expected = info.shape.reduce((a, b) => a * b, 1) * BYTES_PER_ELEMENT[info.dtype];
-        if (end > dataLength) throw new Error(`tensor ${name} lies past the end of the file: truncated`);
-        if (end - begin !== expected) throw new Error(`tensor ${name} has inconsistent offsets`);
+      const header = JSON.parse(
+        new TextDecoder("utf-8", { fatal: true }).decode(await readRange(file, 8, headerLength, path)),
+      );
+      if (typeof header !== "object" || header === null || Array.isArray(header)) {
+        throw new Error("its header is not a JSON object");
       }
+      const { __metadata__: metadata = {}, ...tensors } = header as Record<string, unknown>;
+      checkLayout(tensors, size - 8 - headerLength);
       return new SafetensorsFile(
         path,
         tensors as Record<string, TensorInfo>,
@@ -145,7 +180,9 @@ export class SafetensorsFile {
       );
     } catch (error) {
       if (error instanceof UserError) throw error;
-      throw new UserError(`${path} is not a valid safetensors file (${(error as Error).message})`);
+      throw new UserError(
+        `${path} is not a valid safetensors file (${(error as Error).message}): download or save it again`,
+      );
     } finally {
       file.close();
     }

@@ -18,7 +18,8 @@ import { UserError } from "../errors.ts";
 import { cacheRoot, enforceCacheCap, markNewEntry, useEntry } from "../cache/store.ts";
 import { codeDigest, fileIdentity, sha256Hex } from "../identity.ts";
 import { replaceDirAtomic } from "../io/atomic.ts";
-import { linkFile, readRange, writeRange } from "../io/files.ts";
+import { linkFile, readRange, readRangeInto, regularFiles, writeRange } from "../io/files.ts";
+import { assertFinite } from "../io/finite.ts";
 import { toFloat32 } from "../io/safetensors.ts";
 import { hfConfigOf } from "./config.ts";
 import { buildDecoderGraph, type GraphDtype, type WeightSource } from "./decoder_graph.ts";
@@ -46,14 +47,57 @@ const STORAGE = {
 
 const F16_MAX = 65504;
 
-/** `values` rounded to f16; a value beyond f16's range is refused (it would become infinite). */
+/**
+ * `values` rounded to f16; a value beyond f16's range is refused (it would become infinite). The test
+ * is written so that NaN fails it too (`Math.abs(NaN) > F16_MAX` is false).
+ */
 function toFloat16(values: Float32Array, what: string): Float16Array {
-  for (const x of values) {
-    if (Math.abs(x) > F16_MAX) {
-      throw new UserError(`${what} holds ${x}, beyond fp16's range (±${F16_MAX}): use --dtype fp32 for this model`);
+  for (let i = 0; i < values.length; i++) {
+    if (!(Math.abs(values[i]) <= F16_MAX)) {
+      throw new UserError(
+        `${what} holds ${values[i]} at index ${i}, beyond fp16's range (±${F16_MAX}): use --dtype fp32 for this model`,
+      );
     }
   }
   return Float16Array.from(values);
+}
+
+/** Bytes read per step when checking a tensor used in place: bounded memory for multi-GB embeddings. */
+const CHECK_CHUNK_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Checks that every tensor the graph references in place (stored in `dtype` already) is finite: read
+ * once, in chunks, when the graph is built, so a cached graph (keyed by the checkpoint's identity)
+ * never pays again.
+ */
+async function checkInPlaceTensors(checkpoint: Checkpoint, dtype: GraphDtype): Promise<void> {
+  const stored = STORAGE[dtype].stored;
+  const bytesPerValue = stored === "F32" ? 4 : 2;
+  const chunkBytes = CHECK_CHUNK_BYTES - (CHECK_CHUNK_BYTES % bytesPerValue);
+  const buffer = new Uint8Array(chunkBytes);
+  const files = new Map<string, Deno.FsFile>();
+  try {
+    for (const tensor of checkpoint.tensors.values()) {
+      if (tensor.dtype !== stored) continue;
+      const path = join(checkpoint.dir, tensor.file);
+      if (!files.has(path)) files.set(path, await Deno.open(path));
+      for (let done = 0; done < tensor.length; done += chunkBytes) {
+        const chunk = buffer.subarray(0, Math.min(chunkBytes, tensor.length - done));
+        await readRangeInto(files.get(path)!, tensor.offset + done, chunk, path);
+        const values = stored === "F32"
+          ? new Float32Array(chunk.buffer, 0, chunk.length / 4)
+          : new Float16Array(chunk.buffer, 0, chunk.length / 2);
+        assertFinite(values, {
+          file: path,
+          tensor: tensor.name,
+          offset: done / bytesPerValue,
+          total: tensor.length / bytesPerValue,
+        });
+      }
+    }
+  } finally {
+    for (const file of files.values()) file.close();
+  }
 }
 
 /** Progress of a conversion (bytes written so far of `total`). */
@@ -102,8 +146,10 @@ async function convertTensors(
         tensor.length,
         join(checkpoint.dir, tensor.file),
       );
-      const what = `${tensor.file}:${tensor.name}`;
-      const values = toFloat32(tensor.dtype, raw, what);
+      const path = join(checkpoint.dir, tensor.file);
+      const values = toFloat32(tensor.dtype, raw, `${path}:${tensor.name}`);
+      assertFinite(values, { file: path, tensor: tensor.name });
+      const what = `${path}: tensor ${tensor.name}`;
       offset = Math.ceil(offset / 4096) * 4096;
       const bytes = bytesOf(dtype === "fp16" ? toFloat16(values, what) : values);
       await writeRange(out, offset, bytes);
@@ -187,15 +233,16 @@ export async function modelDirFromCheckpoint(
     const onnxDir = join(temp, "onnx");
     await Deno.mkdir(onnxDir);
     for (const file of checkpoint.files) await linkFile(join(dir, file), join(onnxDir, basename(file)));
+    await checkInPlaceTensors(checkpoint, dtype);
     const converted = await convertTensors(checkpoint, join(onnxDir, STORAGE[dtype].file), dtype, options.onProgress);
     const model = buildDecoderGraph(checkpoint.config, checkpointWeights(checkpoint, converted, dtype));
     await Deno.writeFile(join(onnxDir, "model.onnx"), encodeModel(model));
     // A multimodal Gemma 3 config nests the decoder in text_config (with defaults left out); the runtime
     // and every reader of config.json want the decoder's own, as a gemma3_text checkpoint has it.
     const textOnly = checkpoint.rawConfig.model_type === "gemma3";
-    for await (const entry of Deno.readDir(dir)) {
-      if (entry.isFile && !entry.name.endsWith(".safetensors") && !(textOnly && entry.name === "config.json")) {
-        await linkFile(join(dir, entry.name), join(temp, entry.name));
+    for (const name of await regularFiles(dir)) {
+      if (!name.endsWith(".safetensors") && !(textOnly && name === "config.json")) {
+        await linkFile(join(dir, name), join(temp, name));
       }
     }
     if (textOnly) {

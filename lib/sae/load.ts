@@ -7,6 +7,7 @@
  */
 
 import { join } from "node:path";
+import { assertFinite } from "../io/finite.ts";
 import { UserError } from "../errors.ts";
 import { downloadFile, hubCacheDir } from "../hub.ts";
 import type { Sae, SaeFormat } from "./config.ts";
@@ -97,6 +98,10 @@ export async function loadSae(source: string, options: { dModel?: number } = {})
       throw new UserError(`${source}: ${name} has ${data.length} values, expected ${expected}`);
     }
   }
+  // A NaN threshold silently disables its feature and a NaN weight turns statistics into NaN: refused
+  // here, naming the weights file (indices are in the loaded [d_in, d_sae] layout).
+  const weightsFile = join(dir, FORMAT_FILES[format].at(-1)!);
+  for (const [name, data] of sizes) assertFinite(data, { file: weightsFile, tensor: name });
   if (options.dModel !== undefined && options.dModel !== dIn) {
     throw new UserError(
       `SAE ${source} expects d_model ${dIn} but the model has ${options.dModel}: use an SAE trained on this model`,

@@ -50,7 +50,7 @@ Deno.test("empty, missing and unreadable prompt files are user errors", async ()
   const cases: [string, RegExp][] = [
     [await write("empty.txt", "\n  \n"), /no prompts in/],
     [await write("bad.parquet", "not parquet at all"), /could not read prompts from/],
-    [await write("bad.jsonl", "{oops"), /could not read prompts from/],
+    [await write("bad.jsonl", "{oops"), /bad\.jsonl line 1 is not JSON/],
     ["/nonexistent/prompts.jsonl", /prompt file not found/],
   ];
   for (const [path, pattern] of cases) {
