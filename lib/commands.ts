@@ -79,9 +79,13 @@ export const DIFF = {
     chat: { type: "string", description: "chat model directory or hub id" },
     sae: {
       type: "string",
-      description: "SAE directory or hub path (SAELens, Llama Scope, Gemma Scope, Gemma Scope 2)",
+      description: "SAE directory, hub path (SAELens, Llama Scope, Gemma Scope, Gemma Scope 2) or SAELens " +
+        "release id RELEASE/SAE_ID (RELEASE alone lists its ids)",
     },
-    layer: { type: "string", description: "layer whose output the SAE reads (default: the preset's, or 2)" },
+    layer: {
+      type: "string",
+      description: "layer whose output the SAE reads (default: the preset's, the release id's, or 2)",
+    },
     prompts: { type: "string", description: "prompt file (default: the built-in demo prompts)" },
     n: { type: "string", description: "prompts to sample (default: all)" },
     seed: { type: "string", default: "42", description: "sampling seed" },

@@ -20,6 +20,7 @@ import { PLANT_TOP_K, plantRecovery } from "../lib/fixtures/plant.ts";
 import { DEMO_PROMPTS } from "../lib/fixtures/prompts.ts";
 import { readPromptFile, samplePrompts } from "../lib/io/prompts.ts";
 import { DIFF_PRESETS } from "../lib/presets.ts";
+import { saeReleaseOf } from "../lib/sae/load.ts";
 import { ProgressBar } from "../lib/progress.ts";
 import { type Device, parseDevice, resolveDevice } from "../lib/device.ts";
 import { parseDtype } from "../lib/runtime.ts";
@@ -55,7 +56,10 @@ await runMain(async () => {
       values.n === undefined ? undefined : positiveInt("n", values.n, 1),
       Number(values.seed),
     );
-    const layer = values.layer !== undefined ? Number(values.layer) : preset?.layer ?? 2;
+    // A SAELens release id knows its layer; resolving it here also makes an unknown release or id
+    // one line before any model is loaded.
+    const release = values.sae ? await saeReleaseOf(values.sae) : undefined;
+    const layer = values.layer !== undefined ? Number(values.layer) : preset?.layer ?? release?.layer ?? 2;
     if (!Number.isInteger(layer)) throw new UserError(`--layer must be an integer, got "${values.layer}"`);
     device = await resolveDevice(parseDevice(values.device!), console.log);
     const collected = await collectDiff({
