@@ -59,7 +59,7 @@ await runMain(async () => {
     // A SAELens release id knows its layer; resolving it here also makes an unknown release or id
     // one line before any model is loaded.
     const release = values.sae ? await saeReleaseOf(values.sae) : undefined;
-    const layer = values.layer !== undefined ? Number(values.layer) : preset?.layer ?? release?.layer ?? 2;
+    const layer = values.layer !== undefined ? Number(values.layer) : release?.layer ?? preset?.layer ?? 2;
     if (!Number.isInteger(layer)) throw new UserError(`--layer must be an integer, got "${values.layer}"`);
     device = await resolveDevice(parseDevice(values.device!), console.log);
     const collected = await collectDiff({
@@ -79,7 +79,8 @@ await runMain(async () => {
       dtype: parseDtype(values.dtype),
       outDir,
       allowMismatch: values["allow-mismatch"],
-      neuronpediaId: preset?.neuronpediaId,
+      // The preset's id belongs to the preset's SAE; another --sae brings its own (a release's, from the table).
+      neuronpediaId: values.sae ? undefined : preset?.neuronpediaId,
       log: console.log,
       progress: (label, total) => new ProgressBar(label, total, "prompts"),
     });

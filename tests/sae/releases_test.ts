@@ -194,3 +194,24 @@ Deno.test("diff --sae: an unknown release or id is one line and exit 1, before a
     assert(!/building|fixture/.test(run.stdout + run.stderr), "no model was touched");
   }
 });
+
+Deno.test("diff --sae RELEASE/ID: --layer defaults to the SAE's, and another model's SAE is one line", async () => {
+  // The fixture models have 4 layers of width 64: Llama Scope's l15r_8x brings layer 15 as the default,
+  // which is out of range for them; at --layer 2 the width (4096 vs 64) is refused before any download.
+  const cases: [string[], RegExp][] = [
+    [[], /^error: layer 15 is out of range: this model has layers 0\.\.3$/],
+    [
+      ["--layer", "2"],
+      /^error: SAE llama_scope_lxr_8x\/l15r_8x was trained on meta-llama\/Llama-3\.1-8B \(d_model 4096\)/,
+    ],
+  ];
+  for (const [extra, pattern] of cases) {
+    const run = await runScript("diff.ts", ["--sae", "llama_scope_lxr_8x/l15r_8x", "--device", "cpu", ...extra], {
+      MODEL_DIFF_HUB_CACHE: await tempDir("hub-"),
+    });
+    assertEquals(run.code, 1, run.stderr);
+    const lines = meaningfulLines(run.stderr).filter((line) => !line.startsWith("building"));
+    assertEquals(lines.length, 1, run.stderr);
+    assertMatch(lines[0], pattern);
+  }
+});
