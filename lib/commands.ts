@@ -84,9 +84,13 @@ export const DIFF = {
     chat: { type: "string", description: "chat model directory or hub id" },
     sae: {
       type: "string",
-      description: "SAE directory or hub path (SAELens, Llama Scope, Gemma Scope, Gemma Scope 2)",
+      description: "SAE directory, hub path (SAELens, Llama Scope, Gemma Scope, Gemma Scope 2) or SAELens " +
+        "release id RELEASE/SAE_ID (RELEASE alone lists its ids)",
     },
-    layer: { type: "string", description: "layer whose output the SAE reads (default: the preset's, or 2)" },
+    layer: {
+      type: "string",
+      description: "layer whose output the SAE reads (default: the preset's, the release id's, or 2)",
+    },
     prompts: { type: "string", description: "prompt file (default: the built-in demo prompts)" },
     "skip-bad-records": {
       type: "boolean",
@@ -152,7 +156,11 @@ export const STEER = {
     mag: { type: "string", default: "-3,3", description: "comma-separated magnitudes" },
     model: { type: "string", description: "model directory or hub id (default: the built-in Gemma fixture)" },
     layer: { type: "string", description: "layer to steer after (default: the middle one)" },
-    vector: { type: "string", description: "vector file (default: <out-dir>/contrast_vectors.safetensors, computed)" },
+    vector: {
+      type: "string",
+      description: "vector file: .safetensors, .npy, .json or a llama.cpp control vector .gguf " +
+        "(default: <out-dir>/contrast_vectors.safetensors, computed)",
+    },
     "vector-name": { type: "string", description: "tensor name in a safetensors vector file" },
     kind: { type: "string", default: "addition", description: "addition, ablation, mean_ablation or capping" },
     positions: { type: "string", default: "all", description: "positions to steer: all or last" },
@@ -177,6 +185,38 @@ export const STEER = {
     dtype,
   },
   examples: ["deno task steer --mag -3,3", "deno task steer --model ./gemma-2-9b-it --layer 20 --mag -8,-4,4,8"],
+} satisfies CommandSpec;
+
+/** `deno task vector`. */
+export const VECTOR = {
+  task: "vector",
+  summary: "A steering vector or SAE feature direction as a llama.cpp control vector (GGUF, as repeng writes it).",
+  flags: {
+    out: { type: "string", description: "the .gguf file to write (required)" },
+    vector: {
+      type: "string",
+      description: "source: contrast_vectors.safetensors, adl_vectors.safetensors or any vector file",
+    },
+    "vector-name": { type: "string", description: "tensor in a safetensors source (an ADL position: adl.asst)" },
+    sae: { type: "string", description: "source: an SAE (directory, hub path or RELEASE/SAE_ID), with --feature" },
+    feature: { type: "string", description: "the SAE feature whose decoder direction is written" },
+    layer: {
+      type: "string",
+      description: "layer(s) the vector steers after: L, a list 3,5 or all (contrast files); default: the ADL " +
+        "file's or the SAE's layer",
+    },
+    mag: {
+      type: "string",
+      description: "fold this magnitude into the vector (default: none; scale it in llama.cpp with " +
+        "--control-vector-scaled FILE MAG)",
+    },
+    model: { type: "string", description: "the model it is for: checks width and layers, gives the model hint" },
+    "model-hint": { type: "string", description: "controlvector.model_hint (default: the model's model_type)" },
+  },
+  examples: [
+    "deno task vector --vector results/gemma-2-9b-it/contrast_vectors.safetensors --layer all --model ./gemma-2-9b-it --out v.gguf",
+    "deno task vector --sae gemma-scope-2b-pt-res-canonical/layer_12/width_16k/canonical --feature 1234 --mag 8 --model-hint gemma2 --out f.gguf",
+  ],
 } satisfies CommandSpec;
 
 /** `deno task bench`. */
@@ -375,6 +415,7 @@ export const COMMANDS: Record<string, CommandSpec> = {
   "diff.ts": DIFF,
   "sweep_layers.ts": SWEEP_LAYERS,
   "steer.ts": STEER,
+  "vector.ts": VECTOR,
   "bench.ts": BENCH,
   "mutants.ts": MUTANTS,
   "cache.ts": CACHE,

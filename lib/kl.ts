@@ -246,12 +246,7 @@ export async function runKl(options: KlRunOptions): Promise<KlRun> {
     });
     progress?.finish();
     const tokenizer = chat.tokenizer;
-    // The context before a prompt's first token is empty, and transformers.js refuses to decode nothing.
-    return {
-      tokens,
-      prompts,
-      decode: (ids) => ids.length ? tokenizer.decode(ids, { skip_special_tokens: false }) : "",
-    };
+    return { tokens, prompts, decode: (ids) => tokenizer.decode(ids, { skip_special_tokens: false }) };
   } finally {
     await base?.dispose();
     await chat.dispose();

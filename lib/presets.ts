@@ -6,7 +6,11 @@
  * @module
  */
 
-/** A diff configuration. */
+/**
+ * A diff configuration. `sae` is a SAELens release id (lib/sae/releases.ts), so it names the folder
+ * SAELens would download (`google/gemma-scope-9b-pt-res/layer_20/width_131k/average_l0_114` for the
+ * Gemma one, whose canonical name is not a folder on the hub).
+ */
 export interface DiffPreset {
   base: string;
   chat: string;
@@ -20,14 +24,14 @@ export const DIFF_PRESETS: Record<string, DiffPreset> = {
   "llama31-8b": {
     base: "meta-llama/Llama-3.1-8B",
     chat: "meta-llama/Llama-3.1-8B-Instruct",
-    sae: "fnlp/Llama3_1-8B-Base-LXR-32x/Llama3_1-8B-Base-L15R-32x",
+    sae: "llama_scope_lxr_32x/l15r_32x",
     layer: 15,
     neuronpediaId: "llama3.1-8b/15-llamascope-res-131k",
   },
   "gemma2-9b": {
     base: "google/gemma-2-9b",
     chat: "google/gemma-2-9b-it",
-    sae: "google/gemma-scope-9b-pt-res-canonical/layer_20/width_131k/canonical",
+    sae: "gemma-scope-9b-pt-res-canonical/layer_20/width_131k/canonical",
     layer: 20,
     neuronpediaId: "gemma-2-9b/20-gemmascope-res-131k",
   },

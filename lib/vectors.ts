@@ -1,12 +1,13 @@
 /**
  * Steering vectors from files: the sweep's `contrast_vectors.safetensors` (tensor `contrast.{L}`),
- * any safetensors file (a named tensor, or its only one), NumPy `.npy`, or JSON (an array of numbers
- * or `{ "vector": [...] }`).
+ * any safetensors file (a named tensor, or its only one), NumPy `.npy`, JSON (an array of numbers
+ * or `{ "vector": [...] }`), or a llama.cpp control vector `.gguf` (its `direction.{layer}`).
  *
  * @module
  */
 
 import { extname } from "node:path";
+import { decodeControlVector } from "./control_vector.ts";
 import { describeError, readUserFile, UserError } from "./errors.ts";
 import { assertFinite } from "./io/finite.ts";
 import { decodeNpy } from "./io/npz.ts";
@@ -17,10 +18,13 @@ export function contrastTensorName(layer: number): string {
   return `contrast.${layer}`;
 }
 
-/** Loads a vector of `dModel` numbers for `layer` from `path` (`name` picks a safetensors tensor). */
+/**
+ * Loads a vector for `layer` from `path` (`name` picks a safetensors tensor); with `dModel`, one of
+ * another width is a {@linkcode UserError}.
+ */
 export async function loadVector(
   path: string,
-  options: { layer: number; dModel: number; name?: string },
+  options: { layer: number; dModel?: number; name?: string },
 ): Promise<Float32Array> {
   const extension = extname(path).toLowerCase();
   let vector: Float32Array;
@@ -57,10 +61,23 @@ export async function loadVector(
       throw new UserError(`${path} holds no vector: expected an array of numbers or {"vector": [...]}`);
     }
     vector = Float32Array.from(values);
+  } else if (extension === ".gguf") {
+    // A llama.cpp control vector: direction.{L} is the layer-L output's, as --layer L means here
+    // (see lib/control_vector.ts for that convention in llama.cpp and repeng).
+    const control = decodeControlVector(await readBytes(path), path);
+    const direction = control.directions.get(options.layer);
+    if (!direction) {
+      throw new UserError(
+        `${path} has no direction.${options.layer} (it has layers ${
+          [...control.directions.keys()].join(", ")
+        }): steer at one of those with --layer`,
+      );
+    }
+    vector = direction;
   } else {
-    throw new UserError(`unsupported vector file ${path}: use .safetensors, .npy or .json`);
+    throw new UserError(`unsupported vector file ${path}: use .safetensors, .npy, .json or .gguf`);
   }
-  if (vector.length !== options.dModel) {
+  if (options.dModel !== undefined && vector.length !== options.dModel) {
     throw new UserError(
       `the vector in ${path} has ${vector.length} dimensions but the model has d_model ${options.dModel}: use a vector from this model`,
     );

@@ -20,6 +20,7 @@ import { PLANT_TOP_K, plantRecovery } from "../lib/fixtures/plant.ts";
 import { DEMO_PROMPTS } from "../lib/fixtures/prompts.ts";
 import { readPromptFile, samplePrompts } from "../lib/io/prompts.ts";
 import { DIFF_PRESETS } from "../lib/presets.ts";
+import { saeReleaseOf } from "../lib/sae/load.ts";
 import { ProgressBar } from "../lib/progress.ts";
 import { type Device, parseDevice, resolveDevice } from "../lib/device.ts";
 import { parseDtype } from "../lib/runtime.ts";
@@ -57,7 +58,10 @@ await runMain(async () => {
       values.n === undefined ? undefined : positiveInt("n", values.n, 1),
       seedFlag(values.seed, 42),
     );
-    const layer = values.layer !== undefined ? layerFlag(values.layer) : preset?.layer ?? 2;
+    // A SAELens release id knows its layer; resolving it here also makes an unknown release or id
+    // one line before any model is loaded.
+    const release = values.sae ? await saeReleaseOf(values.sae) : undefined;
+    const layer = values.layer !== undefined ? layerFlag(values.layer) : release?.layer ?? preset?.layer ?? 2;
     device = await resolveDevice(parseDevice(values.device!), console.log);
     const collected = await collectDiff({
       base: values.base ?? preset?.base ?? await ensureFixtureModel("tiny-llama-base", console.log),
@@ -76,7 +80,8 @@ await runMain(async () => {
       dtype: parseDtype(values.dtype),
       outDir,
       allowMismatch: values["allow-mismatch"],
-      neuronpediaId: preset?.neuronpediaId,
+      // The preset's id belongs to the preset's SAE; another --sae brings its own (a release's, from the table).
+      neuronpediaId: values.sae ? undefined : preset?.neuronpediaId,
       log: console.log,
       progress: (label, total) => new ProgressBar(label, total, "prompts"),
     });

@@ -151,7 +151,7 @@ export async function collectDiff(options: DiffRunOptions): Promise<DiffCollecti
   if (!Number.isInteger(options.layer) || options.layer < 0 || options.layer >= shape.layers) {
     throw new UserError(`layer ${options.layer} is out of range: this model has layers 0..${shape.layers - 1}`);
   }
-  const sae = await loadSae(options.sae, { dModel: shape.dModel });
+  const sae = await loadSae(options.sae, { dModel: shape.dModel, layers: shape.layers });
   if (sae.config.hookLayer !== undefined && sae.config.hookLayer !== options.layer) {
     console.error(`warning: the SAE was trained on layer ${sae.config.hookLayer}, reading layer ${options.layer}`);
   }

@@ -14,6 +14,7 @@ import type { Sae, SaeFormat } from "./config.ts";
 import { loadGemmaScope } from "./gemmascope.ts";
 import { loadGemmaScope2 } from "./gemmascope2.ts";
 import { loadLlamaScope } from "./llamascope.ts";
+import { checkSaeFitsModel, type ResolvedSae, resolveSaeRelease } from "./releases.ts";
 import { loadSaeLens } from "./saelens.ts";
 
 /** Each format's files; the first one tells the format (config.json alone would not: models have one too). */
@@ -46,13 +47,18 @@ async function detectFormat(dir: string): Promise<SaeFormat | undefined> {
   return undefined;
 }
 
-/** Downloads an SAE from the hub (`org/repo[/subfolder]`) and returns its local directory. */
-async function downloadSae(source: string): Promise<string> {
+/**
+ * Downloads an SAE from the hub (`org/repo[/subfolder]`) and returns its local directory. With
+ * `format` (known from a release id) only that format's files are asked for; otherwise each format's
+ * first file is tried in turn.
+ */
+async function downloadSae(source: string, format?: SaeFormat): Promise<string> {
   const [org, repo, ...rest] = source.split("/");
   const id = `${org}/${repo}`;
   const sub = rest.join("/");
   const dir = join(hubCacheDir(), id, "main");
-  for (const [, files] of Object.entries(FORMAT_FILES)) {
+  const candidates = format ? [FORMAT_FILES[format]] : Object.values(FORMAT_FILES);
+  for (const files of candidates) {
     await downloadFile(id, "main", sub ? `${sub}/${files[0]}` : files[0], dir, false);
     if (await exists(join(dir, sub, files[0]))) {
       for (const file of files.slice(1)) await downloadFile(id, "main", sub ? `${sub}/${file}` : file, dir, true);
@@ -63,13 +69,35 @@ async function downloadSae(source: string): Promise<string> {
 }
 
 /**
- * Loads the SAE at `source`. With `dModel`, an SAE for another width is a {@linkcode UserError}.
+ * The SAELens release entry `source` names, or undefined for a directory or a hub path; an unknown
+ * release or id is a {@linkcode UserError} (see {@linkcode resolveSaeRelease}).
  */
-export async function loadSae(source: string, options: { dModel?: number } = {}): Promise<Sae> {
+export async function saeReleaseOf(source: string): Promise<ResolvedSae | undefined> {
   const isDir = await Deno.stat(source).then((s) => s.isDirectory, () => false);
+  return isDir ? undefined : resolveSaeRelease(source);
+}
+
+/**
+ * Loads the SAE at `source`: a directory, a hub path (`org/repo[/folder]`) or a SAELens release id
+ * (`RELEASE/SAE_ID`, resolved through lib/sae/releases.json to the repository folder SAELens downloads;
+ * its layer, model and Neuronpedia id come from the same table). With `dModel`, an SAE for another
+ * width is a {@linkcode UserError}; a release id of another model (width or, with `layers`, depth) is
+ * refused before anything is downloaded.
+ */
+export async function loadSae(source: string, options: { dModel?: number; layers?: number } = {}): Promise<Sae> {
+  const isDir = await Deno.stat(source).then((s) => s.isDirectory, () => false);
+  const release = isDir ? undefined : resolveSaeRelease(source);
+  if (release) {
+    if (options.dModel !== undefined) checkSaeFitsModel(release, { dModel: options.dModel, layers: options.layers });
+    if (!release.format) {
+      throw new UserError(
+        `${source} is ${release.hubPath} on the hub, stored as ${release.stored}, which this toolkit does not load yet`,
+      );
+    }
+  }
   const looksLikeHub = /^[A-Za-z0-9][\w.-]*\/[\w.-]+(\/[\w.-]+)*$/.test(source) && !source.startsWith(".");
-  if (!isDir && !looksLikeHub) throw new UserError(`SAE directory not found: ${source}`);
-  const dir = isDir ? source : await downloadSae(source);
+  if (!isDir && !release && !looksLikeHub) throw new UserError(`SAE directory not found: ${source}`);
+  const dir = isDir ? source : await downloadSae(release?.hubPath ?? source, release?.format);
   const format = await detectFormat(dir);
   if (!format) {
     throw new UserError(`${source} is not an SAE directory: expected ${LAYOUTS}`);
@@ -78,6 +106,12 @@ export async function loadSae(source: string, options: { dModel?: number } = {})
     if (!(await exists(join(dir, file)))) throw new UserError(`${source} looks like ${format} but has no ${file}`);
   }
   const sae = await LOADERS[format](dir, source);
+  if (release) {
+    // The table states what the files may not (Gemma Scope's params.npz has no config at all).
+    sae.config.hookLayer = release.layer;
+    sae.config.modelName = release.model;
+    if (release.neuronpedia) sae.config.neuronpediaId = release.neuronpedia;
+  }
   sae.config.hookLayer ??= ((m) => (m ? Number(m[1]) : undefined))(/layer_(\d+)/.exec(source));
   const { dIn, dSae } = sae.config;
   const sizes: [string, Float32Array, number][] = [
