@@ -150,27 +150,32 @@ Deno.test("vector sources: contrast file (all layers), ADL file (its layer), SAE
   const { dIn } = sae.config;
   assertEquals([...(await readControlVector(out)).directions], [[2, sae.wDec.slice(7 * dIn, 8 * dIn)]]);
 
-  const errors: [Promise<unknown>, RegExp][] = [
-    [exportControlVector({ source: { kind: "file", path: contrast }, out, model }), /pass --layer L, a list or all/],
-    [exportControlVector({ source: { kind: "file", path: adl }, out, model }), /is an ADL file: pick a position/],
-    [exportControlVector({ source: { kind: "sae", sae: saeDir, feature: 9999 }, out, model }), /out of range/],
+  // Thunks, run one at a time: a rejection must not happen before its handler is attached.
+  const errors: [() => Promise<unknown>, RegExp][] = [
     [
-      exportControlVector({ source: { kind: "file", path: contrast }, out, layers: [1] }),
+      () => exportControlVector({ source: { kind: "file", path: contrast }, out, model }),
+      /pass --layer L, a list or all/,
+    ],
+    [() => exportControlVector({ source: { kind: "file", path: adl }, out, model }), /is an ADL file: pick a position/],
+    [() => exportControlVector({ source: { kind: "sae", sae: saeDir, feature: 9999 }, out, model }), /out of range/],
+    [
+      () => exportControlVector({ source: { kind: "file", path: contrast }, out, layers: [1] }),
       /pass --model .* or --model-hint/,
     ],
     [
-      exportControlVector({
-        source: { kind: "file", path: contrast },
-        out,
-        layers: [1],
-        model: { ...model, dModel: 64 },
-      }),
+      () =>
+        exportControlVector({
+          source: { kind: "file", path: contrast },
+          out,
+          layers: [1],
+          model: { ...model, dModel: 64 },
+        }),
       /48 dimensions but the model has d_model 64/,
     ],
   ];
   for (const [run, pattern] of errors) {
     let message = "";
-    await run.catch((e) => (message = e instanceof UserError ? e.message : `not a UserError: ${e}`));
+    await run().catch((e) => (message = e instanceof UserError ? e.message : `not a UserError: ${e}`));
     assertMatch(message, pattern);
     assertEquals(message.split("\n").length, 1);
   }
