@@ -240,7 +240,11 @@ Deno.test("bad checkpoints: one line each, and nothing half-written in the cache
       [int8, /model\.norm\.weight has dtype I8; checkpoints must be F32, F16, BF16/],
       [truncated, /is not a valid safetensors file \(its tensors need \d+ bytes of data but it holds \d+: truncated\)/],
       [noType, /config\.json has no "model_type"/],
-      [huge, /model\.safetensors:model\.norm\.weight holds 100000, beyond fp16's range .*use --dtype fp32/, "fp16"],
+      [
+        huge,
+        /model\.safetensors: tensor model\.norm\.weight holds 100000 at index 0, beyond fp16's range .*use --dtype fp32/,
+        "fp16",
+      ],
     ];
     for (const [dir, pattern, dtype] of cases) {
       const error = await modelDirFromCheckpoint(dir, { dtype }).then(() => undefined, (e: unknown) => e);
