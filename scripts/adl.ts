@@ -17,23 +17,24 @@ import {
   lensTopTokens,
   loadContrastVectors,
   loadUnembedding,
-} from "../lib/adl.ts";
-import { parseTokenTypes } from "../lib/chat.ts";
-import { layerFlag, nonNegativeInt, parseFlags, positiveInt, seedFlag } from "../lib/cli.ts";
-import { ADL } from "../lib/commands.ts";
-import { runMain, UserError } from "../lib/errors.ts";
+} from "../lib/analysis/adl.ts";
+import { parseTokenTypes } from "../lib/runtime/chat.ts";
+import { layerFlag, nonNegativeInt, parseFlags, positiveInt, seedFlag } from "../lib/cli/flags.ts";
+import { ADL } from "../lib/cli/commands.ts";
+import { runMain } from "../lib/cli/main.ts";
+import { UserError } from "../lib/core/errors.ts";
 import { ensureFixtureModel } from "../lib/fixtures/build.ts";
 import { DEMO_PROMPTS } from "../lib/fixtures/prompts.ts";
 import { ROLE_PROMPTS } from "../lib/fixtures/role_prompts.ts";
-import { acquireGpu } from "../lib/gpu.ts";
-import { modelShortName, readModelShape, resolveModelDir } from "../lib/hub.ts";
+import { acquireGpu } from "../lib/backend/gpu.ts";
+import { modelShortName, readModelShape, resolveModelDir } from "../lib/models/hub.ts";
 import { ensureOutDir } from "../lib/io/atomic.ts";
 import { readPromptFile, samplePrompts } from "../lib/io/prompts.ts";
-import { ProgressBar } from "../lib/progress.ts";
+import { ProgressBar } from "../lib/core/progress.ts";
 import { adlTensorName, writeAdlOutputs } from "../lib/report/adl.ts";
-import { computeContrastVectors } from "../lib/role_swap.ts";
-import { parseDevice, resolveDevice } from "../lib/device.ts";
-import { graphDtype, loadTokenizer, parseDtype } from "../lib/runtime.ts";
+import { computeContrastVectors } from "../lib/run/contrast.ts";
+import { parseDevice, resolveDevice } from "../lib/backend/device.ts";
+import { graphDtype, loadTokenizer, parseDtype } from "../lib/runtime/runtime.ts";
 
 await runMain(async () => {
   const { values } = parseFlags(Deno.args, ADL);

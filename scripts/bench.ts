@@ -13,21 +13,22 @@ import { formatRows } from "../lib/bench/table.ts";
 import { largestConversionFixture, measureConversion } from "../lib/bench/conversion.ts";
 import * as ortNode from "onnxruntime-node";
 import * as ortWeb from "onnxruntime-web/webgpu";
-import "../lib/runtime.ts"; // sets up onnxruntime-web's wasm paths
-import { parseFlags, positiveInt } from "../lib/cli.ts";
-import { BENCH } from "../lib/commands.ts";
-import { runMain, UserError } from "../lib/errors.ts";
-import { SeededRandom } from "../lib/random.ts";
-import { acquireGpu, describeGpu, type Gpu } from "../lib/gpu.ts";
+import "../lib/runtime/runtime.ts"; // sets up onnxruntime-web's wasm paths
+import { parseFlags, positiveInt } from "../lib/cli/flags.ts";
+import { BENCH } from "../lib/cli/commands.ts";
+import { runMain } from "../lib/cli/main.ts";
+import { UserError } from "../lib/core/errors.ts";
+import { SeededRandom } from "../lib/core/random.ts";
+import { acquireGpu, describeGpu, type Gpu } from "../lib/backend/gpu.ts";
 import { GraphBuilder } from "../lib/graph/builder.ts";
 import { DataType, encodeModel } from "../lib/graph/onnx.ts";
 import { cosineMatrix } from "../lib/kernels/cosine_matrix.ts";
-import { SaeEncoder } from "../lib/kernels/sae_encode.ts";
+import { GpuSaeEncoder } from "../lib/kernels/sae_encode.ts";
 import { dispatch, pipeline, storageBuffer, uniformBuffer } from "../lib/kernels/shader.ts";
-import type { Crosscoder, CrosscoderConfig } from "../lib/crosscoder/config.ts";
-import { CrosscoderEncoder } from "../lib/crosscoder/encode.ts";
+import type { Crosscoder, CrosscoderConfig } from "../lib/analysis/crosscoder/config.ts";
+import { CrosscoderEncoder } from "../lib/analysis/crosscoder/encode.ts";
 import type { Sae } from "../lib/sae/config.ts";
-import { FeatureStats } from "../lib/stats.ts";
+import { FeatureStats } from "../lib/features/stats.ts";
 
 interface Shape {
   name: string;
@@ -287,7 +288,7 @@ await runMain(async () => {
       const flop = 2 * shape.rows * shape.dIn * shape.dSae;
       const sae = randomSae(shape, dtype);
       const x = new SeededRandom(2).normals(shape.rows * shape.dIn);
-      const encoder = await SaeEncoder.create(gpu, sae);
+      const encoder = await GpuSaeEncoder.create(gpu, sae);
       if (encoder.weightType !== dtype) throw new Error(`expected ${dtype} weights, got ${encoder.weightType}`);
       const stats = FeatureStats.empty(["a", "b", "c"], shape.dSae);
       const rowType = Uint32Array.from({ length: shape.rows }, (_, i) => i % 3);

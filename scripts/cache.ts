@@ -4,10 +4,19 @@
  * of them, some by id, or those unused for `--older-than`.
  */
 
-import { parseFlags } from "../lib/cli.ts";
-import { CACHE } from "../lib/commands.ts";
-import { runMain, UserError } from "../lib/errors.ts";
-import { CACHE_MAX_ENV, cacheCap, cacheRoot, clearCache, formatSize, listCache, parseAge } from "../lib/cache/store.ts";
+import { parseFlags } from "../lib/cli/flags.ts";
+import { CACHE } from "../lib/cli/commands.ts";
+import { runMain } from "../lib/cli/main.ts";
+import { UserError } from "../lib/core/errors.ts";
+import {
+  CACHE_MAX_ENV,
+  cacheCap,
+  cacheRoot,
+  clearCache,
+  formatSize,
+  listCache,
+  parseAge,
+} from "../lib/io/cache_store.ts";
 
 /** How long ago, for people: `5 min ago`, `3 h ago`, `12 d ago`. */
 function ago(date: Date): string {

@@ -4,19 +4,20 @@
  * demo prompts from the generated tiny Llama.
  */
 
-import { collectResiduals, loadForCapture, type PositionRule } from "../lib/activations.ts";
-import { parseTokenTypes, preparePrompts } from "../lib/chat.ts";
-import { parseFlags, parseLayers, positiveInt } from "../lib/cli.ts";
-import { CAPTURE } from "../lib/commands.ts";
-import { runMain, UserError } from "../lib/errors.ts";
+import { collectResiduals, loadForCapture, type PositionRule } from "../lib/runtime/activations.ts";
+import { parseTokenTypes, preparePrompts } from "../lib/runtime/chat.ts";
+import { parseFlags, parseLayers, positiveInt } from "../lib/cli/flags.ts";
+import { CAPTURE } from "../lib/cli/commands.ts";
+import { runMain } from "../lib/cli/main.ts";
+import { UserError } from "../lib/core/errors.ts";
 import { ensureFixtureModel } from "../lib/fixtures/build.ts";
 import { DEMO_PROMPTS } from "../lib/fixtures/prompts.ts";
-import { readModelShape, resolveModelDir } from "../lib/hub.ts";
+import { readModelShape, resolveModelDir } from "../lib/models/hub.ts";
 import { readPromptFile } from "../lib/io/prompts.ts";
-import { writeSafetensors } from "../lib/io/safetensors.ts";
-import { ProgressBar } from "../lib/progress.ts";
-import { parseDevice, resolveDevice } from "../lib/device.ts";
-import { graphDtype, parseDtype } from "../lib/runtime.ts";
+import { writeSafetensors } from "../lib/io/safetensors_file.ts";
+import { ProgressBar } from "../lib/core/progress.ts";
+import { parseDevice, resolveDevice } from "../lib/backend/device.ts";
+import { graphDtype, parseDtype } from "../lib/runtime/runtime.ts";
 
 function parsePositionRule(value: string): PositionRule {
   if (value === "last" || value === "all") return { kind: value };

@@ -7,20 +7,21 @@
  */
 
 import { join } from "node:path";
-import { parseTokenTypes } from "../lib/chat.ts";
-import { layerFlag, parseFlags, positiveInt, seedFlag } from "../lib/cli.ts";
-import { CROSSCODER } from "../lib/commands.ts";
-import { LATENT_TAGS, tagCounts } from "../lib/crosscoder/analysis.ts";
-import { runCrosscoder } from "../lib/crosscoder/run.ts";
-import { runMain, UserError } from "../lib/errors.ts";
+import { parseTokenTypes } from "../lib/runtime/chat.ts";
+import { layerFlag, parseFlags, positiveInt, seedFlag } from "../lib/cli/flags.ts";
+import { CROSSCODER } from "../lib/cli/commands.ts";
+import { LATENT_TAGS, tagCounts } from "../lib/analysis/crosscoder/analysis.ts";
+import { runCrosscoder } from "../lib/analysis/crosscoder/run.ts";
+import { runMain } from "../lib/cli/main.ts";
+import { UserError } from "../lib/core/errors.ts";
 import { ensureFixtureCrosscoder, ensureFixtureModel } from "../lib/fixtures/build.ts";
 import { DEMO_PROMPTS } from "../lib/fixtures/prompts.ts";
 import { ensureOutDir } from "../lib/io/atomic.ts";
 import { readPromptFile, samplePrompts } from "../lib/io/prompts.ts";
-import { ProgressBar } from "../lib/progress.ts";
+import { ProgressBar } from "../lib/core/progress.ts";
 import { writeCrosscoderOutputs } from "../lib/report/crosscoder.ts";
-import { parseDevice, resolveDevice } from "../lib/device.ts";
-import { parseDtype } from "../lib/runtime.ts";
+import { parseDevice, resolveDevice } from "../lib/backend/device.ts";
+import { parseDtype } from "../lib/runtime/runtime.ts";
 
 function parseInputScale(value: string | undefined): [number, number] | undefined {
   if (value === undefined) return undefined;

@@ -9,21 +9,22 @@
  * each), then `--merge` combines the shard statistics and writes the report.
  */
 
-import { parseTokenTypes } from "../lib/chat.ts";
-import { layerFlag, nonNegativeInt, parseFlags, positiveInt, seedFlag } from "../lib/cli.ts";
+import { parseTokenTypes } from "../lib/runtime/chat.ts";
+import { layerFlag, nonNegativeInt, parseFlags, positiveInt, seedFlag } from "../lib/cli/flags.ts";
 import { join } from "node:path";
-import { DIFF_METRICS, type DiffMetric, type DiffRow } from "../lib/diff.ts";
-import { DIFF } from "../lib/commands.ts";
-import { runMain, UserError } from "../lib/errors.ts";
+import { DIFF_METRICS, type DiffMetric, type DiffRow } from "../lib/features/diff.ts";
+import { DIFF } from "../lib/cli/commands.ts";
+import { runMain } from "../lib/cli/main.ts";
+import { UserError } from "../lib/core/errors.ts";
 import { ensureFixtureModel, ensureFixtureSae } from "../lib/fixtures/build.ts";
 import { PLANT_TOP_K, plantRecovery } from "../lib/fixtures/plant.ts";
 import { DEMO_PROMPTS } from "../lib/fixtures/prompts.ts";
 import { readPromptFile, samplePrompts } from "../lib/io/prompts.ts";
-import { DIFF_PRESETS } from "../lib/presets.ts";
+import { DIFF_PRESETS } from "../lib/cli/presets.ts";
 import { saeReleaseOf } from "../lib/sae/load.ts";
-import { ProgressBar } from "../lib/progress.ts";
-import { type Device, parseDevice, resolveDevice } from "../lib/device.ts";
-import { parseDtype } from "../lib/runtime.ts";
+import { ProgressBar } from "../lib/core/progress.ts";
+import { type Device, parseDevice, resolveDevice } from "../lib/backend/device.ts";
+import { parseDtype } from "../lib/runtime/runtime.ts";
 import {
   collectDiff,
   DEFAULT_TOP_EXAMPLES,

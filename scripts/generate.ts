@@ -3,14 +3,14 @@
  * WebGPU or CPU. Without --model it runs the built-in demo on the generated tiny models.
  */
 
-import { renderChat, tokenizeRendered } from "../lib/chat.ts";
-import { parseFlags, positiveInt } from "../lib/cli.ts";
-import { GENERATE } from "../lib/commands.ts";
-import { runMain } from "../lib/errors.ts";
+import { renderChat, tokenizeRendered } from "../lib/runtime/chat.ts";
+import { parseFlags, positiveInt } from "../lib/cli/flags.ts";
+import { GENERATE } from "../lib/cli/commands.ts";
+import { runMain } from "../lib/cli/main.ts";
 import { ensureFixtureModel } from "../lib/fixtures/build.ts";
-import { generateGreedy } from "../lib/generation.ts";
-import { parseDevice, resolveDevice } from "../lib/device.ts";
-import { loadModel, parseDtype } from "../lib/runtime.ts";
+import { generateGreedy } from "../lib/runtime/generation.ts";
+import { parseDevice, resolveDevice } from "../lib/backend/device.ts";
+import { loadModel, parseDtype } from "../lib/runtime/runtime.ts";
 
 const DEMO_MODELS = ["tiny-llama-chat", "tiny-gemma2-chat"];
 

@@ -6,19 +6,19 @@
  */
 
 import { join } from "node:path";
-import { parseTokenTypes } from "../lib/chat.ts";
-import { parseFlags, positiveInt, seedFlag } from "../lib/cli.ts";
-import { KL } from "../lib/commands.ts";
-import { runMain } from "../lib/errors.ts";
+import { parseTokenTypes } from "../lib/runtime/chat.ts";
+import { parseFlags, positiveInt, seedFlag } from "../lib/cli/flags.ts";
+import { KL } from "../lib/cli/commands.ts";
+import { runMain } from "../lib/cli/main.ts";
 import { ensureFixtureModel } from "../lib/fixtures/build.ts";
 import { DEMO_PROMPTS } from "../lib/fixtures/prompts.ts";
 import { ensureOutDir } from "../lib/io/atomic.ts";
 import { readPromptFile, samplePrompts } from "../lib/io/prompts.ts";
-import { runKl } from "../lib/kl.ts";
-import { ProgressBar } from "../lib/progress.ts";
+import { runKl } from "../lib/analysis/kl.ts";
+import { ProgressBar } from "../lib/core/progress.ts";
 import { writeKlOutputs } from "../lib/report/kl.ts";
-import { parseDevice, resolveDevice } from "../lib/device.ts";
-import { parseDtype } from "../lib/runtime.ts";
+import { parseDevice, resolveDevice } from "../lib/backend/device.ts";
+import { parseDtype } from "../lib/runtime/runtime.ts";
 
 await runMain(async () => {
   const { values } = parseFlags(Deno.args, KL);

@@ -10,9 +10,10 @@
 
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseFlags, positiveInt } from "../lib/cli.ts";
-import { MUTANTS } from "../lib/commands.ts";
-import { runMain, UserError } from "../lib/errors.ts";
+import { parseFlags, positiveInt } from "../lib/cli/flags.ts";
+import { MUTANTS } from "../lib/cli/commands.ts";
+import { runMain } from "../lib/cli/main.ts";
+import { UserError } from "../lib/core/errors.ts";
 import { ensureAllFixtures, fixtureRoot } from "../lib/fixtures/build.ts";
 
 /** One known bug: replace `search` (which must occur exactly once) in `file` by `replace`. */

@@ -6,18 +6,20 @@
  */
 
 import { join } from "node:path";
-import { renderNormal, steeringSuppressedIds, tokenizeRendered } from "../lib/chat.ts";
-import { layerFlag, parseFlags, positiveInt } from "../lib/cli.ts";
-import { STEER } from "../lib/commands.ts";
-import { runMain, UserError } from "../lib/errors.ts";
+import { renderNormal, steeringSuppressedIds, tokenizeRendered } from "../lib/runtime/chat.ts";
+import { layerFlag, parseFlags, positiveInt } from "../lib/cli/flags.ts";
+import { STEER } from "../lib/cli/commands.ts";
+import { runMain } from "../lib/cli/main.ts";
+import { UserError } from "../lib/core/errors.ts";
 import { ensureFixtureModel } from "../lib/fixtures/build.ts";
 import { ROLE_PROMPTS } from "../lib/fixtures/role_prompts.ts";
-import { generate } from "../lib/generation.ts";
-import { modelShortName, readModelShape, resolveModelDir } from "../lib/hub.ts";
-import { modelIdentity, sha256Hex } from "../lib/identity.ts";
+import { generate } from "../lib/runtime/generation.ts";
+import { modelShortName, readModelShape, resolveModelDir } from "../lib/models/hub.ts";
+import { modelIdentity } from "../lib/models/identity.ts";
+import { sha256Hex } from "../lib/io/digest.ts";
 import { ensureOutDir, writeJsonAtomic } from "../lib/io/atomic.ts";
 import { readPromptFile } from "../lib/io/prompts.ts";
-import { ProgressBar } from "../lib/progress.ts";
+import { ProgressBar } from "../lib/core/progress.ts";
 import {
   appendSteerResponse,
   BASELINE_KEY,
@@ -28,11 +30,11 @@ import {
   steerExport,
   steerResultsName,
 } from "../lib/report/steer_results.ts";
-import { computeContrastVectors } from "../lib/role_swap.ts";
-import { parseDevice, resolveDevice } from "../lib/device.ts";
-import { graphDtype, loadModel, parseDtype, transformers } from "../lib/runtime.ts";
-import { parseInterventionKind, parsePositions } from "../lib/steering.ts";
-import { loadVector } from "../lib/vectors.ts";
+import { computeContrastVectors } from "../lib/run/contrast.ts";
+import { parseDevice, resolveDevice } from "../lib/backend/device.ts";
+import { graphDtype, loadModel, parseDtype, transformers } from "../lib/runtime/runtime.ts";
+import { parseInterventionKind, parsePositions } from "../lib/graph/steering.ts";
+import { loadVector } from "../lib/io/vectors.ts";
 
 function parseNumber(name: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;

@@ -6,20 +6,21 @@
  */
 
 import { join } from "node:path";
-import { parseTokenTypes } from "../lib/chat.ts";
-import { parseFlags, positiveInt } from "../lib/cli.ts";
-import { SWEEP_LAYERS } from "../lib/commands.ts";
-import { runMain, UserError } from "../lib/errors.ts";
+import { parseTokenTypes } from "../lib/runtime/chat.ts";
+import { parseFlags, positiveInt } from "../lib/cli/flags.ts";
+import { SWEEP_LAYERS } from "../lib/cli/commands.ts";
+import { runMain } from "../lib/cli/main.ts";
+import { UserError } from "../lib/core/errors.ts";
 import { ensureFixtureModel } from "../lib/fixtures/build.ts";
 import { ROLE_PROMPTS } from "../lib/fixtures/role_prompts.ts";
-import { modelShortName, readModelShape, resolveModelDir } from "../lib/hub.ts";
+import { modelShortName, readModelShape, resolveModelDir } from "../lib/models/hub.ts";
 import { ensureOutDir } from "../lib/io/atomic.ts";
 import { readPromptFile } from "../lib/io/prompts.ts";
-import { ProgressBar } from "../lib/progress.ts";
+import { ProgressBar } from "../lib/core/progress.ts";
 import { writeSweepOutputs } from "../lib/report/sweep.ts";
-import { parseDevice, resolveDevice } from "../lib/device.ts";
-import { graphDtype, parseDtype } from "../lib/runtime.ts";
-import { roleSwapSweep } from "../lib/role_swap.ts";
+import { parseDevice, resolveDevice } from "../lib/backend/device.ts";
+import { graphDtype, parseDtype } from "../lib/runtime/runtime.ts";
+import { roleSwapSweep } from "../lib/analysis/role_swap.ts";
 
 await runMain(async () => {
   const { values } = parseFlags(Deno.args, SWEEP_LAYERS);

@@ -12,12 +12,13 @@
 
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseFlags, positiveInt } from "../lib/cli.ts";
-import { TEST } from "../lib/commands.ts";
-import { runMain, UserError } from "../lib/errors.ts";
+import { parseFlags, positiveInt } from "../lib/cli/flags.ts";
+import { TEST } from "../lib/cli/commands.ts";
+import { runMain } from "../lib/cli/main.ts";
+import { UserError } from "../lib/core/errors.ts";
 import { ensureAllFixtures } from "../lib/fixtures/build.ts";
 import { FIXTURE_MODELS } from "../lib/fixtures/spec.ts";
-import { resolveModelDir } from "../lib/hub.ts";
+import { resolveModelDir } from "../lib/models/hub.ts";
 import { writeJsonAtomic } from "../lib/io/atomic.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));

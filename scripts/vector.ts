@@ -5,10 +5,11 @@
  * (`direction.L` is added after block L; see lib/control_vector.ts).
  */
 
-import { nonNegativeInt, parseFlags, parseLayers } from "../lib/cli.ts";
-import { VECTOR } from "../lib/commands.ts";
-import { runMain, UserError } from "../lib/errors.ts";
-import { exportControlVector, modelShapeOf, type VectorSource } from "../lib/vector_export.ts";
+import { nonNegativeInt, parseFlags, parseLayers } from "../lib/cli/flags.ts";
+import { VECTOR } from "../lib/cli/commands.ts";
+import { runMain } from "../lib/cli/main.ts";
+import { UserError } from "../lib/core/errors.ts";
+import { exportControlVector, modelShapeOf, type VectorSource } from "../lib/run/vector_export.ts";
 
 await runMain(async () => {
   const { values } = parseFlags(Deno.args, VECTOR);

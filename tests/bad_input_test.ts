@@ -9,8 +9,8 @@
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { join } from "node:path";
 import { ensureFixtureCrosscoder, ensureFixtureModel, ensureFixtureSae } from "../lib/fixtures/build.ts";
-import { SafetensorsFile } from "../lib/io/safetensors.ts";
-import { UserError } from "../lib/errors.ts";
+import { openSafetensors } from "../lib/io/safetensors_file.ts";
+import { UserError } from "../lib/core/errors.ts";
 import { modelDirFromCheckpoint } from "../lib/models/from_checkpoint.ts";
 import { meaningfulLines, runScript } from "./helpers.ts";
 import { tempDir } from "./temp.ts";
@@ -52,7 +52,7 @@ async function copyFixture(name: string, into: string, ensure = ensureFixtureMod
 
 /** Overwrites element `index` of tensor `tensor` in the safetensors file at `path` with `bits` (raw, little-endian). */
 async function poke(path: string, tensor: string, index: number, bits: Uint8Array): Promise<void> {
-  const header = await SafetensorsFile.open(path);
+  const header = await openSafetensors(path);
   const offset = header.fileOffset(tensor) + index * bits.length;
   const file = await Deno.open(path, { write: true });
   try {
@@ -145,7 +145,7 @@ const CASES: Case[] = [
     run: async (place) => {
       const model = await copyFixture("tiny-gemma2-chat", place.dir);
       const shard = "model-00002-of-00002.safetensors";
-      const tensor = Object.keys((await SafetensorsFile.open(join(model, shard))).tensors).find((t) =>
+      const tensor = Object.keys((await openSafetensors(join(model, shard))).tensors).find((t) =>
         t.startsWith("model.layers.")
       )!;
       await poke(join(model, shard), tensor, 3, BF16_NAN);
@@ -440,6 +440,6 @@ Deno.test("--skip-bad-records leaves out records without a prompt and says how m
   ]);
   assertEquals(result.code, 0, result.stderr);
   assertMatch(result.stdout, /skipped 1 of 3 records in \S+prompts\.jsonl without a prompt/);
-  const metadata = JSON.parse((await SafetensorsFile.open(out)).metadata.metadata);
+  const metadata = JSON.parse((await openSafetensors(out)).metadata.metadata);
   assertEquals(metadata.prompts.map((p: { prompt: string }) => p.prompt), ["Who are you?", "Name a river."]);
 });

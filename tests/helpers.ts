@@ -3,14 +3,14 @@
  * reference, and a runner for the scripts as a user would call them.
  */
 
-import { TOKEN_TYPES } from "../lib/chat.ts";
+import { TOKEN_TYPES } from "../lib/runtime/chat.ts";
 import { ensureFixtureModel, ensureFixtureSae, fixtureModelSpec } from "../lib/fixtures/build.ts";
 import { DEMO_PROMPTS } from "../lib/fixtures/prompts.ts";
 import type { DiffRunOptions } from "../lib/run/diff_run.ts";
 import type { DecoderConfig } from "../lib/fixtures/spec.ts";
 import { fixtureWeights, type Weights } from "../lib/fixtures/weights.ts";
 import type { RewriteSpec } from "../lib/graph/rewrite.ts";
-import { type Device, type GraphDtype, loadModel, type ModelHandle } from "../lib/runtime.ts";
+import { type Device, type GraphDtype, loadModel, type ModelHandle } from "../lib/runtime/runtime.ts";
 
 const handles = new Map<string, Promise<ModelHandle>>();
 

@@ -10,12 +10,12 @@ import {
   referenceStats,
   referenceTopExamples,
 } from "./reference_stats.ts";
-import { SeededRandom } from "../lib/random.ts";
+import { SeededRandom } from "../lib/core/random.ts";
 import { referenceEncode, type ReferenceSae } from "../lib/fixtures/sae_reference.ts";
 import type { Sae, SaeArchitecture } from "../lib/sae/config.ts";
-import type { FeatureEncoder } from "../lib/sae/encoder.ts";
-import { FeatureStats, METRICS } from "../lib/stats.ts";
-import { TopExamples } from "../lib/top_examples.ts";
+import type { FeatureEncoder } from "../lib/sae/feature_encoder.ts";
+import { FeatureStats, METRICS } from "../lib/features/stats.ts";
+import { TopExamples } from "../lib/features/top_examples.ts";
 
 /**
  * A random SAE of odd sizes (not multiples of any tile). Feature 0 always fires, 1 never. A gated one's

@@ -3,14 +3,14 @@
  * reference SAE encoder: the independent result the diff pipeline is compared against.
  */
 
-import { readPositions, type TokenType, type TurnHeader } from "../lib/chat.ts";
-import type { ModelHandle } from "../lib/runtime.ts";
+import { readPositions, type TokenType, type TurnHeader } from "../lib/runtime/chat.ts";
+import type { ModelHandle } from "../lib/runtime/runtime.ts";
 import type { DecoderConfig } from "../lib/fixtures/spec.ts";
 import { referenceForward } from "../lib/fixtures/reference.ts";
 import { referenceEncode, type ReferenceSae } from "../lib/fixtures/sae_reference.ts";
 import type { Weights } from "../lib/fixtures/weights.ts";
-import { type FeatureMetrics, METRICS } from "../lib/stats.ts";
-import type { TopExample, TopExamples } from "../lib/top_examples.ts";
+import { type FeatureMetrics, METRICS } from "../lib/features/stats.ts";
+import type { TopExample, TopExamples } from "../lib/features/top_examples.ts";
 import { assertBytesEqual, assertClose, assertEquals, type Tolerance } from "./assert.ts";
 
 /** Per-feature statistics of one token type over all prompts (the same record the pipeline finalises). */

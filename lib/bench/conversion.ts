@@ -9,7 +9,7 @@
  */
 
 import { join } from "node:path";
-import { openCheckpoint } from "../checkpoint/checkpoint.ts";
+import { openCheckpoint } from "../models/checkpoint.ts";
 import { ensureFixtureModel } from "../fixtures/build.ts";
 import { FIXTURE_MODELS } from "../fixtures/spec.ts";
 import { modelDirFromCheckpoint } from "../models/from_checkpoint.ts";

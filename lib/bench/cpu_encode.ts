@@ -10,10 +10,10 @@
 import * as ort from "onnxruntime-node";
 import { GraphBuilder } from "../graph/builder.ts";
 import { DataType, encodeModel } from "../graph/onnx.ts";
-import { SeededRandom } from "../random.ts";
+import { SeededRandom } from "../core/random.ts";
 import type { Sae } from "../sae/config.ts";
-import { CpuSaeEncoder } from "../sae/encode_cpu.ts";
-import { FeatureStats } from "../stats.ts";
+import { CpuSaeEncoder } from "../encoders/cpu.ts";
+import { FeatureStats } from "../features/stats.ts";
 import { type BenchRow, interleavedMedians } from "./table.ts";
 
 /** A bench shape: rows x d_in x d_sae. */

@@ -9,19 +9,19 @@
 
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { renderNormal, tokenizeRendered } from "../chat.ts";
-import { type DeviceChoice, DEVICES, resolveDevice } from "../device.ts";
+import { renderNormal, tokenizeRendered } from "../runtime/chat.ts";
+import { type DeviceChoice, DEVICES, resolveDevice } from "../backend/device.ts";
 import { ensureFixtureModel, ensureFixtureSae } from "../fixtures/build.ts";
 import { writeFixtureModel } from "../fixtures/models.ts";
 import { DEMO_PROMPTS } from "../fixtures/prompts.ts";
 import { LLAMA_CONFIG } from "../fixtures/spec.ts";
-import { generateGreedy } from "../generation.ts";
+import { generateGreedy } from "../runtime/generation.ts";
 import { SETTLE_MS } from "../io/file_memo.ts";
-import { runKl } from "../kl.ts";
+import { runKl } from "../analysis/kl.ts";
 import { collectDiff } from "../run/diff_run.ts";
-import { loadModel, type ModelHandle } from "../runtime.ts";
+import { loadModel, type ModelHandle } from "../runtime/runtime.ts";
 import { type BenchRow, medianSeconds } from "./table.ts";
-import { loadForCapture } from "../activations.ts";
+import { loadForCapture } from "../runtime/activations.ts";
 
 const CHOICES: readonly DeviceChoice[] = [...DEVICES, "auto"];
 

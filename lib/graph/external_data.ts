@@ -8,7 +8,7 @@
  */
 
 import { dirname, join } from "node:path";
-import { readUserFile } from "../errors.ts";
+import { readUserFile } from "../io/files.ts";
 import { readRangeInto } from "../io/files.ts";
 import { decodeModel, encodeModel, type onnx, proto } from "./onnx.ts";
 

@@ -7,7 +7,7 @@
 
 import type { onnx } from "onnx-proto";
 import protoRoot from "onnx-proto";
-import { readUserFile, UserError } from "../errors.ts";
+import { UserError } from "../core/errors.ts";
 
 /** The generated protobuf classes (the package is CommonJS with one `onnx` namespace on its root). */
 export const proto: typeof onnx = (protoRoot as unknown as { onnx: typeof onnx }).onnx;
@@ -25,11 +25,6 @@ export const DataType = {
 
 /** A decoded model whose graph is known to be present. */
 export type DecodedModel = onnx.ModelProto & { graph: onnx.GraphProto };
-
-/** Reads and decodes an `.onnx` file; external data stays on disk. */
-export async function readModel(path: string): Promise<DecodedModel> {
-  return decodeModel(await readUserFile(path, "model file"), path);
-}
 
 /** Decodes ONNX bytes; `source` names the file in the error a corrupt file gives. */
 export function decodeModel(bytes: Uint8Array, source: string): DecodedModel {

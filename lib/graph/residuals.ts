@@ -22,7 +22,7 @@
  * @module
  */
 
-import { UserError } from "../errors.ts";
+import { UserError } from "../core/errors.ts";
 import type { onnx } from "./onnx.ts";
 
 /** Where the residual stream is in one graph. */

@@ -7,8 +7,8 @@
  * @module
  */
 
-import { UserError } from "../errors.ts";
-import { steeringInputNames, type SteeringSite } from "../steering.ts";
+import { UserError } from "../core/errors.ts";
+import { steeringInputNames, type SteeringSite } from "./steering.ts";
 import { GraphBuilder, valueInfo } from "./builder.ts";
 import { DataType, type DecodedModel, type onnx } from "./onnx.ts";
 import { locateResiduals, type ResidualMap, type ResidualOverride } from "./residuals.ts";

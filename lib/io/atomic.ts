@@ -6,7 +6,7 @@
  */
 
 import { dirname } from "node:path";
-import { UserError } from "../errors.ts";
+import { UserError } from "../core/errors.ts";
 
 /** Writes `data` to `path` atomically (temp file in the same directory, then rename). */
 export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {

@@ -6,7 +6,7 @@
  */
 
 import { join } from "node:path";
-import { UserError } from "../errors.ts";
+import { UserError } from "../core/errors.ts";
 
 /** Reads exactly `length` bytes at `position`; a file that ends first is a {@linkcode UserError} naming `path`. */
 export async function readRange(
@@ -73,4 +73,14 @@ export async function regularFiles(dir: string): Promise<string[]> {
     }
   }
   return names.sort();
+}
+
+/** Reads a file the user named; a missing one is a {@linkcode UserError} calling it `what`. */
+export async function readUserFile(path: string, what: string): Promise<Uint8Array> {
+  try {
+    return await Deno.readFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) throw new UserError(`${what} not found: ${path}`);
+    throw error;
+  }
 }

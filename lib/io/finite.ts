@@ -7,7 +7,7 @@
  * @module
  */
 
-import { UserError } from "../errors.ts";
+import { UserError } from "../core/errors.ts";
 
 /** Index of the first NaN or ±Infinity in `values`, or -1 when every value is finite. */
 export function firstNonFinite(values: ArrayLike<number>): number {

@@ -14,7 +14,7 @@
  * @module
  */
 
-import { UserError } from "../errors.ts";
+import { UserError } from "../core/errors.ts";
 
 /** GGUF metadata value types (the spec's `gguf_metadata_value_type`). */
 export const GGUF_TYPE = {

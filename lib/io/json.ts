@@ -5,25 +5,10 @@
  * @module
  */
 
-import { UserError } from "../errors.ts";
+import { readJsonObjectFrom } from "../core/file_source.ts";
+import { dirSource } from "./fs_source.ts";
 
 /** The JSON object in file `path`; a missing file, invalid JSON or another JSON value is a {@linkcode UserError}. */
-export async function readJsonObject(path: string): Promise<Record<string, unknown>> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) throw new UserError(`file not found: ${path}`);
-    throw error;
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw new UserError(`${path} is not valid JSON (${(error as Error).message})`);
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new UserError(`${path} does not hold a JSON object`);
-  }
-  return value as Record<string, unknown>;
+export function readJsonObject(path: string): Promise<Record<string, unknown>> {
+  return readJsonObjectFrom(dirSource(""), path);
 }

@@ -6,7 +6,8 @@
  */
 
 import { unzipSync, zipSync } from "fflate";
-import { readUserFile, UserError } from "../errors.ts";
+import type { FileSource } from "../core/file_source.ts";
+import { UserError } from "../core/errors.ts";
 import { toFloat32 } from "./safetensors.ts";
 
 /** A decoded array: f32 data (converted from the stored dtype) and its shape. */
@@ -51,18 +52,19 @@ export function encodeNpy(array: NpyArray): Uint8Array {
   return out;
 }
 
-/** Reads every array of an `.npz` file. */
-export async function readNpz(path: string): Promise<Record<string, NpyArray>> {
-  const bytes = await readUserFile(path, "file");
+/** Reads every array of the `.npz` file `path` of `source`. */
+export async function readNpz(source: FileSource, path: string): Promise<Record<string, NpyArray>> {
+  const bytes = await source.readAll(path, "file");
+  const label = source.label(path);
   let entries: Record<string, Uint8Array>;
   try {
     entries = unzipSync(bytes);
   } catch (error) {
-    throw new UserError(`${path} is not a valid .npz archive (${(error as Error).message})`);
+    throw new UserError(`${label} is not a valid .npz archive (${(error as Error).message})`);
   }
   const arrays: Record<string, NpyArray> = {};
   for (const [name, data] of Object.entries(entries)) {
-    arrays[name.replace(/\.npy$/, "")] = decodeNpy(data, `${path}:${name}`);
+    arrays[name.replace(/\.npy$/, "")] = decodeNpy(data, `${label}:${name}`);
   }
   return arrays;
 }

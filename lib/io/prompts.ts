@@ -12,8 +12,9 @@ import { parse as parseCsv } from "csv-parse/sync";
 import { asyncBufferFromFile, parquetReadObjects } from "hyparquet";
 import { compressors } from "hyparquet-compressors";
 import { extname } from "node:path";
-import { readUserFile, UserError } from "../errors.ts";
-import { SeededRandom } from "../random.ts";
+import { readUserFile } from "./files.ts";
+import { UserError } from "../core/errors.ts";
+import { SeededRandom } from "../core/random.ts";
 
 const TEXT_FIELDS = ["prompt", "text", "content", "instruction", "question"];
 

@@ -7,9 +7,8 @@
  * @module
  */
 
-import { UserError } from "../errors.ts";
-import { writeFileAtomic } from "./atomic.ts";
-import { readRange } from "./files.ts";
+import { UserError } from "../core/errors.ts";
+import type { FileSource } from "../core/file_source.ts";
 
 /** Element types this toolkit reads and writes. */
 export type SafetensorsDtype =
@@ -95,15 +94,6 @@ export function encodeSafetensors(
   return out;
 }
 
-/** Writes a safetensors file atomically. */
-export function writeSafetensors(
-  path: string,
-  tensors: Record<string, TensorToWrite>,
-  metadata?: Record<string, string>,
-): Promise<void> {
-  return writeFileAtomic(path, encodeSafetensors(tensors, metadata));
-}
-
 /**
  * Checks a header's tensors against the format's rules, as the reference implementation
  * (safetensors' `Metadata::validate`) does: a known dtype, a shape of non-negative integers, offsets
@@ -143,29 +133,31 @@ function checkLayout(tensors: Record<string, unknown>, dataLength: number): void
 
 /** An open safetensors file: the parsed header, and tensors read on demand. */
 export class SafetensorsFile {
+  /** How messages name the file. */
+  readonly path: string;
+
   private constructor(
-    readonly path: string,
+    private readonly source: FileSource,
+    private readonly name: string,
     readonly tensors: Record<string, TensorInfo>,
     readonly metadata: Record<string, string>,
     private readonly dataStart: number,
-  ) {}
+  ) {
+    this.path = source.label(name);
+  }
 
-  /** Opens `path` and parses its header; a malformed file is a {@linkcode UserError}. */
-  static async open(path: string): Promise<SafetensorsFile> {
-    let file: Deno.FsFile;
+  /** Parses the header of `path` in `source`; a malformed file is a {@linkcode UserError}. */
+  static async read(source: FileSource, path: string): Promise<SafetensorsFile> {
+    const label = source.label(path);
+    const size = await source.size(path);
+    if (size === undefined) throw new UserError(`file not found: ${label}`);
     try {
-      file = await Deno.open(path);
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) throw new UserError(`file not found: ${path}`);
-      throw error;
-    }
-    try {
-      const size = (await file.stat()).size;
-      const prefix = await readRange(file, 0, 8, path);
-      const headerLength = Number(new DataView(prefix.buffer).getBigUint64(0, true));
+      if (size < 8) throw new Error("shorter than its 8-byte header length");
+      const prefix = await source.read(path, 0, 8);
+      const headerLength = Number(new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true));
       if (headerLength <= 0 || 8 + headerLength > size) throw new Error("header length out of range");
       const header = JSON.parse(
-        new TextDecoder("utf-8", { fatal: true }).decode(await readRange(file, 8, headerLength, path)),
+        new TextDecoder("utf-8", { fatal: true }).decode(await source.read(path, 8, headerLength)),
       );
       if (typeof header !== "object" || header === null || Array.isArray(header)) {
         throw new Error("its header is not a JSON object");
@@ -173,6 +165,7 @@ export class SafetensorsFile {
       const { __metadata__: metadata = {}, ...tensors } = header as Record<string, unknown>;
       checkLayout(tensors, size - 8 - headerLength);
       return new SafetensorsFile(
+        source,
         path,
         tensors as Record<string, TensorInfo>,
         metadata as Record<string, string>,
@@ -181,10 +174,8 @@ export class SafetensorsFile {
     } catch (error) {
       if (error instanceof UserError) throw error;
       throw new UserError(
-        `${path} is not a valid safetensors file (${(error as Error).message}): download or save it again`,
+        `${label} is not a valid safetensors file (${(error as Error).message}): download or save it again`,
       );
-    } finally {
-      file.close();
     }
   }
 
@@ -194,15 +185,9 @@ export class SafetensorsFile {
   }
 
   /** The raw bytes of tensor `name`. */
-  async bytes(name: string): Promise<Uint8Array> {
-    const info = this.info(name);
-    const file = await Deno.open(this.path);
-    try {
-      const [begin, end] = info.data_offsets;
-      return await readRange(file, this.dataStart + begin, end - begin, this.path);
-    } finally {
-      file.close();
-    }
+  bytes(name: string): Promise<Uint8Array> {
+    const [begin, end] = this.info(name).data_offsets;
+    return this.source.read(this.name, this.dataStart + begin, end - begin);
   }
 
   /** Tensor `name` converted to f32 (from F32, F16, BF16 or F64). */

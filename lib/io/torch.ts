@@ -12,7 +12,8 @@
  */
 
 import { unzipSync } from "fflate";
-import { readUserFile, UserError } from "../errors.ts";
+import { readUserFile } from "./files.ts";
+import { UserError } from "../core/errors.ts";
 import { toFloat32 } from "./safetensors.ts";
 
 /** A float tensor of a state dict, as f32. */

@@ -5,8 +5,8 @@
  * @module
  */
 
-import { UserError } from "../errors.ts";
-import type { Gpu } from "../gpu.ts";
+import { UserError } from "../core/errors.ts";
+import type { Gpu } from "../backend/gpu.ts";
 import { dispatch, pipeline, readBack, storageBuffer, uniformBuffer } from "./shader.ts";
 
 /** A cosine matrix and its sweep reductions. */
@@ -42,12 +42,12 @@ export async function cosine(
   const b = storageBuffer(gpu, y);
   const out = storageBuffer(gpu, n * m * 4, true);
   const params = uniformBuffer(gpu, [n, m, d, 0]);
-  const encoder = gpu.device.createCommandEncoder();
-  dispatch(gpu, encoder, await pipeline(gpu, "cosine_matrix"), [a, b, out, params], [
+  const commands = gpu.device.createCommandEncoder();
+  dispatch(gpu, commands, await pipeline(gpu, "cosine_matrix"), [a, b, out, params], [
     Math.ceil(m / 8),
     Math.ceil(n / 8),
   ]);
-  const matrix = await readBack(gpu, encoder, out, n * m * 4);
+  const matrix = await readBack(gpu, commands, out, n * m * 4);
   for (const buffer of [a, b, out, params]) buffer.destroy();
   return matrix;
 }

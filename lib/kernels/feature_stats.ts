@@ -8,9 +8,10 @@
  * @module
  */
 
-import type { Gpu } from "../gpu.ts";
-import { type FeatureStats, PARTIAL_ROWS } from "../stats.ts";
-import { NO_BAD_ROW, nonFiniteRow } from "./sae_input.ts";
+import type { Gpu } from "../backend/gpu.ts";
+import { type FeatureStats, PARTIAL_ROWS } from "../features/stats.ts";
+import { NO_BAD_ROW } from "./sae_input.ts";
+import { nonFiniteRow } from "../sae/feature_encoder.ts";
 import { dispatch, pipeline, readBackAll, storageBuffer, uniformBuffer } from "./shader.ts";
 
 /** Default bytes of partials a queue holds on the device before it must be read back. */
@@ -59,19 +60,19 @@ export class PartialsQueue {
   }
 
   /**
-   * Appends the statistics pass over `features` ([rows, dSae]) into the next slot to `encoder`, to be
+   * Appends the statistics pass over `features` ([rows, dSae]) into the next slot to `commands`, to be
    * added to `stats` at the next {@linkcode flush}. Returns the uniform buffer it made, to destroy once
    * the work is submitted.
    */
   async record(
-    encoder: GPUCommandEncoder,
+    commands: GPUCommandEncoder,
     batch: { features: GPUBuffer; rowTypes: GPUBuffer; rows: number; perType: Float64Array; firstRow: number },
     stats: FeatureStats,
   ): Promise<GPUBuffer> {
     const slot = this.nextSlot;
     const params = uniformBuffer(this.gpu, [batch.rows, this.dSae, this.types, 0]);
     const partial = { buffer: this.#partials, offset: slot * this.#slotBytes, size: this.#partialBytes };
-    dispatch(this.gpu, encoder, await pipeline(this.gpu, "feature_stats"), [
+    dispatch(this.gpu, commands, await pipeline(this.gpu, "feature_stats"), [
       batch.features,
       batch.rowTypes,
       partial,

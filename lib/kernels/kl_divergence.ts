@@ -7,8 +7,8 @@
  * @module
  */
 
-import { UserError } from "../errors.ts";
-import type { Gpu } from "../gpu.ts";
+import { UserError } from "../core/errors.ts";
+import type { Gpu } from "../backend/gpu.ts";
 import { dispatch, pipeline, readBackAll, storageBuffer, uniformBuffer } from "./shader.ts";
 
 /** The argmax the kernel reports for a row holding NaN or infinity. */
@@ -77,11 +77,11 @@ export class GpuLogits {
     what: string,
     maxChunkBytes?: number,
   ): GpuLogits {
-    const encoder = gpu.device.createCommandEncoder();
+    const commands = gpu.device.createCommandEncoder();
     const gathered = GpuLogits.#fill(gpu, vocab, runs, what, maxChunkBytes, (buffer, at, from, rows) => {
-      encoder.copyBufferToBuffer(logits, from * vocab * 4, buffer, at, rows * vocab * 4);
+      commands.copyBufferToBuffer(logits, from * vocab * 4, buffer, at, rows * vocab * 4);
     });
-    gpu.device.queue.submit([encoder.finish()]);
+    gpu.device.queue.submit([commands.finish()]);
     return gathered;
   }
 
@@ -156,9 +156,9 @@ export async function klDivergence(p: GpuLogits, q: GpuLogits): Promise<KlRows> 
     const out = storageBuffer(gpu, n * 8, true);
     const best = storageBuffer(gpu, n * 8, true);
     const params = uniformBuffer(gpu, [n, p.vocab, 0, 0]);
-    const encoder = gpu.device.createCommandEncoder();
-    dispatch(gpu, encoder, kernel, [p.chunks[c].buffer, q.chunks[c].buffer, out, best, params], [n, 1]);
-    const [outBytes, bestBytes] = await readBackAll(gpu, encoder, [
+    const commands = gpu.device.createCommandEncoder();
+    dispatch(gpu, commands, kernel, [p.chunks[c].buffer, q.chunks[c].buffer, out, best, params], [n, 1]);
+    const [outBytes, bestBytes] = await readBackAll(gpu, commands, [
       { buffer: out, bytes: n * 8 },
       { buffer: best, bytes: n * 8 },
     ]);

@@ -1,7 +1,7 @@
 /**
  * SAE encoding on the GPU (shaders/sae_encode.wgsl), the top-k of TopK SAEs (shaders/top_k.wgsl) and
  * the feature statistics of each batch (shaders/feature_stats.wgsl), recorded into one command buffer
- * per batch so only the small partials (or the activations, for {@linkcode SaeEncoder.encode}) come
+ * per batch so only the small partials (or the activations, for {@linkcode GpuSaeEncoder.encode}) come
  * back.
  *
  * W_enc is uploaded once, split into column chunks that each fit the adapter's
@@ -14,12 +14,13 @@
  * @module
  */
 
-import type { Gpu } from "../gpu.ts";
+import type { Gpu } from "../backend/gpu.ts";
 import type { Sae } from "../sae/config.ts";
-import { type FeatureStats, rowsPerType } from "../stats.ts";
-import { type RowExamples, rowExamplesSlice, type TopExamples } from "../top_examples.ts";
+import { type FeatureStats, rowsPerType } from "../features/stats.ts";
+import { type RowExamples, rowExamplesSlice, type TopExamples } from "../features/top_examples.ts";
 import { DEFAULT_QUEUE_BYTES, PartialsQueue } from "./feature_stats.ts";
-import { encodePrepareInput, NO_BAD_ROW, nonFiniteRow } from "./sae_input.ts";
+import { encodePrepareInput, NO_BAD_ROW } from "./sae_input.ts";
+import { type FeatureEncoder, nonFiniteRow } from "../sae/feature_encoder.ts";
 import { dispatch, pipeline, readBackAll, storageBuffer, uniformBuffer } from "./shader.ts";
 import { encodeTopK } from "./top_k.ts";
 import { TopRowLists } from "./top_rows.ts";
@@ -47,7 +48,7 @@ interface Chunk {
   magnitude: GPUBuffer;
 }
 
-/** Options of {@linkcode SaeEncoder.create}. */
+/** Options of {@linkcode GpuSaeEncoder.create}. */
 export interface EncoderOptions {
   /** Largest W_enc chunk in bytes (default: the adapter's binding limit). */
   maxChunkBytes?: number;
@@ -73,7 +74,7 @@ export function isExactF16(values: Float32Array): boolean {
 }
 
 /** An SAE's encoder resident on the GPU. */
-export class SaeEncoder {
+export class GpuSaeEncoder implements FeatureEncoder {
   private constructor(
     readonly gpu: Gpu,
     readonly sae: Sae,
@@ -93,7 +94,7 @@ export class SaeEncoder {
   #listsTarget: TopExamples | undefined;
 
   /** Uploads `sae`'s encoder in chunks. */
-  static async create(gpu: Gpu, sae: Sae, options: EncoderOptions = {}): Promise<SaeEncoder> {
+  static async create(gpu: Gpu, sae: Sae, options: EncoderOptions = {}): Promise<GpuSaeEncoder> {
     const { dIn, dSae } = sae.config;
     const weightType: WeightType = options.weights !== "f32" && isExactF16(sae.wEnc) ? "f16" : "f32";
     const bytes = weightType === "f16" ? 2 : 4;
@@ -122,13 +123,13 @@ export class SaeEncoder {
     const maxTileRows = Math.min(MAX_TILE_ROWS, Math.max(1, options.maxTileRows ?? (gpu.isSoftware ? 16 : 4)));
     const bDec = storageBuffer(gpu, sae.bDec);
     const queueBytes = options.queueBytes ?? DEFAULT_QUEUE_BYTES;
-    const encoder = new SaeEncoder(gpu, sae, weightType, chunks, maxTileRows, bDec, queueBytes);
-    await encoder.#pipeline(maxTileRows);
+    const created = new GpuSaeEncoder(gpu, sae, weightType, chunks, maxTileRows, bDec, queueBytes);
+    await created.#pipeline(maxTileRows);
     await pipeline(gpu, "sae_input");
     await pipeline(gpu, "feature_stats");
     await pipeline(gpu, "top_rows");
     if (sae.config.architecture === "topk") await pipeline(gpu, "top_k");
-    return encoder;
+    return created;
   }
 
   /** How many chunks W_enc was split into. */
@@ -156,17 +157,17 @@ export class SaeEncoder {
   }
 
   /**
-   * Records, on `encoder`, the preparation of `input` ([rows, inner]: finite check into word `slot` of
+   * Records, on `commands`, the preparation of `input` ([rows, inner]: finite check into word `slot` of
    * `bad`, b_dec subtracted where the format says), every chunk into a new [rows, d_sae] buffer, then
    * top-k for TopK SAEs. Returns that buffer and the buffers to free after submission.
    */
-  async #record(encoder: GPUCommandEncoder, input: GPUBuffer, rows: number, bad: { buffer: GPUBuffer; slot: number }) {
+  async #record(commands: GPUCommandEncoder, input: GPUBuffer, rows: number, bad: { buffer: GPUBuffer; slot: number }) {
     const { dIn, dSae, architecture, k, applyBDecToInput } = this.sae.config;
     const temporary = [input];
     temporary.push(
       await encodePrepareInput(
         this.gpu,
-        encoder,
+        commands,
         { x: input, bDec: this.bDec, bad: bad.buffer },
         { rows, dIn, inner: paddedInner(dIn) },
         { subtract: applyBDecToInput, slot: bad.slot },
@@ -190,12 +191,12 @@ export class SaeEncoder {
       ]);
       temporary.push(params);
       const bindings = [input, chunk.weights, chunk.bias, chunk.threshold, out, params, chunk.magnitude];
-      dispatch(this.gpu, encoder, pipe, bindings, [
+      dispatch(this.gpu, commands, pipe, bindings, [
         Math.ceil(rows / tileRows),
         Math.ceil(chunk.cols / (COLUMNS_PER_THREAD * THREADS)),
       ]);
     }
-    if (architecture === "topk") temporary.push(await encodeTopK(this.gpu, encoder, out, rows, dSae, k ?? 0));
+    if (architecture === "topk") temporary.push(await encodeTopK(this.gpu, commands, out, rows, dSae, k ?? 0));
     return { out, temporary };
   }
 
@@ -206,10 +207,10 @@ export class SaeEncoder {
     const result = new Float32Array(rows * dSae);
     for (let from = 0; from < rows; from += this.#groupRows) {
       const n = Math.min(this.#groupRows, rows - from);
-      const encoder = this.gpu.device.createCommandEncoder();
+      const commands = this.gpu.device.createCommandEncoder();
       const bad = storageBuffer(this.gpu, new Uint32Array([NO_BAD_ROW]), true);
-      const { out, temporary } = await this.#record(encoder, this.#upload(x, from, n), n, { buffer: bad, slot: 0 });
-      const [values, badRow] = await readBackAll(this.gpu, encoder, [
+      const { out, temporary } = await this.#record(commands, this.#upload(x, from, n), n, { buffer: bad, slot: 0 });
+      const [values, badRow] = await readBackAll(this.gpu, commands, [
         { buffer: out, bytes: n * dSae * 4 },
         { buffer: bad, bytes: 4 },
       ]);
@@ -277,13 +278,13 @@ export class SaeEncoder {
 
   /**
    * Records one group of prepared-to-be rows (encode, top-k, statistics into the next queue slot, the
-   * running top rows) on `encoder` (or a new one) and submits it; flushes first when the queue is full.
+   * running top rows) on `commands` (or a new one) and submits it; flushes first when the queue is full.
    */
   async #enqueue(
     input: GPUBuffer,
     rows: number,
     group: { rowType: Uint32Array; firstRow: number; stats: FeatureStats; examples?: RowExamples },
-    encoder = this.gpu.device.createCommandEncoder(),
+    commands = this.gpu.device.createCommandEncoder(),
   ): Promise<void> {
     const { rowType, firstRow, stats, examples } = group;
     const types = stats.tokenTypes.length;
@@ -294,20 +295,20 @@ export class SaeEncoder {
     }
     const queue = this.#queue;
     if (queue.full) {
-      // The work recorded so far waits: a flush submits its own encoder first.
+      // The work recorded so far waits: a flush submits its own commands first.
       await queue.flush();
     }
     const perType = rowsPerType(rowType, types);
-    const { out, temporary } = await this.#record(encoder, input, rows, { buffer: queue.bad, slot: queue.nextSlot });
+    const { out, temporary } = await this.#record(commands, input, rows, { buffer: queue.bad, slot: queue.nextSlot });
     const rowTypes = storageBuffer(this.gpu, rowType);
-    temporary.push(await queue.record(encoder, { features: out, rowTypes, rows, perType, firstRow }, stats));
+    temporary.push(await queue.record(commands, { features: out, rowTypes, rows, perType, firstRow }, stats));
     if (examples) {
       if (examples.promptOfRow.length !== rows) throw new Error(`expected ${rows} row prompts`);
       const lists = await this.#listsFor(examples.examples);
       const rowPrompts = storageBuffer(this.gpu, examples.promptOfRow);
-      temporary.push(rowPrompts, await lists.record(encoder, { features: out, rowTypes, rowPrompts, rows }));
+      temporary.push(rowPrompts, await lists.record(commands, { features: out, rowTypes, rowPrompts, rows }));
     }
-    this.gpu.device.queue.submit([encoder.finish()]);
+    this.gpu.device.queue.submit([commands.finish()]);
     for (const buffer of [out, rowTypes, ...temporary]) buffer.destroy();
   }
 

@@ -7,8 +7,7 @@
  * @module
  */
 
-import { UserError } from "../errors.ts";
-import type { Gpu } from "../gpu.ts";
+import type { Gpu } from "../backend/gpu.ts";
 import { dispatch, pipeline, uniformBuffer } from "./shader.ts";
 
 /** Workgroups per dispatch dimension that every adapter allows. */
@@ -37,9 +36,4 @@ export async function encodePrepareInput(
     Math.ceil(shape.rows / MAX_GROUPS),
   ]);
   return params;
-}
-
-/** The error of an input row holding NaN or infinity (row `row` of what the caller passed). */
-export function nonFiniteRow(row: number): UserError {
-  return new UserError(`input row ${row} contains NaN or infinite values: the model's residuals overflowed`);
 }

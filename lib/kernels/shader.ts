@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Gpu } from "../gpu.ts";
+import type { Gpu } from "../backend/gpu.ts";
 
 const pipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
 
@@ -23,7 +23,8 @@ export async function pipeline(
   const id = `${name} ${JSON.stringify(constants)}`;
   let found = byName.get(id);
   if (!found) {
-    const code = await Deno.readTextFile(new URL(`../../shaders/${name}.wgsl`, import.meta.url));
+    // fetch reads file: URLs in Deno and served files in a page: the same line on both platforms.
+    const code = await (await fetch(new URL(`../../shaders/${name}.wgsl`, import.meta.url))).text();
     const module = gpu.device.createShaderModule({ code, label: name });
     found = await gpu.device.createComputePipelineAsync({
       layout: "auto",
@@ -65,7 +66,7 @@ export function uniformBuffer(gpu: Gpu, values: number[]): GPUBuffer {
  */
 export function dispatch(
   gpu: Gpu,
-  encoder: GPUCommandEncoder,
+  commands: GPUCommandEncoder,
   pipe: GPUComputePipeline,
   buffers: (GPUBuffer | GPUBufferBinding)[],
   groups: [number, number, number?],
@@ -77,31 +78,31 @@ export function dispatch(
       resource: buffer instanceof GPUBuffer ? { buffer } : buffer,
     })),
   });
-  const pass = encoder.beginComputePass();
+  const pass = commands.beginComputePass();
   pass.setPipeline(pipe);
   pass.setBindGroup(0, bindGroup);
   pass.dispatchWorkgroups(groups[0], groups[1], groups[2] ?? 1);
   pass.end();
 }
 
-/** Copies `bytes` bytes of `source` into a mappable buffer after `encoder`'s work and reads them. */
+/** Copies `bytes` bytes of `source` into a mappable buffer after `commands`'s work and reads them. */
 export async function readBack(
   gpu: Gpu,
-  encoder: GPUCommandEncoder,
+  commands: GPUCommandEncoder,
   source: GPUBuffer,
   bytes: number,
 ): Promise<Float32Array> {
-  const [out] = await readBackAll(gpu, encoder, [{ buffer: source, bytes }]);
+  const [out] = await readBackAll(gpu, commands, [{ buffer: source, bytes }]);
   return new Float32Array(out);
 }
 
 /**
- * Copies the first `bytes` of each source into one mappable buffer after `encoder`'s work, submits,
+ * Copies the first `bytes` of each source into one mappable buffer after `commands`'s work, submits,
  * and returns their bytes: one submit and one map for all of them.
  */
 export async function readBackAll(
   gpu: Gpu,
-  encoder: GPUCommandEncoder,
+  commands: GPUCommandEncoder,
   sources: { buffer: GPUBuffer; bytes: number }[],
 ): Promise<ArrayBuffer[]> {
   const offsets: number[] = [];
@@ -115,9 +116,9 @@ export async function readBackAll(
     usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
   });
   sources.forEach(({ buffer, bytes }, i) => {
-    if (bytes) encoder.copyBufferToBuffer(buffer, 0, staging, offsets[i], Math.ceil(bytes / 4) * 4);
+    if (bytes) commands.copyBufferToBuffer(buffer, 0, staging, offsets[i], Math.ceil(bytes / 4) * 4);
   });
-  gpu.device.queue.submit([encoder.finish()]);
+  gpu.device.queue.submit([commands.finish()]);
   await staging.mapAsync(GPUMapMode.READ);
   const mapped = staging.getMappedRange();
   const out = sources.map(({ bytes }, i) => mapped.slice(offsets[i], offsets[i] + bytes));

@@ -6,26 +6,26 @@
  * @module
  */
 
-import type { Gpu } from "../gpu.ts";
+import type { Gpu } from "../backend/gpu.ts";
 import { dispatch, pipeline, readBack, storageBuffer, uniformBuffer } from "./shader.ts";
 
 /** Workgroups per dispatch dimension that every adapter allows. */
 const MAX_GROUPS = 65535;
 
 /**
- * Appends the top-k of each of the `rows` rows of `values` ([rows, cols] f32, in place) to `encoder`.
+ * Appends the top-k of each of the `rows` rows of `values` ([rows, cols] f32, in place) to `commands`.
  * Returns the uniform buffer it made, to destroy once the work is submitted.
  */
 export async function encodeTopK(
   gpu: Gpu,
-  encoder: GPUCommandEncoder,
+  commands: GPUCommandEncoder,
   values: GPUBuffer,
   rows: number,
   cols: number,
   k: number,
 ): Promise<GPUBuffer> {
   const params = uniformBuffer(gpu, [rows, cols, k, 0]);
-  dispatch(gpu, encoder, await pipeline(gpu, "top_k"), [values, params], [
+  dispatch(gpu, commands, await pipeline(gpu, "top_k"), [values, params], [
     Math.min(rows, MAX_GROUPS),
     Math.ceil(rows / MAX_GROUPS),
   ]);
@@ -42,9 +42,9 @@ export async function topK(
 ): Promise<Float32Array> {
   if (values.length !== rows * cols) throw new Error(`expected ${rows} x ${cols} values, got ${values.length}`);
   const buffer = storageBuffer(gpu, values, true);
-  const encoder = gpu.device.createCommandEncoder();
-  const params = await encodeTopK(gpu, encoder, buffer, rows, cols, k);
-  const result = await readBack(gpu, encoder, buffer, values.byteLength);
+  const commands = gpu.device.createCommandEncoder();
+  const params = await encodeTopK(gpu, commands, buffer, rows, cols, k);
+  const result = await readBack(gpu, commands, buffer, values.byteLength);
   buffer.destroy();
   params.destroy();
   return result;

@@ -7,9 +7,9 @@
  * @module
  */
 
-import { UserError } from "../errors.ts";
-import type { Gpu } from "../gpu.ts";
-import { NO_PROMPT, TopExamples } from "../top_examples.ts";
+import { UserError } from "../core/errors.ts";
+import type { Gpu } from "../backend/gpu.ts";
+import { NO_PROMPT, TopExamples } from "../features/top_examples.ts";
 import { dispatch, pipeline, readBackAll, storageBuffer, uniformBuffer } from "./shader.ts";
 
 /** One batch of encoded rows, already on the device. */
@@ -62,12 +62,12 @@ export class TopRowLists {
   }
 
   /**
-   * Appends the insertion of `batch`'s rows to `encoder`. Returns the uniform buffer it made, to
+   * Appends the insertion of `batch`'s rows to `commands`. Returns the uniform buffer it made, to
    * destroy once the work is submitted.
    */
-  async record(encoder: GPUCommandEncoder, batch: TopRowsBatch): Promise<GPUBuffer> {
+  async record(commands: GPUCommandEncoder, batch: TopRowsBatch): Promise<GPUBuffer> {
     const params = uniformBuffer(this.gpu, [batch.rows, this.dSae, this.tokenTypes.length, this.k]);
-    dispatch(this.gpu, encoder, await pipeline(this.gpu, "top_rows"), [
+    dispatch(this.gpu, commands, await pipeline(this.gpu, "top_rows"), [
       batch.features,
       batch.rowTypes,
       batch.rowPrompts,

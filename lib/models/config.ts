@@ -9,7 +9,7 @@
  * @module
  */
 
-import { UserError } from "../errors.ts";
+import { UserError } from "../core/errors.ts";
 
 /** Decoder architectures the graph builder and the f64 reference implement. */
 export type Architecture = "llama" | "mistral" | "gemma2" | "qwen2" | "qwen3" | "gemma3";

@@ -11,12 +11,12 @@
  */
 
 import { basename, join } from "node:path";
-import { type Checkpoint, openCheckpoint } from "../checkpoint/checkpoint.ts";
+import { type Checkpoint, openCheckpoint } from "./checkpoint.ts";
 import type { GraphBuilder } from "../graph/builder.ts";
 import { bytesOf, DataType, encodeModel } from "../graph/onnx.ts";
-import { UserError } from "../errors.ts";
-import { cacheRoot, enforceCacheCap, markNewEntry, useEntry } from "../cache/store.ts";
-import { codeDigest, fileIdentity, sha256Hex } from "../identity.ts";
+import { UserError } from "../core/errors.ts";
+import { cacheRoot, enforceCacheCap, markNewEntry, useEntry } from "../io/cache_store.ts";
+import { codeDigest, fileIdentity, sha256Hex } from "../io/digest.ts";
 import { replaceDirAtomic } from "../io/atomic.ts";
 import { linkFile, readRange, readRangeInto, regularFiles, writeRange } from "../io/files.ts";
 import { assertFinite } from "../io/finite.ts";
@@ -34,7 +34,7 @@ const BUILD_SOURCES = [
   "./from_checkpoint.ts",
   "./decoder_graph.ts",
   "./config.ts",
-  "../checkpoint/checkpoint.ts",
+  "./checkpoint.ts",
   "../graph/builder.ts",
   "../graph/onnx.ts",
 ];

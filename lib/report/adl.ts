@@ -8,10 +8,11 @@
 
 import { stringify } from "csv-stringify/sync";
 import { join } from "node:path";
-import type { ActivationDifferences, ContrastVectors, LensToken } from "../adl.ts";
-import { csvNumber } from "../diff.ts";
+import type { ActivationDifferences, ContrastVectors, LensToken } from "../analysis/adl.ts";
+import { csvNumber } from "../features/diff.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
-import { type TensorToWrite, writeSafetensors } from "../io/safetensors.ts";
+import { type TensorToWrite } from "../io/safetensors.ts";
+import { writeSafetensors } from "../io/safetensors_file.ts";
 import { htmlTable, type PlotlyFigure, writePlotlyPage } from "./plotly.ts";
 
 /** The steering-vector tensor of position `key` in `adl_vectors.safetensors`. */

@@ -11,11 +11,11 @@
 
 import { stringify } from "csv-stringify/sync";
 import { join } from "node:path";
-import type { CrosscoderRun } from "../crosscoder/run.ts";
-import { LATENT_TAGS, type LatentTag, TAG_THRESHOLD, tagCounts } from "../crosscoder/analysis.ts";
-import { csvNumber } from "../diff.ts";
+import type { CrosscoderRun } from "../analysis/crosscoder/run.ts";
+import { LATENT_TAGS, type LatentTag, TAG_THRESHOLD, tagCounts } from "../analysis/crosscoder/analysis.ts";
+import { csvNumber } from "../features/diff.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
-import { METRICS } from "../stats.ts";
+import { METRICS } from "../features/stats.ts";
 import { htmlTable, type PlotlyFigure, writePlotlyPage } from "./plotly.ts";
 
 /** Bins of the relative-norm histogram over [0, 1]. */

@@ -5,8 +5,8 @@
  * @module
  */
 
-import { DIFF_METRICS, type DiffMetric, type DiffRow } from "../diff.ts";
-import type { LayerSimilarity } from "../sweep.ts";
+import { DIFF_METRICS, type DiffMetric, type DiffRow } from "../features/diff.ts";
+import type { LayerSimilarity } from "../analysis/sweep.ts";
 import type { PlotlyFigure } from "./plotly.ts";
 
 const TOKEN_COLORS: Record<string, string> = { asst: "#FF6B6B", endheader: "#4ECDC4", newline: "#45B7D1" };

@@ -8,10 +8,10 @@
 
 import { stringify } from "csv-stringify/sync";
 import { join } from "node:path";
-import { csvNumber } from "../diff.ts";
+import { csvNumber } from "../features/diff.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
-import { histogram, type KlGroup, klGroups, type TokenKl, topKlTokens } from "../kl.ts";
-import type { PreparedPrompt } from "../chat.ts";
+import { histogram, type KlGroup, klGroups, type TokenKl, topKlTokens } from "../analysis/kl.ts";
+import type { PreparedPrompt } from "../runtime/chat.ts";
 import { htmlTable, type PlotlyFigure, writePlotlyPage } from "./plotly.ts";
 
 /** One top token with what a reader needs to see it in place. */

@@ -7,10 +7,10 @@
  * @module
  */
 
-import { UserError } from "../errors.ts";
-import { sha256Hex } from "../identity.ts";
+import { UserError } from "../core/errors.ts";
+import { sha256Hex } from "../io/digest.ts";
 import { writeJsonAtomic } from "../io/atomic.ts";
-import type { InterventionKind, SteeringPositions } from "../steering.ts";
+import type { InterventionKind, SteeringPositions } from "../graph/steering.ts";
 
 /** prompt → magnitude key → responses. */
 export type SteerResults = Record<string, Record<string, string[]>>;

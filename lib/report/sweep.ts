@@ -9,9 +9,10 @@
 import { stringify } from "csv-stringify/sync";
 import { join } from "node:path";
 import { writeFileAtomic } from "../io/atomic.ts";
-import { type TensorToWrite, writeSafetensors } from "../io/safetensors.ts";
-import type { SweepResult } from "../sweep.ts";
-import { contrastTensorName } from "../vectors.ts";
+import { type TensorToWrite } from "../io/safetensors.ts";
+import { writeSafetensors } from "../io/safetensors_file.ts";
+import type { SweepResult } from "../analysis/sweep.ts";
+import { contrastTensorName } from "../io/vectors.ts";
 import { cosineSweepFigure } from "./figures.ts";
 import { writePlotlyPage } from "./plotly.ts";
 

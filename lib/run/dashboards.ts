@@ -8,23 +8,29 @@
  */
 
 import { join } from "node:path";
-import { collectResiduals, loadForCapture } from "../activations.ts";
-import { type PreparedPrompt, preparePrompts, type TokenType } from "../chat.ts";
-import type { readStats } from "../collect.ts";
-import type { Device } from "../device.ts";
-import { DIFF_METRICS, type DiffMetric, type DiffRow } from "../diff.ts";
-import { UserError } from "../errors.ts";
-import { readModelShape, resolveModelDir } from "../hub.ts";
-import { modelIdentity, saeIdentity } from "../identity.ts";
-import { type Explanation, type ExplanationOptions, ExplanationSource, neuronpediaLink } from "../neuronpedia.ts";
+import { collectResiduals, loadForCapture } from "../runtime/activations.ts";
+import { type PreparedPrompt, preparePrompts, type TokenType } from "../runtime/chat.ts";
+import type { readStats } from "../analysis/collect.ts";
+import type { Device } from "../backend/device.ts";
+import { DIFF_METRICS, type DiffMetric, type DiffRow } from "../features/diff.ts";
+import { UserError } from "../core/errors.ts";
+import { readModelShape, resolveModelDir } from "../models/hub.ts";
+import { modelIdentity } from "../models/identity.ts";
+import { saeIdentity } from "../sae/identity.ts";
+import {
+  type Explanation,
+  type ExplanationOptions,
+  ExplanationSource,
+  neuronpediaLink,
+} from "../features/neuronpedia.ts";
 import { type CardExample, type DashboardData, type FeatureCard, writeDashboardPage } from "../report/dashboards.ts";
-import { type GraphDtype, loadTokenizer, type ModelHandle } from "../runtime.ts";
+import { type GraphDtype, loadTokenizer, type ModelHandle } from "../runtime/runtime.ts";
 import type { Sae } from "../sae/config.ts";
-import { createEncoder } from "../sae/encoder.ts";
+import { createEncoder } from "../encoders/encoder.ts";
 import { loadSae } from "../sae/load.ts";
-import { METRICS } from "../stats.ts";
+import { METRICS } from "../features/stats.ts";
 import { readRunPrompts } from "./run_prompts.ts";
-import type { TopExample, TopExamples } from "../top_examples.ts";
+import type { TopExample, TopExamples } from "../features/top_examples.ts";
 
 type StatsFile = Awaited<ReturnType<typeof readStats>>;
 

@@ -9,26 +9,34 @@
  */
 
 import { join } from "node:path";
-import { loadForCapture } from "../activations.ts";
-import { preparePrompts, type TokenType } from "../chat.ts";
-import { collectStats, readStats, writeStats } from "../collect.ts";
-import { DIFF_METRICS, type DiffMetric, type DiffRow, type MetricTable, topChanges, writeDiffCsv } from "../diff.ts";
-import { UserError } from "../errors.ts";
-import { readModelShape } from "../hub.ts";
-import { saeIdentity, sha256Hex } from "../identity.ts";
+import { loadForCapture } from "../runtime/activations.ts";
+import { preparePrompts, type TokenType } from "../runtime/chat.ts";
+import { collectStats, readStats, writeStats } from "../analysis/collect.ts";
+import {
+  DIFF_METRICS,
+  type DiffMetric,
+  type DiffRow,
+  type MetricTable,
+  topChanges,
+  writeDiffCsv,
+} from "../features/diff.ts";
+import { UserError } from "../core/errors.ts";
+import { readModelShape } from "../models/hub.ts";
+import { saeIdentity } from "../sae/identity.ts";
+import { sha256Hex } from "../io/digest.ts";
 import { ensureOutDir } from "../io/atomic.ts";
-import { type PairRunOptions, resolveModelPair } from "../model_pair.ts";
+import { type PairRunOptions, resolveModelPair } from "../runtime/model_pair.ts";
 import { featureIncreasesFigure } from "../report/figures.ts";
 import { writePlotlyPage } from "../report/plotly.ts";
-import { loadTokenizer } from "../runtime.ts";
-import { createEncoder } from "../sae/encoder.ts";
+import { loadTokenizer } from "../runtime/runtime.ts";
+import { createEncoder } from "../encoders/encoder.ts";
 import { loadSae } from "../sae/load.ts";
-import type { FeatureStats } from "../stats.ts";
-import type { Device } from "../device.ts";
-import { type ExplanationOptions, neuronpediaId } from "../neuronpedia.ts";
+import type { FeatureStats } from "../features/stats.ts";
+import type { Device } from "../backend/device.ts";
+import { type ExplanationOptions, neuronpediaId } from "../features/neuronpedia.ts";
 import { writeDashboards } from "./dashboards.ts";
 import { promptsDigest, writeRunPrompts } from "./run_prompts.ts";
-import type { TopExamples } from "../top_examples.ts";
+import type { TopExamples } from "../features/top_examples.ts";
 
 /** The two models of a diff, in file-name order. */
 export const DIFF_MODELS = ["base", "chat"] as const;

@@ -7,8 +7,8 @@
  */
 
 import { join } from "node:path";
-import { UserError } from "../errors.ts";
-import { sha256Hex } from "../identity.ts";
+import { UserError } from "../core/errors.ts";
+import { sha256Hex } from "../io/digest.ts";
 import { writeJsonAtomic } from "../io/atomic.ts";
 
 /** `prompts.json` in `dir`. */

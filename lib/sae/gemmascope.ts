@@ -5,14 +5,14 @@
  * @module
  */
 
-import { join } from "node:path";
-import { UserError } from "../errors.ts";
+import { UserError } from "../core/errors.ts";
+import type { FileSource } from "../core/file_source.ts";
 import { readNpz } from "../io/npz.ts";
 import type { Sae } from "./config.ts";
 
-/** Loads a Gemma Scope SAE from directory `dir`. */
-export async function loadGemmaScope(dir: string, source: string): Promise<Sae> {
-  const arrays = await readNpz(join(dir, "params.npz"));
+/** Loads a Gemma Scope SAE from `files` (`source` names it in messages). */
+export async function loadGemmaScope(files: FileSource, source: string): Promise<Sae> {
+  const arrays = await readNpz(files, "params.npz");
   for (const name of ["W_enc", "W_dec", "b_enc", "b_dec", "threshold"]) {
     if (!arrays[name]) throw new UserError(`${source}/params.npz has no ${name} array`);
   }

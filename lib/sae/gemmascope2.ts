@@ -14,18 +14,17 @@
  * @module
  */
 
-import { join } from "node:path";
-import { UserError } from "../errors.ts";
-import { readJsonObject } from "../io/json.ts";
+import { UserError } from "../core/errors.ts";
+import { type FileSource, readJsonObjectFrom } from "../core/file_source.ts";
 import { SafetensorsFile } from "../io/safetensors.ts";
 import type { Sae } from "./config.ts";
 
 /** The residual stream after decoder layer L, as Hugging Face names the hook (SAELens: `blocks.L.hook_resid_post`). */
 const RESIDUAL_HOOK = /^model\.layers\.(\d+)\.output$/;
 
-/** Loads a Gemma Scope 2 SAE from directory `dir`. */
-export async function loadGemmaScope2(dir: string, source: string): Promise<Sae> {
-  const config = await readJsonObject(join(dir, "config.json"));
+/** Loads a Gemma Scope 2 SAE from `files` (`source` names it in messages). */
+export async function loadGemmaScope2(files: FileSource, source: string): Promise<Sae> {
+  const config = await readJsonObjectFrom(files, "config.json");
   if (config.architecture !== "jump_relu") {
     throw new UserError(
       `${source}: Gemma Scope 2 architecture "${config.architecture}" is not supported (only "jump_relu")`,
@@ -33,7 +32,7 @@ export async function loadGemmaScope2(dir: string, source: string): Promise<Sae>
   }
   const hookIn = String(config.hf_hook_point_in ?? "");
   const hookOut = config.hf_hook_point_out;
-  const file = await SafetensorsFile.open(join(dir, "params.safetensors"));
+  const file = await SafetensorsFile.read(files, "params.safetensors");
   if ((hookOut !== undefined && hookOut !== hookIn) || "affine_skip_connection" in file.tensors) {
     throw new UserError(
       `${source} is a transcoder (reads ${hookIn}, writes ${hookOut}), not an SAE: model-diff encodes the residual stream with an SAE`,

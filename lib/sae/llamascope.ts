@@ -10,17 +10,16 @@
  * @module
  */
 
-import { join } from "node:path";
-import { UserError } from "../errors.ts";
-import { readJsonObject } from "../io/json.ts";
+import { UserError } from "../core/errors.ts";
+import { type FileSource, readJsonObjectFrom } from "../core/file_source.ts";
 import { SafetensorsFile } from "../io/safetensors.ts";
-import { transposeMatrix } from "../matrix.ts";
+import { transposeMatrix } from "../core/matrix.ts";
 import { layerOfHook, type Sae } from "./config.ts";
 
-/** Loads a Llama Scope SAE from directory `dir`. */
-export async function loadLlamaScope(dir: string, source: string): Promise<Sae> {
-  const hp = await readJsonObject(join(dir, "hyperparams.json"));
-  const file = await SafetensorsFile.open(join(dir, "checkpoints", "final.safetensors"));
+/** Loads a Llama Scope SAE from `files` (`source` names it in messages). */
+export async function loadLlamaScope(files: FileSource, source: string): Promise<Sae> {
+  const hp = await readJsonObjectFrom(files, "hyperparams.json");
+  const file = await SafetensorsFile.read(files, "checkpoints/final.safetensors");
   const dIn = Number(hp.d_model);
   const dSae = Number(hp.d_sae);
   const act = String(hp.act_fn ?? "jumprelu");

@@ -8,9 +8,11 @@
 
 import { join } from "node:path";
 import { assertFinite } from "../io/finite.ts";
-import { UserError } from "../errors.ts";
-import { downloadFile, hubCacheDir } from "../hub.ts";
+import { UserError } from "../core/errors.ts";
+import { downloadFile, hubCacheDir } from "../io/download.ts";
 import type { Sae, SaeFormat } from "./config.ts";
+import type { FileSource } from "../core/file_source.ts";
+import { dirSource } from "../io/fs_source.ts";
 import { loadGemmaScope } from "./gemmascope.ts";
 import { loadGemmaScope2 } from "./gemmascope2.ts";
 import { loadLlamaScope } from "./llamascope.ts";
@@ -25,7 +27,7 @@ const FORMAT_FILES: Record<SaeFormat, string[]> = {
   gemmascope2: ["params.safetensors", "config.json"],
 };
 
-const LOADERS: Record<SaeFormat, (dir: string, source: string) => Promise<Sae>> = {
+const LOADERS: Record<SaeFormat, (files: FileSource, source: string) => Promise<Sae>> = {
   saelens: loadSaeLens,
   llamascope: loadLlamaScope,
   gemmascope: loadGemmaScope,
@@ -105,7 +107,7 @@ export async function loadSae(source: string, options: { dModel?: number; layers
   for (const file of FORMAT_FILES[format]) {
     if (!(await exists(join(dir, file)))) throw new UserError(`${source} looks like ${format} but has no ${file}`);
   }
-  const sae = await LOADERS[format](dir, source);
+  const sae = await LOADERS[format](dirSource(dir), source);
   if (release) {
     // The table states what the files may not (Gemma Scope's params.npz has no config at all).
     sae.config.hookLayer = release.layer;

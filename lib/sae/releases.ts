@@ -8,7 +8,7 @@
  * @module
  */
 
-import { UserError } from "../errors.ts";
+import { UserError } from "../core/errors.ts";
 import type { SaeFormat } from "./config.ts";
 import TABLE from "./releases.json" with { type: "json" };
 

@@ -11,9 +11,8 @@
  * @module
  */
 
-import { join } from "node:path";
-import { UserError } from "../errors.ts";
-import { readJsonObject } from "../io/json.ts";
+import { UserError } from "../core/errors.ts";
+import { type FileSource, readJsonObjectFrom } from "../core/file_source.ts";
 import { SafetensorsFile } from "../io/safetensors.ts";
 import { layerOfHook, type Sae, type SaeArchitecture } from "./config.ts";
 
@@ -57,9 +56,9 @@ function topK(cfg: Record<string, unknown>, source: string): number {
   return k;
 }
 
-/** Loads an SAELens SAE from directory `dir`. */
-export async function loadSaeLens(dir: string, source: string): Promise<Sae> {
-  const cfg = await readJsonObject(join(dir, "cfg.json"));
+/** Loads an SAELens SAE from `files` (`source` names it in messages). */
+export async function loadSaeLens(files: FileSource, source: string): Promise<Sae> {
+  const cfg = await readJsonObjectFrom(files, "cfg.json");
   const meta = { ...cfg, ...((cfg.metadata ?? {}) as Record<string, unknown>) };
   // Older configs use booleans; "expected_average_only_in" is folded into the weights and is a no-op here.
   const normalize = String(cfg.normalize_activations ?? "none");
@@ -67,7 +66,7 @@ export async function loadSaeLens(dir: string, source: string): Promise<Sae> {
     throw new UserError(`${source}: normalize_activations "${normalize}" is not supported (only "none")`);
   }
   const architecture = architectureOf(cfg, source);
-  const file = await SafetensorsFile.open(join(dir, "sae_weights.safetensors"));
+  const file = await SafetensorsFile.read(files, "sae_weights.safetensors");
   const [dIn, dSae] = ["d_in", "d_sae"].map((key) => {
     const value = cfg[key];
     if (typeof value !== "number" || !Number.isInteger(value) || value < 1) {

@@ -6,9 +6,10 @@
 import { assert, assertBytesEqual, assertEquals } from "../assert.ts";
 import { join } from "node:path";
 import { ensureFixtureModel } from "../../lib/fixtures/build.ts";
-import { rewrittenModel } from "../../lib/graph/cache.ts";
+import { rewrittenModel } from "../../lib/models/rewritten.ts";
 import { readModelInMemory } from "../../lib/graph/external_data.ts";
-import { decodeModel, type onnx, readModel } from "../../lib/graph/onnx.ts";
+import { decodeModel, type onnx } from "../../lib/graph/onnx.ts";
+import { readModel } from "../../lib/graph/onnx_file.ts";
 import { tempDir } from "../temp.ts";
 
 const place = (t: onnx.ITensorProto) => {

@@ -9,12 +9,12 @@ import * as ortWeb from "onnxruntime-web/webgpu";
 import { assert, assertEquals } from "../assert.ts";
 import { toFloat16 } from "../../lib/fixtures/float16.ts";
 import { buildFixtureGraph, type GraphLayout } from "../../lib/fixtures/decoder_graph.ts";
-import { SeededRandom } from "../../lib/random.ts";
-import { acquireGpu } from "../../lib/gpu.ts";
+import { SeededRandom } from "../../lib/core/random.ts";
+import { acquireGpu } from "../../lib/backend/gpu.ts";
 import { decodeModel, encodeModel } from "../../lib/graph/onnx.ts";
 import { residualOutputName, rewriteModel } from "../../lib/graph/rewrite.ts";
-import "../../lib/runtime.ts"; // onnxruntime-web's local wasm paths
-import { steeringInputNames } from "../../lib/steering.ts";
+import "../../lib/runtime/runtime.ts"; // onnxruntime-web's local wasm paths
+import { steeringInputNames } from "../../lib/graph/steering.ts";
 import { fixtureReference } from "../helpers.ts";
 
 const gpu = await acquireGpu();

@@ -1,9 +1,9 @@
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { join } from "node:path";
-import { UserError } from "../../lib/errors.ts";
+import { UserError } from "../../lib/core/errors.ts";
 import { ensureFixtureModel } from "../../lib/fixtures/build.ts";
 import { GraphBuilder } from "../../lib/graph/builder.ts";
-import { readModel } from "../../lib/graph/onnx.ts";
+import { readModel } from "../../lib/graph/onnx_file.ts";
 import { locateResiduals } from "../../lib/graph/residuals.ts";
 
 async function fixtureGraph(name: string) {

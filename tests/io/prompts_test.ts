@@ -1,7 +1,7 @@
 import { assert, assertEquals } from "../assert.ts";
 import { join } from "node:path";
 import { parquetWriteBuffer } from "hyparquet-writer";
-import { UserError } from "../../lib/errors.ts";
+import { UserError } from "../../lib/core/errors.ts";
 import { readPromptFile, samplePrompts } from "../../lib/io/prompts.ts";
 import { tempDir } from "../temp.ts";
 

@@ -1,6 +1,7 @@
 import { assert, assertEquals } from "../assert.ts";
-import { encodeSafetensors, SafetensorsFile, toFloat32, writeSafetensors } from "../../lib/io/safetensors.ts";
-import { UserError } from "../../lib/errors.ts";
+import { encodeSafetensors, toFloat32 } from "../../lib/io/safetensors.ts";
+import { openSafetensors, writeSafetensors } from "../../lib/io/safetensors_file.ts";
+import { UserError } from "../../lib/core/errors.ts";
 import { tempFile } from "../temp.ts";
 
 /** A minimal reader written from the format description, independent of lib/io/safetensors.ts. */
@@ -30,7 +31,7 @@ Deno.test("safetensors files follow the spec: a spec-only reader reads what we w
 
   const path = await tempFile("test.safetensors");
   await writeSafetensors(path, { a: { dtype: "F32", shape: [2, 3], data: a } }, { k: "v" });
-  const file = await SafetensorsFile.open(path);
+  const file = await openSafetensors(path);
   assertEquals(file.metadata, { k: "v" });
   assertEquals(await file.float32("a"), a);
 });
@@ -48,7 +49,7 @@ Deno.test("a malformed or missing safetensors file is a user error", async () =>
   await Deno.writeFile(path, new Uint8Array([255, 255, 255, 255, 0, 0, 0, 0, 1, 2, 3]));
   for (const p of [path, `${path}.missing`]) {
     try {
-      await SafetensorsFile.open(p);
+      await openSafetensors(p);
       throw new Error("expected a failure");
     } catch (error) {
       assert(error instanceof UserError, String(error));

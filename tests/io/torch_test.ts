@@ -1,7 +1,7 @@
 import { assertClose, assertEquals, assertMatch } from "../assert.ts";
 import { join } from "node:path";
 import { readTorchStateDict } from "../../lib/io/torch.ts";
-import { UserError } from "../../lib/errors.ts";
+import { UserError } from "../../lib/core/errors.ts";
 import { encodeTorchStateDict } from "../../lib/fixtures/torch_save.ts";
 import { tempDir } from "../temp.ts";
 

@@ -1,12 +1,12 @@
 import { assert, assertBytesEqual, assertClose, assertEquals } from "../assert.ts";
-import { UserError } from "../../lib/errors.ts";
-import { SeededRandom } from "../../lib/random.ts";
+import { UserError } from "../../lib/core/errors.ts";
+import { SeededRandom } from "../../lib/core/random.ts";
 import { referenceEncode } from "../../lib/fixtures/sae_reference.ts";
-import { acquireGpu } from "../../lib/gpu.ts";
+import { acquireGpu } from "../../lib/backend/gpu.ts";
 import { cosineMatrix } from "../../lib/kernels/cosine_matrix.ts";
-import { isExactF16, SaeEncoder } from "../../lib/kernels/sae_encode.ts";
+import { GpuSaeEncoder, isExactF16 } from "../../lib/kernels/sae_encode.ts";
 import { asReference, checkEncoderStatistics, exactGatedSae, randomSae } from "../random_sae.ts";
-import { FeatureStats } from "../../lib/stats.ts";
+import { FeatureStats } from "../../lib/features/stats.ts";
 
 /**
  * f32 encodes against f64, per element. Observed: under 3.1e-5 absolute, on the always-on feature's
@@ -20,8 +20,8 @@ Deno.test("sae_encode matches the f64 reference for ReLU, JumpReLU, TopK and gat
   for (const architecture of ["relu", "jumprelu", "topk", "gated"] as const) {
     const sae = randomSae(67, 203, architecture, 11, architecture === "relu" || architecture === "gated");
     const x = new SeededRandom(5).normals(rows * 67);
-    const whole = await SaeEncoder.create(gpu, sae);
-    const chunked = await SaeEncoder.create(gpu, sae, { maxChunkBytes: 67 * 4 * 64 });
+    const whole = await GpuSaeEncoder.create(gpu, sae);
+    const chunked = await GpuSaeEncoder.create(gpu, sae, { maxChunkBytes: 67 * 4 * 64 });
     assertEquals([whole.chunkCount, chunked.chunkCount], [1, 4]);
     const a = await whole.encode(x, rows);
     const b = await chunked.encode(x, rows);
@@ -45,7 +45,7 @@ Deno.test("sae_encode row tiles of 1, 4 and 13 rows, and a single row, match the
   const x = new SeededRandom(8).normals(37 * 45);
   // 37 rows in tiles of at most 4 rows: ten tiles, the last holding one row; at most 16: three of 13.
   for (const [rows, maxTileRows] of [[37, 4], [37, 16], [1, 16]]) {
-    const encoder = await SaeEncoder.create(gpu, sae, { maxTileRows });
+    const encoder = await GpuSaeEncoder.create(gpu, sae, { maxTileRows });
     const f = await encoder.encode(x.subarray(0, rows * 45), rows);
     for (let r = 0; r < rows; r++) {
       const expected = referenceEncode(asReference(sae), x.subarray(r * 45, (r + 1) * 45));
@@ -64,8 +64,8 @@ Deno.test("f16 weights stay f16 on the GPU and encode within 1e-3 of f64 on the 
   const sae = randomSae(dIn, dSae, "relu", 12, true);
   sae.wEnc = sae.wEnc.map(Math.f16round);
   const x = new SeededRandom(13).normals(rows * dIn);
-  const half = await SaeEncoder.create(gpu, sae, { maxChunkBytes: 96 * 2 * 128 }); // 128 columns of f16 per chunk: 2 chunks (f32 would need 4)
-  const single = await SaeEncoder.create(gpu, sae, { weights: "f32" });
+  const half = await GpuSaeEncoder.create(gpu, sae, { maxChunkBytes: 96 * 2 * 128 }); // 128 columns of f16 per chunk: 2 chunks (f32 would need 4)
+  const single = await GpuSaeEncoder.create(gpu, sae, { weights: "f32" });
   assertEquals([half.weightType, single.weightType, half.chunkCount], ["f16", "f32", 2]);
   const f = await half.encode(x, rows);
   for (let r = 0; r < rows; r++) {
@@ -98,7 +98,7 @@ Deno.test("JumpReLU is off at a pre-activation exactly on its threshold (gated: 
   const threshold = Float32Array.from({ length: dSae }, (_, j) => pre(0, j) - (j % 2 ? 0.25 : 0));
   const base = { format: "saelens", dIn, dSae, applyBDecToInput: false, source: "exact" } as const;
   const zeros = (n: number) => new Float32Array(n);
-  const jump = await SaeEncoder.create(gpu, {
+  const jump = await GpuSaeEncoder.create(gpu, {
     config: { ...base, architecture: "jumprelu" },
     wEnc,
     bEnc,
@@ -111,7 +111,7 @@ Deno.test("JumpReLU is off at a pre-activation exactly on its threshold (gated: 
   assertEquals([...f.subarray(0, dSae)], expected, "row 0: on the threshold is off");
   jump.destroy();
   // TopK with k = 2 over pre-activations 1, 3, 3, 2, 3, 0.5: of the three tied 3s, features 1 and 2 stay.
-  const topk = await SaeEncoder.create(gpu, {
+  const topk = await GpuSaeEncoder.create(gpu, {
     config: { ...base, architecture: "topk", k: 2 },
     wEnc: zeros(dIn * dSae),
     bEnc: Float32Array.from([1, 3, 3, 2, 3, 0.5]),
@@ -123,7 +123,7 @@ Deno.test("JumpReLU is off at a pre-activation exactly on its threshold (gated: 
   topk.destroy();
   // Gated: shut at a gate pre-activation of exactly 0, open above it with the ReLU'd magnitude.
   const exact = exactGatedSae();
-  const gated = await SaeEncoder.create(gpu, exact.sae);
+  const gated = await GpuSaeEncoder.create(gpu, exact.sae);
   assertEquals([...await gated.encode(exact.x, 1)], exact.expected, "gated: exactly 0 is shut");
   gated.destroy();
 });
@@ -131,7 +131,7 @@ Deno.test("JumpReLU is off at a pre-activation exactly on its threshold (gated: 
 Deno.test("NaN or infinite inputs are rejected with a clear error naming the row, by encode and encodeInto", async () => {
   const gpu = await acquireGpu();
   // b_dec applied: the check must see the input before the subtraction, and -inf as well as NaN.
-  const encoder = await SaeEncoder.create(gpu, randomSae(8, 16, "relu", 1, true));
+  const encoder = await GpuSaeEncoder.create(gpu, randomSae(8, 16, "relu", 1, true));
   const expectRow = async (run: () => Promise<unknown>, row: number) => {
     try {
       await run();
@@ -156,7 +156,7 @@ Deno.test("NaN or infinite inputs are rejected with a clear error naming the row
 
 Deno.test("feature_stats and top_rows match textbook statistics and a plain sort of the f64 encoding; shards merge into exactly the one-shot result", async () => {
   const gpu = await acquireGpu();
-  await checkEncoderStatistics((sae) => SaeEncoder.create(gpu, sae, { maxChunkBytes: sae.config.dIn * 4 * 64 }));
+  await checkEncoderStatistics((sae) => GpuSaeEncoder.create(gpu, sae, { maxChunkBytes: sae.config.dIn * 4 * 64 }));
 });
 
 Deno.test("cosine_matrix and its reductions match f64", async () => {

@@ -1,8 +1,8 @@
 import { assertBytesEqual, assertClose, assertEquals } from "../assert.ts";
-import { acquireGpu } from "../../lib/gpu.ts";
+import { acquireGpu } from "../../lib/backend/gpu.ts";
 import { GpuLogits, klDivergence } from "../../lib/kernels/kl_divergence.ts";
-import { SeededRandom } from "../../lib/random.ts";
-import { UserError } from "../../lib/errors.ts";
+import { SeededRandom } from "../../lib/core/random.ts";
+import { UserError } from "../../lib/core/errors.ts";
 import { assert } from "../assert.ts";
 
 /** KL(P ‖ Q), log Σ exp(a) and argmaxes in f64, from the definitions (textbook log-softmax). */

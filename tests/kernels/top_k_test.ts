@@ -1,6 +1,6 @@
 import { assertBytesEqual } from "../assert.ts";
-import { SeededRandom } from "../../lib/random.ts";
-import { acquireGpu } from "../../lib/gpu.ts";
+import { SeededRandom } from "../../lib/core/random.ts";
+import { acquireGpu } from "../../lib/backend/gpu.ts";
 import { topK } from "../../lib/kernels/top_k.ts";
 
 /** The definition: sort a row's indices by value (descending), ties by lower index; keep k, ReLU'd. */

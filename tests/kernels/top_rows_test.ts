@@ -1,10 +1,10 @@
 import { assert, assertEquals } from "../assert.ts";
-import { UserError } from "../../lib/errors.ts";
-import { acquireGpu, type Gpu } from "../../lib/gpu.ts";
+import { UserError } from "../../lib/core/errors.ts";
+import { acquireGpu, type Gpu } from "../../lib/backend/gpu.ts";
 import { storageBuffer } from "../../lib/kernels/shader.ts";
 import { TopRowLists } from "../../lib/kernels/top_rows.ts";
-import { SeededRandom } from "../../lib/random.ts";
-import { TopExamples } from "../../lib/top_examples.ts";
+import { SeededRandom } from "../../lib/core/random.ts";
+import { TopExamples } from "../../lib/features/top_examples.ts";
 import { referenceTopExamples } from "../reference_stats.ts";
 
 const TYPES = ["asst", "endheader", "newline"];

@@ -7,18 +7,18 @@
 import { assert, assertClose, assertEquals, assertMatch } from "../assert.ts";
 import { tempDir } from "../temp.ts";
 import { join } from "node:path";
-import { residuals, vectorAt } from "../../lib/activations.ts";
-import { UserError } from "../../lib/errors.ts";
+import { residuals, vectorAt } from "../../lib/runtime/activations.ts";
+import { UserError } from "../../lib/core/errors.ts";
 import { ensureFixtureModel } from "../../lib/fixtures/build.ts";
 import { referenceForward } from "../../lib/fixtures/reference.ts";
-import { generateGreedy } from "../../lib/generation.ts";
-import { openCheckpoint } from "../../lib/checkpoint/checkpoint.ts";
+import { generateGreedy } from "../../lib/runtime/generation.ts";
+import { openCheckpoint } from "../../lib/models/checkpoint.ts";
 import { bf16Bits } from "../../lib/fixtures/weights.ts";
-import { readModelShape, resolveModelDir } from "../../lib/hub.ts";
+import { readModelShape, resolveModelDir } from "../../lib/models/hub.ts";
 import { encodeSafetensors, type TensorToWrite } from "../../lib/io/safetensors.ts";
 import { modelDirFromCheckpoint } from "../../lib/models/from_checkpoint.ts";
 import type { GraphDtype } from "../../lib/models/decoder_graph.ts";
-import { type Device, DEVICES, loadModel, transformers } from "../../lib/runtime.ts";
+import { type Device, DEVICES, loadModel, transformers } from "../../lib/runtime/runtime.ts";
 import { argmax, chatIds, fixtureHandle, fixtureReference } from "../helpers.ts";
 
 const CHECKPOINTS = [

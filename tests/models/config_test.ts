@@ -10,7 +10,7 @@ import { encodeModel } from "../../lib/graph/onnx.ts";
 import { buildFixtureGraph } from "../../lib/fixtures/decoder_graph.ts";
 import { fixtureWeights } from "../../lib/fixtures/weights.ts";
 import { join } from "node:path";
-import { UserError } from "../../lib/errors.ts";
+import { UserError } from "../../lib/core/errors.ts";
 import { ensureFixtureModel, fixtureModelSpec } from "../../lib/fixtures/build.ts";
 import { type DecoderConfig, decoderConfigFromHf, embeddingScale, hfConfigOf } from "../../lib/models/config.ts";
 

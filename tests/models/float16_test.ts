@@ -6,16 +6,16 @@
  */
 
 import { assert, assertClose, assertEquals } from "../assert.ts";
-import { residuals, vectorAt } from "../../lib/activations.ts";
-import { acquireGpu } from "../../lib/gpu.ts";
-import { withSteering } from "../../lib/generation.ts";
+import { residuals, vectorAt } from "../../lib/runtime/activations.ts";
+import { acquireGpu } from "../../lib/backend/gpu.ts";
+import { withSteering } from "../../lib/runtime/generation.ts";
 import { referenceForward } from "../../lib/fixtures/reference.ts";
-import { SeededRandom } from "../../lib/random.ts";
-import { type GraphDtype, type ModelHandle, transformers } from "../../lib/runtime.ts";
+import { SeededRandom } from "../../lib/core/random.ts";
+import { type GraphDtype, type ModelHandle, transformers } from "../../lib/runtime/runtime.ts";
 import { buildFixtureGraph } from "../../lib/fixtures/decoder_graph.ts";
 import { DataType, decodeModel, encodeModel } from "../../lib/graph/onnx.ts";
 import { elemTypeOf } from "../../lib/graph/rewrite.ts";
-import type { SteeringSite, SteeringValues } from "../../lib/steering.ts";
+import type { SteeringSite, SteeringValues } from "../../lib/graph/steering.ts";
 import { argmax, chatIds, fixtureHandle, fixtureReference } from "../helpers.ts";
 
 const hasF16 = (await acquireGpu()).hasF16;

@@ -10,7 +10,7 @@ import { assert, assertBytesEqual, assertEquals } from "../assert.ts";
 import { createHash } from "node:crypto";
 import { dirname, join, relative } from "node:path";
 import { ensureFixtureModel, ensureFixtureSae } from "../../lib/fixtures/build.ts";
-import { SeededRandom } from "../../lib/random.ts";
+import { SeededRandom } from "../../lib/core/random.ts";
 import { runScript } from "../helpers.ts";
 import { tempDir } from "../temp.ts";
 

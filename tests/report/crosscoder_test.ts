@@ -1,5 +1,5 @@
 import { assertEquals } from "../assert.ts";
-import type { LatentTag } from "../../lib/crosscoder/analysis.ts";
+import type { LatentTag } from "../../lib/analysis/crosscoder/analysis.ts";
 import { relativeNormHistogram } from "../../lib/report/crosscoder.ts";
 
 Deno.test("relative-norm histogram: bins of [0, 1] per tag, 1 in the last bin, edges to the bin above, NaN left out", () => {

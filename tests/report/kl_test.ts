@@ -1,5 +1,5 @@
 import { assertEquals } from "../assert.ts";
-import type { PreparedPrompt } from "../../lib/chat.ts";
+import type { PreparedPrompt } from "../../lib/runtime/chat.ts";
 import { klTopRows } from "../../lib/report/kl.ts";
 
 Deno.test("KL table: a top token at the first position has an empty context (a decoder refuses no ids)", () => {

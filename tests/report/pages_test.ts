@@ -1,15 +1,15 @@
 import { assert, assertEquals } from "../assert.ts";
 import { join } from "node:path";
-import { DIFF_METRICS, type DiffRow } from "../../lib/diff.ts";
+import { DIFF_METRICS, type DiffRow } from "../../lib/features/diff.ts";
 import { cosineSweepFigure, featureIncreasesFigure } from "../../lib/report/figures.ts";
 import { writePlotlyPage } from "../../lib/report/plotly.ts";
 import { writeKlOutputs } from "../../lib/report/kl.ts";
 import { writeAdlOutputs } from "../../lib/report/adl.ts";
 import { writeCrosscoderOutputs } from "../../lib/report/crosscoder.ts";
-import { LATENT_TAGS, latentDecoderStats, tagCounts } from "../../lib/crosscoder/analysis.ts";
-import { loadCrosscoder } from "../../lib/crosscoder/load.ts";
+import { LATENT_TAGS, latentDecoderStats, tagCounts } from "../../lib/analysis/crosscoder/analysis.ts";
+import { loadCrosscoder } from "../../lib/analysis/crosscoder/load.ts";
 import { ensureFixtureCrosscoder } from "../../lib/fixtures/build.ts";
-import { FeatureStats } from "../../lib/stats.ts";
+import { FeatureStats } from "../../lib/features/stats.ts";
 import { visitPage } from "../browser.ts";
 import { tempDir } from "../temp.ts";
 

@@ -1,12 +1,12 @@
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { tempDir } from "../temp.ts";
 import { join } from "node:path";
-import { TOKEN_TYPES } from "../../lib/chat.ts";
-import { collectStats, readStats, writeStats } from "../../lib/collect.ts";
-import { UserError } from "../../lib/errors.ts";
-import type { SaeEncoder } from "../../lib/kernels/sae_encode.ts";
+import { TOKEN_TYPES } from "../../lib/runtime/chat.ts";
+import { collectStats, readStats, writeStats } from "../../lib/analysis/collect.ts";
+import { UserError } from "../../lib/core/errors.ts";
+import type { GpuSaeEncoder } from "../../lib/kernels/sae_encode.ts";
 import { collectDiff, mergeDiffShards, statsPath } from "../../lib/run/diff_run.ts";
-import { FeatureStats, METRICS } from "../../lib/stats.ts";
+import { FeatureStats, METRICS } from "../../lib/features/stats.ts";
 import { assertSameTopExamples } from "../reference_stats.ts";
 import { fixtureDiffOptions } from "../helpers.ts";
 
@@ -66,7 +66,7 @@ Deno.test("a checkpoint of another run is refused on --resume, in one line namin
     const unused = {} as never;
     const refused = await collectStats({
       handle: unused,
-      encoder: { sae: { config: { dIn: 8, dSae: 4 } } } as unknown as SaeEncoder,
+      encoder: { sae: { config: { dIn: 8, dSae: 4 } } } as unknown as GpuSaeEncoder,
       layer: 0,
       prompts: [],
       tokenTypes: ["asst"],

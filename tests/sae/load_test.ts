@@ -1,14 +1,14 @@
 import { assert, assertClose, assertEquals } from "../assert.ts";
 import { join } from "node:path";
-import { UserError } from "../../lib/errors.ts";
+import { UserError } from "../../lib/core/errors.ts";
 import { ensureFixtureSae, fixtureReferenceSae } from "../../lib/fixtures/build.ts";
-import { SeededRandom } from "../../lib/random.ts";
+import { SeededRandom } from "../../lib/core/random.ts";
 import { referenceEncode } from "../../lib/fixtures/sae_reference.ts";
 import { FIXTURE_SAES } from "../../lib/fixtures/saes.ts";
-import { acquireGpu } from "../../lib/gpu.ts";
+import { acquireGpu } from "../../lib/backend/gpu.ts";
 import { encodeSafetensors } from "../../lib/io/safetensors.ts";
-import { SaeEncoder } from "../../lib/kernels/sae_encode.ts";
-import { CpuSaeEncoder } from "../../lib/sae/encode_cpu.ts";
+import { GpuSaeEncoder } from "../../lib/kernels/sae_encode.ts";
+import { CpuSaeEncoder } from "../../lib/encoders/cpu.ts";
 import { loadSae } from "../../lib/sae/load.ts";
 import { tempDir } from "../temp.ts";
 
@@ -29,7 +29,7 @@ Deno.test("every fixture SAE format loads and encodes on the GPU and the CPU lik
     assertEquals(sae.config.architecture, spec.architecture ?? "jumprelu", spec.name);
     if (spec.format !== "gemmascope") assertEquals(sae.config.hookLayer, spec.layer, `${spec.name} layer`);
     const x = new SeededRandom(4).normals(3 * reference.dIn, 3);
-    for (const encoder of [await SaeEncoder.create(gpu, sae), await CpuSaeEncoder.create(sae)]) {
+    for (const encoder of [await GpuSaeEncoder.create(gpu, sae), await CpuSaeEncoder.create(sae)]) {
       const f = await encoder.encode(x, 3);
       for (let r = 0; r < 3; r++) {
         const expected = referenceEncode(reference, x.subarray(r * reference.dIn, (r + 1) * reference.dIn));
@@ -37,7 +37,7 @@ Deno.test("every fixture SAE format loads and encodes on the GPU and the CPU lik
         assert(active > 2 && active < reference.dSae - 2, `${spec.name}: a mix of active and silent features`);
         assertClose(f.subarray(r * reference.dSae, (r + 1) * reference.dSae), expected, {
           ...ENCODE_TOLERANCE,
-          label: `${spec.name} on ${encoder instanceof SaeEncoder ? "the GPU" : "the CPU"}, row ${r}`,
+          label: `${spec.name} on ${encoder instanceof GpuSaeEncoder ? "the GPU" : "the CPU"}, row ${r}`,
         });
       }
       encoder.destroy();
@@ -85,7 +85,7 @@ Deno.test("older SAELens configs (hook_point, activation_fn_str topk, boolean no
     JSON.stringify(sae.config),
   );
   assert(sae.config.applyBDecToInput);
-  const encoder = await SaeEncoder.create(await acquireGpu(), sae);
+  const encoder = await GpuSaeEncoder.create(await acquireGpu(), sae);
   const f = await encoder.encode(new SeededRandom(8).normals(64, 3), 1);
   assert(f.filter((v) => v > 0).length <= 5, "at most k features fire");
   encoder.destroy();
@@ -254,7 +254,7 @@ Deno.test("SAELens apply_b_dec_to_input and Llama Scope apply_decoder_bias_to_pr
       ] as const
     ) {
       const sae = await loadSae(dir, { dModel: dIn });
-      const encoder = await SaeEncoder.create(gpu, sae);
+      const encoder = await GpuSaeEncoder.create(gpu, sae);
       const f = await encoder.encode(x, rows);
       for (let r = 0; r < rows; r++) {
         const reference = expected(x.subarray(r * dIn, (r + 1) * dIn));
@@ -309,7 +309,7 @@ Deno.test("SAELens gated, and topk with and without rescale_acts_by_decoder_norm
     const sae = await loadSae(dir, { dModel: dIn });
     assertEquals([sae.config.architecture, sae.config.k], [cfg.architecture, cfg.k]);
     const label = JSON.stringify(cfg);
-    for (const encoder of [await SaeEncoder.create(gpu, sae), await CpuSaeEncoder.create(sae)]) {
+    for (const encoder of [await GpuSaeEncoder.create(gpu, sae), await CpuSaeEncoder.create(sae)]) {
       const f = await encoder.encode(x, rows);
       for (let r = 0; r < rows; r++) {
         const row = x.subarray(r * dIn, (r + 1) * dIn);
@@ -323,7 +323,7 @@ Deno.test("SAELens gated, and topk with and without rescale_acts_by_decoder_norm
         assert(active > 3 && active < dSae - 3, `${label}: a mix of active and silent features`);
         assertClose(f.subarray(r * dSae, (r + 1) * dSae), expected, {
           ...ENCODE_TOLERANCE,
-          label: `${label} on ${encoder instanceof SaeEncoder ? "the GPU" : "the CPU"}, row ${r}`,
+          label: `${label} on ${encoder instanceof GpuSaeEncoder ? "the GPU" : "the CPU"}, row ${r}`,
         });
       }
       encoder.destroy();

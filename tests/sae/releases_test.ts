@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { join } from "node:path";
-import { UserError } from "../../lib/errors.ts";
+import { UserError } from "../../lib/core/errors.ts";
 import { ensureFixtureSae } from "../../lib/fixtures/build.ts";
 import { loadSae } from "../../lib/sae/load.ts";
 import { checkSaeFitsModel, resolveSaeRelease, SAE_RELEASES } from "../../lib/sae/releases.ts";

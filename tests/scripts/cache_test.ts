@@ -2,7 +2,7 @@
 
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { join } from "node:path";
-import { makeEntry } from "../cache/fake_entries.ts";
+import { makeEntry } from "../io/fake_entries.ts";
 import { meaningfulLines, runScript } from "../helpers.ts";
 import { tempDir } from "../temp.ts";
 

@@ -1,11 +1,11 @@
 import { assert, assertClose, assertEquals } from "../assert.ts";
-import { renderSwapped, tokenizeRendered } from "../../lib/chat.ts";
+import { renderSwapped, tokenizeRendered } from "../../lib/runtime/chat.ts";
 import { join } from "node:path";
 import { ensureFixtureModel } from "../../lib/fixtures/build.ts";
-import { pickDevice } from "../../lib/device.ts";
-import { probeAdapter } from "../../lib/gpu.ts";
+import { pickDevice } from "../../lib/backend/device.ts";
+import { probeAdapter } from "../../lib/backend/gpu.ts";
 import { referenceForward } from "../../lib/fixtures/reference.ts";
-import { SafetensorsFile } from "../../lib/io/safetensors.ts";
+import { openSafetensors } from "../../lib/io/safetensors_file.ts";
 import { fixtureHandle, fixtureReference, meaningfulLines, runScript } from "../helpers.ts";
 import { tempDir } from "../temp.ts";
 
@@ -48,7 +48,7 @@ async function capture(name: string, device: string, positions: string, layers: 
   assertEquals(result.code, 0, result.stderr);
   const file = await readSafetensorsBySpec(out);
   // Our own loader reads the same file.
-  const own = await SafetensorsFile.open(out);
+  const own = await openSafetensors(out);
   assertEquals(Object.keys(own.tensors).sort(), layers.split(",").map((l) => `resid_post.${l}`).sort());
   return { file, metadata: JSON.parse(file.metadata.metadata) as CaptureMetadata };
 }

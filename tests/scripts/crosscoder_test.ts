@@ -1,15 +1,15 @@
 import { assert, assertClose, assertEquals, assertMatch } from "../assert.ts";
 import { join } from "node:path";
 import { parse } from "csv-parse/sync";
-import { TOKEN_TYPES } from "../../lib/chat.ts";
+import { TOKEN_TYPES } from "../../lib/runtime/chat.ts";
 import { ensureFixtureCrosscoder, ensureFixtureModel } from "../../lib/fixtures/build.ts";
 import { type ReferenceCrosscoder, referenceCrosscoderEncode } from "../../lib/fixtures/crosscoder_reference.ts";
 import { DEAD_LATENT, DECODER_NORM_PATTERN } from "../../lib/fixtures/crosscoders.ts";
 import { DEMO_PROMPTS } from "../../lib/fixtures/prompts.ts";
 import { referenceForward } from "../../lib/fixtures/reference.ts";
-import { SafetensorsFile } from "../../lib/io/safetensors.ts";
-import { transformers } from "../../lib/runtime.ts";
-import { METRICS } from "../../lib/stats.ts";
+import { openSafetensors } from "../../lib/io/safetensors_file.ts";
+import { transformers } from "../../lib/runtime/runtime.ts";
+import { METRICS } from "../../lib/features/stats.ts";
 import { fixtureReference, meaningfulLines, runScript } from "../helpers.ts";
 import { referenceStats } from "../reference_stats.ts";
 import { tempDir } from "../temp.ts";
@@ -22,7 +22,7 @@ const PROMPTS = DEMO_PROMPTS.slice(0, 3);
 async function crosscoderFromFiles(dir: string): Promise<ReferenceCrosscoder> {
   const config = JSON.parse(await Deno.readTextFile(join(dir, "config.json")));
   assertEquals(config.code_normalization, "CROSSCODER", "the f64 encode below assumes Σ_m ‖W_dec[m, j]‖");
-  const file = await SafetensorsFile.open(join(dir, "model.safetensors"));
+  const file = await openSafetensors(join(dir, "model.safetensors"));
   return {
     dModel: config.activation_dim,
     dict: config.dict_size,

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { parse } from "csv-parse/sync";
 import { ensureFixtureModel, ensureFixtureSae } from "../../lib/fixtures/build.ts";
 import { assistantPlantShare, PLANT_TOP_K, plantedFeatures } from "../../lib/fixtures/plant.ts";
-import { SafetensorsFile } from "../../lib/io/safetensors.ts";
+import { openSafetensors } from "../../lib/io/safetensors_file.ts";
 import type { Family } from "../../lib/fixtures/spec.ts";
 import { runScript } from "../helpers.ts";
 
@@ -72,7 +72,7 @@ Deno.test("steer with no vector yet computes the layer's contrast vector, saves 
   const results = JSON.parse(await Deno.readTextFile(join(out, json)));
   assertEquals(Object.keys(results).length, 6);
   // The built-in model's vector is read at the "assistant" token: it must find the planted direction.
-  const file = await SafetensorsFile.open(join(out, "contrast_vectors.safetensors"));
+  const file = await openSafetensors(join(out, "contrast_vectors.safetensors"));
   const share = assistantPlantShare("gemma2", await file.float32("contrast.2"));
   assert(share > 0.7, `contrast vector share along the planted assistant directions: ${share}`);
 });
@@ -92,7 +92,7 @@ for (const family of ["llama", "gemma2"] as Family[]) {
     ]);
     assertEquals(result.code, 0, result.stderr);
     assertEquals(errorLines(result.stderr), []);
-    const file = await SafetensorsFile.open(join(out, "contrast_vectors.safetensors"));
+    const file = await openSafetensors(join(out, "contrast_vectors.safetensors"));
     for (let layer = 0; layer < 4; layer++) {
       const share = assistantPlantShare(family, await file.float32(`contrast.${layer}`));
       // By chance a 2-d span would hold about sqrt(2/d) = 0.2 of a random vector's norm.

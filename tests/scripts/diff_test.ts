@@ -1,11 +1,11 @@
 import { assert, assertBytesEqual, assertClose, assertEquals, assertMatch } from "../assert.ts";
 import { join } from "node:path";
 import { parse } from "csv-parse/sync";
-import { preparePrompts, TOKEN_TYPES, type TurnHeader } from "../../lib/chat.ts";
-import { readStats } from "../../lib/collect.ts";
+import { preparePrompts, TOKEN_TYPES, type TurnHeader } from "../../lib/runtime/chat.ts";
+import { readStats } from "../../lib/analysis/collect.ts";
 import { ensureFixtureModel, ensureFixtureSae, fixtureReferenceSae } from "../../lib/fixtures/build.ts";
 import { DEMO_PROMPTS } from "../../lib/fixtures/prompts.ts";
-import { resolveModelDir } from "../../lib/hub.ts";
+import { resolveModelDir } from "../../lib/models/hub.ts";
 import { visitPage } from "../browser.ts";
 import { fixtureHandle, fixtureReference, meaningfulLines, runScript } from "../helpers.ts";
 import { referenceEncode } from "../../lib/fixtures/sae_reference.ts";
@@ -20,7 +20,7 @@ import {
   referenceStats,
   referenceTopExamples,
 } from "../reference_stats.ts";
-import { readPositions } from "../../lib/chat.ts";
+import { readPositions } from "../../lib/runtime/chat.ts";
 import { referencePreActivations } from "../../lib/fixtures/sae_reference.ts";
 import { samplePrompts } from "../../lib/io/prompts.ts";
 import type { DashboardData } from "../../lib/report/dashboards.ts";

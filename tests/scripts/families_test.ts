@@ -11,7 +11,7 @@ import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { join } from "node:path";
 import { ensureFixtureCrosscoder, ensureFixtureModel, ensureFixtureSae } from "../../lib/fixtures/build.ts";
 import { DEMO_PROMPTS } from "../../lib/fixtures/prompts.ts";
-import { SafetensorsFile } from "../../lib/io/safetensors.ts";
+import { openSafetensors } from "../../lib/io/safetensors_file.ts";
 import { meaningfulLines, runScript } from "../helpers.ts";
 import { tempDir } from "../temp.ts";
 
@@ -41,7 +41,7 @@ for (const family of FAMILIES) {
       ...["--model", chat, "--prompts", prompts, "--layers", "1,3", "--positions", "asst,endheader,newline"],
       ...["--out", join(out, "capture.safetensors")],
     ]);
-    const capture = await SafetensorsFile.open(join(out, "capture.safetensors"));
+    const capture = await openSafetensors(join(out, "capture.safetensors"));
     assertEquals(Object.keys(capture.tensors).sort(), ["resid_post.1", "resid_post.3"]);
     assertEquals(capture.tensors["resid_post.1"].shape, [3, 3, 64]);
 
@@ -59,7 +59,7 @@ for (const family of FAMILIES) {
     await run("sweep_layers.ts", [
       ...["--model", chat, "--prompts", prompts, "--position", "endheader", "--out-dir", join(out, "sweep")],
     ]);
-    const vectors = await SafetensorsFile.open(join(out, "sweep", "contrast_vectors.safetensors"));
+    const vectors = await openSafetensors(join(out, "sweep", "contrast_vectors.safetensors"));
     for (let layer = 0; layer < 4; layer++) assert(`contrast.${layer}` in vectors.tensors, `contrast.${layer}`);
 
     await run("steer.ts", [

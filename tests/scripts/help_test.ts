@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertMatch } from "../assert.ts";
-import { COMMANDS } from "../../lib/commands.ts";
+import { COMMANDS } from "../../lib/cli/commands.ts";
 import { meaningfulLines, runScript } from "../helpers.ts";
 
 for (const [script, command] of Object.entries(COMMANDS)) {

@@ -1,12 +1,12 @@
 import { assert, assertEquals } from "../assert.ts";
 import { join } from "node:path";
-import { renderNormal, tokenizeRendered } from "../../lib/chat.ts";
+import { renderNormal, tokenizeRendered } from "../../lib/runtime/chat.ts";
 import { ensureFixtureModel } from "../../lib/fixtures/build.ts";
-import { SeededRandom } from "../../lib/random.ts";
-import { generateGreedy } from "../../lib/generation.ts";
+import { SeededRandom } from "../../lib/core/random.ts";
+import { generateGreedy } from "../../lib/runtime/generation.ts";
 import { argmax, fixtureHandle, fixtureReference, meaningfulLines, runScript } from "../helpers.ts";
 import { referenceForward } from "../../lib/fixtures/reference.ts";
-import { applyIntervention } from "../../lib/steering.ts";
+import { applyIntervention } from "../../lib/graph/steering.ts";
 import { tempDir } from "../temp.ts";
 
 const MODEL = "tiny-gemma2-chat";

@@ -1,11 +1,17 @@
 import { assert, assertClose, assertEquals, assertMatch } from "../assert.ts";
 import { join } from "node:path";
 import { parse } from "csv-parse/sync";
-import { preparePrompts, renderNormal, renderSwapped, SWAPPED_HEADER, tokenizeRendered } from "../../lib/chat.ts";
+import {
+  preparePrompts,
+  renderNormal,
+  renderSwapped,
+  SWAPPED_HEADER,
+  tokenizeRendered,
+} from "../../lib/runtime/chat.ts";
 import { ensureFixtureModel } from "../../lib/fixtures/build.ts";
 import { referenceForward } from "../../lib/fixtures/reference.ts";
 import { ROLE_PROMPTS } from "../../lib/fixtures/role_prompts.ts";
-import { SafetensorsFile } from "../../lib/io/safetensors.ts";
+import { openSafetensors } from "../../lib/io/safetensors_file.ts";
 import { visitPage } from "../browser.ts";
 import { fixtureHandle, fixtureReference, runScript } from "../helpers.ts";
 import { tempDir } from "../temp.ts";
@@ -45,7 +51,7 @@ for (const [name, device] of [["tiny-gemma2-chat", "webgpu"], ["tiny-llama-chat"
       columns: true,
     });
     assertEquals(rows.length, config.numLayers);
-    const file = await SafetensorsFile.open(join(out, "contrast_vectors.safetensors"));
+    const file = await openSafetensors(join(out, "contrast_vectors.safetensors"));
     const n = ROLE_PROMPTS.length;
     for (let layer = 0; layer < config.numLayers; layer++) {
       const a = normal.map((r) => r[layer + 1]);
