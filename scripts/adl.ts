@@ -35,6 +35,7 @@ import { adlTensorName, writeAdlOutputs } from "../lib/report/adl.ts";
 import { computeContrastVectors } from "../lib/run/contrast.ts";
 import { parseDevice, resolveDevice } from "../lib/backend/device.ts";
 import { graphDtype, loadTokenizer, parseDtype } from "../lib/runtime/runtime.ts";
+import { dirOutput } from "../lib/io/dir_output.ts";
 
 await runMain(async () => {
   const { values } = parseFlags(Deno.args, ADL);
@@ -103,7 +104,7 @@ await runMain(async () => {
   }
   const { tokenizer } = await loadTokenizer(chatDir);
   const decode = (ids: number[]) => tokenizer.decode(ids, { skip_special_tokens: false });
-  const files = await writeAdlOutputs(outDir, {
+  const files = await writeAdlOutputs(dirOutput(outDir), {
     differences,
     top: tops,
     contrast,

@@ -22,6 +22,7 @@ import { ProgressBar } from "../lib/core/progress.ts";
 import { writeCrosscoderOutputs } from "../lib/report/crosscoder.ts";
 import { parseDevice, resolveDevice } from "../lib/backend/device.ts";
 import { parseDtype } from "../lib/runtime/runtime.ts";
+import { dirOutput } from "../lib/io/dir_output.ts";
 
 function parseInputScale(value: string | undefined): [number, number] | undefined {
   if (value === undefined) return undefined;
@@ -74,7 +75,7 @@ await runMain(async () => {
     log: console.log,
     progress: (total) => new ProgressBar("residuals", total, "prompts"),
   });
-  const written = await writeCrosscoderOutputs(outDir, run, { title: `${base} → ${chat}` });
+  const written = await writeCrosscoderOutputs(dirOutput(outDir), run, { title: `${base} → ${chat}` });
   const { config } = run.crosscoder;
   const counts = tagCounts(run.decoder.tags);
   console.log(

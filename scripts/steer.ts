@@ -29,7 +29,7 @@ import {
   parseMagnitudes,
   steerExport,
   steerResultsName,
-} from "../lib/report/steer_results.ts";
+} from "../lib/run/steer_results.ts";
 import { computeContrastVectors } from "../lib/run/contrast.ts";
 import { parseDevice, resolveDevice } from "../lib/backend/device.ts";
 import { graphDtype, loadModel, parseDtype, transformers } from "../lib/runtime/runtime.ts";

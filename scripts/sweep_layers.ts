@@ -21,6 +21,7 @@ import { writeSweepOutputs } from "../lib/report/sweep.ts";
 import { parseDevice, resolveDevice } from "../lib/backend/device.ts";
 import { graphDtype, parseDtype } from "../lib/runtime/runtime.ts";
 import { roleSwapSweep } from "../lib/analysis/role_swap.ts";
+import { dirOutput } from "../lib/io/dir_output.ts";
 
 await runMain(async () => {
   const { values } = parseFlags(Deno.args, SWEEP_LAYERS);
@@ -55,7 +56,7 @@ await runMain(async () => {
     log: console.log,
     progress: (total) => new ProgressBar("sweep", total, "prompts"),
   });
-  const written = await writeSweepOutputs(outDir, run.sweep, {
+  const written = await writeSweepOutputs(dirOutput(outDir), run.sweep, {
     model: source,
     short,
     position: position?.[0] ?? "last",

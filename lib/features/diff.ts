@@ -6,7 +6,6 @@
  */
 
 import { stringify } from "csv-stringify/sync";
-import { writeFileAtomic } from "../io/atomic.ts";
 import { neuronpediaLink } from "./neuronpedia.ts";
 
 /** The metrics the notebook diffs. */
@@ -107,9 +106,4 @@ export function diffCsv(rows: DiffRow[], metric: DiffMetric): string {
     r.link,
   ]);
   return stringify([header, ...records]);
-}
-
-/** Writes a table as CSV, atomically. */
-export function writeDiffCsv(path: string, rows: DiffRow[], metric: DiffMetric): Promise<void> {
-  return writeFileAtomic(path, diffCsv(rows, metric));
 }

@@ -12,12 +12,8 @@ import { describeError, UserError } from "../core/errors.ts";
 import { readUserFile } from "./files.ts";
 import { assertFinite } from "./finite.ts";
 import { decodeNpy } from "./npz.ts";
+import { contrastTensorName } from "./vector_names.ts";
 import { openSafetensors } from "./safetensors_file.ts";
-
-/** Name of the contrast vector of `layer` in the sweep's output. */
-export function contrastTensorName(layer: number): string {
-  return `contrast.${layer}`;
-}
 
 /**
  * Loads a vector for `layer` from `path` (`name` picks a safetensors tensor); with `dModel`, one of

@@ -7,12 +7,10 @@
  */
 
 import { stringify } from "csv-stringify/sync";
-import { join } from "node:path";
 import type { ActivationDifferences, ContrastVectors, LensToken } from "../analysis/adl.ts";
 import { csvNumber } from "../features/diff.ts";
-import { writeFileAtomic } from "../io/atomic.ts";
-import { type TensorToWrite } from "../io/safetensors.ts";
-import { writeSafetensors } from "../io/safetensors_file.ts";
+import type { ReportOutput } from "../core/output.ts";
+import { encodeSafetensors, type TensorToWrite } from "../io/safetensors.ts";
 import { htmlTable, type PlotlyFigure, writePlotlyPage } from "./plotly.ts";
 
 /** The steering-vector tensor of position `key` in `adl_vectors.safetensors`. */
@@ -54,7 +52,7 @@ export function adlCosineFigure(report: AdlReport, title: string): PlotlyFigure 
 }
 
 /** Writes the ADL outputs into `outDir`; returns the file names. */
-export async function writeAdlOutputs(outDir: string, report: AdlReport): Promise<string[]> {
+export async function writeAdlOutputs(out: ReportOutput, report: AdlReport): Promise<string[]> {
   const { differences, top, decode } = report;
   const { keys, layer } = differences;
   const tokenRows = keys.flatMap((key, k) =>
@@ -63,17 +61,14 @@ export async function writeAdlOutputs(outDir: string, report: AdlReport): Promis
     )
   );
   const tokenHeader = ["position", "direction", "rank", "token_id", "token", "lens_logit"];
-  await writeFileAtomic(join(outDir, "adl_top_tokens.csv"), stringify([tokenHeader, ...tokenRows]));
+  await out.write("adl_top_tokens.csv", stringify([tokenHeader, ...tokenRows]));
   const files = ["adl_top_tokens.csv"];
   const contrast = report.contrast;
   if (contrast && report.cosines) {
     const rows = keys.flatMap((key, k) =>
       contrast.layers.map((l, j) => [key, l, csvNumber(report.cosines![k * contrast.layers.length + j])])
     );
-    await writeFileAtomic(
-      join(outDir, "adl_contrast_cosine.csv"),
-      stringify([["position", "layer", "cosine"], ...rows]),
-    );
+    await out.write("adl_contrast_cosine.csv", stringify([["position", "layer", "cosine"], ...rows]));
     files.push("adl_contrast_cosine.csv");
   }
   const tensors: Record<string, TensorToWrite> = {};
@@ -81,17 +76,20 @@ export async function writeAdlOutputs(outDir: string, report: AdlReport): Promis
     const v = Float32Array.from(differences.mean[k]);
     tensors[adlTensorName(key)] = { dtype: "F32", shape: [v.length], data: v };
   });
-  await writeSafetensors(join(outDir, "adl_vectors.safetensors"), tensors, {
-    format: "model-diff/adl/1",
-    metadata: JSON.stringify({
-      definition: "adl.{position} = mean over prompts of (chat - base) resid_post (output of decoder layer L)",
-      layer,
-      base: report.info.base,
-      chat: report.info.chat,
-      prompts: report.info.prompts,
-      counts: Object.fromEntries(keys.map((key, k) => [key, differences.counts[k]])),
+  await out.write(
+    "adl_vectors.safetensors",
+    encodeSafetensors(tensors, {
+      format: "model-diff/adl/1",
+      metadata: JSON.stringify({
+        definition: "adl.{position} = mean over prompts of (chat - base) resid_post (output of decoder layer L)",
+        layer,
+        base: report.info.base,
+        chat: report.info.chat,
+        prompts: report.info.prompts,
+        counts: Object.fromEntries(keys.map((key, k) => [key, differences.counts[k]])),
+      }),
     }),
-  });
+  );
   files.push("adl_vectors.safetensors");
   const tables = keys.map((key, k) =>
     htmlTable(
@@ -104,7 +102,7 @@ export async function writeAdlOutputs(outDir: string, report: AdlReport): Promis
     )
   ).join("\n");
   const title = `${report.info.base} → ${report.info.chat}, layer ${layer}`;
-  await writePlotlyPage(join(outDir, "adl.html"), "activation-difference lens", adlCosineFigure(report, title), {
+  await writePlotlyPage(out, "adl.html", "activation-difference lens", adlCosineFigure(report, title), {
     height: contrast ? "480px" : "0px",
     html: tables,
   });

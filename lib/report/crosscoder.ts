@@ -10,11 +10,10 @@
  */
 
 import { stringify } from "csv-stringify/sync";
-import { join } from "node:path";
 import type { CrosscoderRun } from "../analysis/crosscoder/run.ts";
 import { LATENT_TAGS, type LatentTag, TAG_THRESHOLD, tagCounts } from "../analysis/crosscoder/analysis.ts";
 import { csvNumber } from "../features/diff.ts";
-import { writeFileAtomic } from "../io/atomic.ts";
+import type { ReportOutput } from "../core/output.ts";
 import { METRICS } from "../features/stats.ts";
 import { htmlTable, type PlotlyFigure, writePlotlyPage } from "./plotly.ts";
 
@@ -111,11 +110,11 @@ export function relativeNormFigure(run: CrosscoderRun, title: string): PlotlyFig
 
 /** Writes the crosscoder outputs into `outDir`, atomically; returns the file names. */
 export async function writeCrosscoderOutputs(
-  outDir: string,
+  out: ReportOutput,
   run: CrosscoderRun,
   options: { title: string },
 ): Promise<{ files: string[] }> {
-  await writeFileAtomic(join(outDir, "crosscoder_latents.csv"), crosscoderCsv(run));
+  await out.write("crosscoder_latents.csv", crosscoderCsv(run));
   const counts = tagCounts(run.decoder.tags);
   const total = run.decoder.tags.length;
   const t = TAG_THRESHOLD;
@@ -127,7 +126,8 @@ export async function writeCrosscoderOutputs(
   };
   const { config } = run.crosscoder;
   await writePlotlyPage(
-    join(outDir, "crosscoder.html"),
+    out,
+    "crosscoder.html",
     "Crosscoder relative decoder norms",
     relativeNormFigure(run, options.title),
     {

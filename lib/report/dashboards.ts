@@ -7,7 +7,7 @@
  * @module
  */
 
-import { writeFileAtomic } from "../io/atomic.ts";
+import type { ReportOutput } from "../core/output.ts";
 import { escapeHtml, scriptSafe } from "./plotly.ts";
 
 /** One top example on a card. */
@@ -200,6 +200,6 @@ ${SCRIPT}
 }
 
 /** Writes `features.html` for `data`, atomically. */
-export async function writeDashboardPage(path: string, data: DashboardData): Promise<void> {
-  await writeFileAtomic(path, dashboardPage(data));
+export async function writeDashboardPage(out: ReportOutput, name: string, data: DashboardData): Promise<void> {
+  await out.write(name, dashboardPage(data));
 }

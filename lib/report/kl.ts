@@ -7,9 +7,8 @@
  */
 
 import { stringify } from "csv-stringify/sync";
-import { join } from "node:path";
 import { csvNumber } from "../features/diff.ts";
-import { writeFileAtomic } from "../io/atomic.ts";
+import type { ReportOutput } from "../core/output.ts";
 import { histogram, type KlGroup, klGroups, type TokenKl, topKlTokens } from "../analysis/kl.ts";
 import type { PreparedPrompt } from "../runtime/chat.ts";
 import { htmlTable, type PlotlyFigure, writePlotlyPage } from "./plotly.ts";
@@ -108,15 +107,15 @@ export function klFigure(groups: readonly KlGroup[], tokens: readonly TokenKl[],
 
 /** Writes the KL outputs into `outDir`; returns the file names and the groups (for printing). */
 export async function writeKlOutputs(
-  outDir: string,
+  out: ReportOutput,
   run: { tokens: TokenKl[]; prompts: PreparedPrompt[]; decode: (ids: number[]) => string },
   options: { title: string; tokenTypes: readonly string[]; top: number },
 ): Promise<{ files: string[]; groups: KlGroup[]; top: KlTopRow[] }> {
   const { tokens, prompts, decode } = run;
   const groups = klGroups(tokens, options.tokenTypes);
   const top = klTopRows(tokens, prompts, decode, options.top);
-  await writeFileAtomic(
-    join(outDir, "kl_tokens.csv"),
+  await out.write(
+    "kl_tokens.csv",
     stringify([
       ["prompt", "position", "token_id", "token", "token_types", "kl", "chat_top", "base_top"],
       ...tokens.map((t) => [
@@ -131,8 +130,8 @@ export async function writeKlOutputs(
       ]),
     ]),
   );
-  await writeFileAtomic(
-    join(outDir, "kl_summary.csv"),
+  await out.write(
+    "kl_summary.csv",
     stringify([
       ["by", "key", "count", "mean", "median"],
       ...groups.map((g) => [g.by, g.key, g.count, csvNumber(g.mean), csvNumber(g.median)]),
@@ -162,8 +161,8 @@ export async function writeKlOutputs(
     r.chatTop,
     r.baseTop,
   ]);
-  await writeFileAtomic(join(outDir, "kl_top.csv"), stringify([topHeader, ...topCells]));
-  await writePlotlyPage(join(outDir, "kl.html"), "KL per token", klFigure(groups, tokens, options.title), {
+  await out.write("kl_top.csv", stringify([topHeader, ...topCells]));
+  await writePlotlyPage(out, "kl.html", "KL per token", klFigure(groups, tokens, options.title), {
     height: "520px",
     html: htmlTable(`The ${top.length} highest-KL tokens (context: up to 12 tokens before)`, topHeader, topCells),
   });

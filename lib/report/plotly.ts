@@ -1,38 +1,16 @@
 /**
  * Self-contained interactive pages: Plotly figures with plotly.js inlined, so a page opens offline
- * and can be mailed around as one file.
+ * and can be mailed around as one file (the platform supplies plotly.js: see ReportOutput).
  *
  * @module
  */
 
-import { writeFileAtomic } from "../io/atomic.ts";
+import type { ReportOutput } from "../core/output.ts";
 
 /** A Plotly figure: traces and layout as plotly.js takes them. */
 export interface PlotlyFigure {
   data: Record<string, unknown>[];
   layout: Record<string, unknown>;
-}
-
-let plotlySource: Promise<string> | undefined;
-
-/**
- * plotly.js (the basic bundle: scatter, bar, pie) from npm. It is not a module we import, so a fresh
- * checkout may not have it in node_modules yet: `deno install` fetches it then.
- */
-function plotlyJs(): Promise<string> {
-  plotlySource ??= (async () => {
-    const url = new URL(import.meta.resolve("plotly.js-basic-dist-min"));
-    const path = new URL("plotly-basic.min.js", url);
-    const read = () => Deno.readTextFile(path);
-    try {
-      return await read();
-    } catch {
-      await new Deno.Command(Deno.execPath(), { args: ["install", "--quiet"], stdout: "null", stderr: "null" })
-        .output();
-      return await read();
-    }
-  })();
-  return plotlySource;
 }
 
 /** Escapes JSON text for inclusion inside a `<script>` element. */
@@ -51,15 +29,15 @@ export interface PageOptions {
   height?: string;
 }
 
-/** The HTML of a page showing `figure`, with plotly.js inlined. */
-export async function plotlyPage(title: string, figure: PlotlyFigure, options: PageOptions = {}): Promise<string> {
+/** The HTML of a page showing `figure`, with `plotlyJs` (plotly.js's source) inlined. */
+export function plotlyPage(title: string, figure: PlotlyFigure, plotlyJs: string, options: PageOptions = {}): string {
   const figureJson = scriptSafe(JSON.stringify(figure));
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <title>${escapeHtml(title)}</title>
-<script>${await plotlyJs()}</script>
+<script>${plotlyJs}</script>
 </head>
 <body style="margin:0;font-family:sans-serif">
 <div id="figure" style="width:100%;height:${options.height ?? "100vh"}"></div>${options.html ?? ""}
@@ -72,14 +50,15 @@ Plotly.newPlot("figure", figure.data, figure.layout, { responsive: true });
 `;
 }
 
-/** Writes `figure` as a self-contained HTML page, atomically. */
+/** Writes `figure` as the self-contained HTML page `name` of `out`. */
 export async function writePlotlyPage(
-  path: string,
+  out: ReportOutput,
+  name: string,
   title: string,
   figure: PlotlyFigure,
   options: PageOptions = {},
 ): Promise<void> {
-  await writeFileAtomic(path, await plotlyPage(title, figure, options));
+  await out.write(name, plotlyPage(title, figure, await out.plotlyJs(), options));
 }
 
 /** An HTML table (cells escaped) with a heading, in the pages' plain style, for below a figure. */

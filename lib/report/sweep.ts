@@ -7,12 +7,10 @@
  */
 
 import { stringify } from "csv-stringify/sync";
-import { join } from "node:path";
-import { writeFileAtomic } from "../io/atomic.ts";
-import { type TensorToWrite } from "../io/safetensors.ts";
-import { writeSafetensors } from "../io/safetensors_file.ts";
+import type { ReportOutput } from "../core/output.ts";
+import { encodeSafetensors, type TensorToWrite } from "../io/safetensors.ts";
 import type { SweepResult } from "../analysis/sweep.ts";
-import { contrastTensorName } from "../io/vectors.ts";
+import { contrastTensorName } from "../io/vector_names.ts";
 import { cosineSweepFigure } from "./figures.ts";
 import { writePlotlyPage } from "./plotly.ts";
 
@@ -47,7 +45,7 @@ export function sweepSummary(sweep: SweepResult): string {
 
 /** Writes the sweep's files into `outDir`; returns the printed summary and the file names. */
 export async function writeSweepOutputs(
-  outDir: string,
+  out: ReportOutput,
   sweep: SweepResult,
   info: SweepRunInfo,
 ): Promise<{ summary: string; files: string[] }> {
@@ -63,9 +61,10 @@ export async function writeSweepOutputs(
     ],
     ...sweep.rows.map((r) => [r.layer, r.avgWithin, r.avgCross, r.difference, r.avgNormalNormal, r.avgSwappedSwapped]),
   ]);
-  await writeFileAtomic(join(outDir, "layer_similarity.csv"), csv);
+  await out.write("layer_similarity.csv", csv);
   await writePlotlyPage(
-    join(outDir, "cosine_similarity.html"),
+    out,
+    "cosine_similarity.html",
     `${info.short} role-swap sweep`,
     cosineSweepFigure(
       sweep.rows,
@@ -89,10 +88,13 @@ export async function writeSweepOutputs(
     swapped_texts: info.swappedTexts,
     layers: sweep.rows,
   };
-  await writeSafetensors(join(outDir, "contrast_vectors.safetensors"), tensors, {
-    format: "model-diff/contrast/1",
-    metadata: JSON.stringify(metadata),
-  });
+  await out.write(
+    "contrast_vectors.safetensors",
+    encodeSafetensors(tensors, {
+      format: "model-diff/contrast/1",
+      metadata: JSON.stringify(metadata),
+    }),
+  );
   return {
     summary: sweepSummary(sweep),
     files: ["layer_similarity.csv", "cosine_similarity.html", "contrast_vectors.safetensors"],

@@ -7,6 +7,7 @@
 
 import { type RoleSwapOptions, roleSwapSweep } from "../analysis/role_swap.ts";
 import { writeSweepOutputs } from "../report/sweep.ts";
+import { dirOutput } from "../io/dir_output.ts";
 
 /**
  * Runs the role-swap sweep over `layers` and writes its outputs into `outDir` (the contrast vectors
@@ -16,7 +17,7 @@ export async function computeContrastVectors(
   options: Omit<RoleSwapOptions, "batchSize" | "maxLength"> & { outDir: string; short: string },
 ): Promise<void> {
   const run = await roleSwapSweep({ ...options, batchSize: 8, maxLength: 512 });
-  await writeSweepOutputs(options.outDir, run.sweep, {
+  await writeSweepOutputs(dirOutput(options.outDir), run.sweep, {
     model: options.source,
     short: options.short,
     position: options.position ?? "last",

@@ -7,7 +7,6 @@
  * @module
  */
 
-import { join } from "node:path";
 import { collectResiduals, loadForCapture } from "../runtime/activations.ts";
 import { type PreparedPrompt, preparePrompts, type TokenType } from "../runtime/chat.ts";
 import type { readStats } from "../analysis/collect.ts";
@@ -17,13 +16,10 @@ import { UserError } from "../core/errors.ts";
 import { readModelShape, resolveModelDir } from "../models/hub.ts";
 import { modelIdentity } from "../models/identity.ts";
 import { saeIdentity } from "../sae/identity.ts";
-import {
-  type Explanation,
-  type ExplanationOptions,
-  ExplanationSource,
-  neuronpediaLink,
-} from "../features/neuronpedia.ts";
+import { type Explanation, neuronpediaLink } from "../features/neuronpedia.ts";
+import { type ExplanationOptions, ExplanationSource } from "../features/neuronpedia_api.ts";
 import { type CardExample, type DashboardData, type FeatureCard, writeDashboardPage } from "../report/dashboards.ts";
+import { dirOutput } from "../io/dir_output.ts";
 import { type GraphDtype, loadTokenizer, type ModelHandle } from "../runtime/runtime.ts";
 import type { Sae } from "../sae/config.ts";
 import { createEncoder } from "../encoders/encoder.ts";
@@ -281,7 +277,7 @@ export async function writeDashboards(options: DashboardOptions): Promise<{ path
     cards,
     note,
   };
-  const path = join(outDir, "features.html");
-  await writeDashboardPage(path, data);
-  return { path, cards: cards.length };
+  const out = dirOutput(outDir);
+  await writeDashboardPage(out, "features.html", data);
+  return { path: out.label("features.html"), cards: cards.length };
 }

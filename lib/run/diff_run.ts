@@ -9,16 +9,17 @@
  */
 
 import { join } from "node:path";
+import { writeFileAtomic } from "../io/atomic.ts";
 import { loadForCapture } from "../runtime/activations.ts";
 import { preparePrompts, type TokenType } from "../runtime/chat.ts";
 import { collectStats, readStats, writeStats } from "../analysis/collect.ts";
 import {
   DIFF_METRICS,
+  diffCsv,
   type DiffMetric,
   type DiffRow,
   type MetricTable,
   topChanges,
-  writeDiffCsv,
 } from "../features/diff.ts";
 import { UserError } from "../core/errors.ts";
 import { readModelShape } from "../models/hub.ts";
@@ -33,10 +34,12 @@ import { createEncoder } from "../encoders/encoder.ts";
 import { loadSae } from "../sae/load.ts";
 import type { FeatureStats } from "../features/stats.ts";
 import type { Device } from "../backend/device.ts";
-import { type ExplanationOptions, neuronpediaId } from "../features/neuronpedia.ts";
+import { type ExplanationOptions } from "../features/neuronpedia_api.ts";
+import { neuronpediaId } from "../features/neuronpedia.ts";
 import { writeDashboards } from "./dashboards.ts";
 import { promptsDigest, writeRunPrompts } from "./run_prompts.ts";
 import type { TopExamples } from "../features/top_examples.ts";
+import { dirOutput } from "../io/dir_output.ts";
 
 /** The two models of a diff, in file-name order. */
 export const DIFF_MODELS = ["base", "chat"] as const;
@@ -396,11 +399,11 @@ export async function writeDiffReport(outDir: string, options: ReportOptions): P
   const files: string[] = [];
   for (const metric of DIFF_METRICS) {
     tables[metric] = topChanges(b, c, metric, tokenTypes, options.topK, { neuronpediaId: id });
-    await writeDiffCsv(join(outDir, `top_${metric}.csv`), tables[metric], metric);
+    await writeFileAtomic(join(outDir, `top_${metric}.csv`), diffCsv(tables[metric], metric));
     files.push(`top_${metric}.csv`);
     if (options.decreases) {
       const down = topChanges(b, c, metric, tokenTypes, options.topK, { neuronpediaId: id, decreases: true });
-      await writeDiffCsv(join(outDir, `top_decreases_${metric}.csv`), down, metric);
+      await writeFileAtomic(join(outDir, `top_decreases_${metric}.csv`), diffCsv(down, metric));
       files.push(`top_decreases_${metric}.csv`);
     }
   }
@@ -428,7 +431,8 @@ export async function writeDiffReport(outDir: string, options: ReportOptions): P
     ? `<p style="margin:8px"><a href="features.html">Feature dashboards</a>: top examples of the ${dashboards.cards} features in the first ${options.cards} rows per read position of each table.</p>`
     : undefined;
   await writePlotlyPage(
-    join(outDir, "feature_increases.html"),
+    dirOutput(outDir),
+    "feature_increases.html",
     "feature increases",
     featureIncreasesFigure(tables, tokenTypes, title),
     // The figure's own height, so the link shows beneath it.

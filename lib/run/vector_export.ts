@@ -14,7 +14,8 @@ import { downloadFile, hubCacheDir, isHubId } from "../io/download.ts";
 import { readModelShape } from "../models/hub.ts";
 import { openSafetensors } from "../io/safetensors_file.ts";
 import { loadSae } from "../sae/load.ts";
-import { contrastTensorName, loadVector } from "../io/vectors.ts";
+import { contrastTensorName } from "../io/vector_names.ts";
+import { loadVector } from "../io/vectors.ts";
 
 /** Where the vector comes from. */
 export type VectorSource =

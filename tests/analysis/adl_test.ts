@@ -20,6 +20,7 @@ import { adlTensorName, writeAdlOutputs } from "../../lib/report/adl.ts";
 import { loadVector } from "../../lib/io/vectors.ts";
 import { fixtureReference } from "../helpers.ts";
 import { tempDir } from "../temp.ts";
+import { dirOutput } from "../../lib/io/dir_output.ts";
 
 /** Mean residual differences, f32 runtime against f64 (residuals agree to ~2e-5 absolute, values up to ~11). */
 const DIFF_TOLERANCE = { rtol: 1e-4, atol: 1e-4 };
@@ -138,7 +139,7 @@ Deno.test("ADL on the Llama fixtures: mean(chat − base) per read position and 
 
   // The written steering vectors are what steer's loader reads.
   const top = lens.map((l) => lensTopTokens(l, 20));
-  const files = await writeAdlOutputs(dir, {
+  const files = await writeAdlOutputs(dirOutput(dir), {
     differences,
     top,
     contrast: vectors,

@@ -10,6 +10,7 @@ import { writeKlOutputs } from "../../lib/report/kl.ts";
 import { loadModel } from "../../lib/runtime/runtime.ts";
 import { fixtureReference } from "../helpers.ts";
 import { tempDir } from "../temp.ts";
+import { dirOutput } from "../../lib/io/dir_output.ts";
 
 /**
  * KL per token of the runtime's f32 logits against KL of the f64 reference logits. Both models'
@@ -109,7 +110,7 @@ Deno.test("KL(chat ‖ base) per token on the Llama fixtures matches the f64 ref
 
   // The written files: one row per token, the top rows in descending order.
   const dir = await tempDir();
-  await writeKlOutputs(dir, run, { title: "t", tokenTypes: TOKEN_TYPES, top: 5 });
+  await writeKlOutputs(dirOutput(dir), run, { title: "t", tokenTypes: TOKEN_TYPES, top: 5 });
   const rows = parse(await Deno.readTextFile(join(dir, "kl_tokens.csv")), { columns: true }) as Record<
     string,
     string

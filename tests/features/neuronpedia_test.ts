@@ -1,11 +1,7 @@
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { join } from "node:path";
-import {
-  ExplanationSource,
-  fetchExplanation,
-  NeuronpediaUnavailable,
-  parseExplanations,
-} from "../../lib/features/neuronpedia.ts";
+import { ExplanationSource, fetchExplanation, NeuronpediaUnavailable } from "../../lib/features/neuronpedia_api.ts";
+import { parseExplanations } from "../../lib/features/neuronpedia.ts";
 import { tempDir } from "../temp.ts";
 
 /**

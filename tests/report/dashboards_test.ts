@@ -1,6 +1,7 @@
 import { assert, assertEquals } from "../assert.ts";
 import { join } from "node:path";
 import { type DashboardData, writeDashboardPage } from "../../lib/report/dashboards.ts";
+import { dirOutput } from "../../lib/io/dir_output.ts";
 import { visitPage } from "../browser.ts";
 import { tempDir } from "../temp.ts";
 
@@ -71,7 +72,7 @@ Deno.test("features.html draws every card from its embedded data in Chromium wit
   };
   const dir = await tempDir();
   const path = join(dir, "features.html");
-  await writeDashboardPage(path, data);
+  await writeDashboardPage(dirOutput(dir), "features.html", data);
   const visit = await visitPage<{
     cards: number;
     ids: string[];

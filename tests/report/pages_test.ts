@@ -12,6 +12,7 @@ import { ensureFixtureCrosscoder } from "../../lib/fixtures/build.ts";
 import { FeatureStats } from "../../lib/features/stats.ts";
 import { visitPage } from "../browser.ts";
 import { tempDir } from "../temp.ts";
+import { dirOutput } from "../../lib/io/dir_output.ts";
 
 const SCREENSHOTS = new URL("../../results/screenshots/", import.meta.url).pathname;
 
@@ -47,7 +48,12 @@ Deno.test("feature_increases.html opens in Chromium without errors: three subplo
   >;
   const dir = await tempDir();
   const path = join(dir, "feature_increases.html");
-  await writePlotlyPage(path, "diff", featureIncreasesFigure(tables, tokens, "Base → Chat"));
+  await writePlotlyPage(
+    dirOutput(dir),
+    "feature_increases.html",
+    "diff",
+    featureIncreasesFigure(tables, tokens, "Base → Chat"),
+  );
   const visit = await visitPage<{ subplots: number; points: number; offline: boolean }>(
     path,
     PROBE,
@@ -70,7 +76,12 @@ Deno.test("cosine_similarity.html opens in Chromium without errors", async () =>
   }));
   const dir = await tempDir();
   const path = join(dir, "cosine_similarity.html");
-  await writePlotlyPage(path, "sweep", cosineSweepFigure(rows, "Cosine Similarity", "model"));
+  await writePlotlyPage(
+    dirOutput(dir),
+    "cosine_similarity.html",
+    "sweep",
+    cosineSweepFigure(rows, "Cosine Similarity", "model"),
+  );
   const visit = await visitPage<{ traces: number }>(path, PROBE, join(SCREENSHOTS, "cosine_similarity_unit.png"));
   assertEquals(visit.errors, []);
   assertEquals(visit.result.traces, 3);
@@ -98,7 +109,7 @@ Deno.test("kl.html and adl.html open in Chromium without errors, tables included
       baseTop: tokenId + 2,
     }))
   );
-  await writeKlOutputs(dir, { tokens, prompts, decode }, {
+  await writeKlOutputs(dirOutput(dir), { tokens, prompts, decode }, {
     title: "KL",
     tokenTypes: ["asst", "endheader", "newline"],
     top: 5,
@@ -113,7 +124,7 @@ Deno.test("kl.html and adl.html open in Chromium without errors, tables included
 
   const keys = ["asst", "endheader"];
   const token = (rank: number, tokenId: number) => ({ rank, tokenId, logit: 3 - rank });
-  await writeAdlOutputs(dir, {
+  await writeAdlOutputs(dirOutput(dir), {
     differences: {
       layer: 1,
       keys,
@@ -143,7 +154,7 @@ Deno.test("crosscoder.html opens in Chromium without errors: one stacked trace p
   const decoder = latentDecoderStats(crosscoder);
   const tokenTypes = ["asst", "endheader", "newline"] as const;
   const dir = await tempDir();
-  await writeCrosscoderOutputs(dir, {
+  await writeCrosscoderOutputs(dirOutput(dir), {
     crosscoder,
     layer: 2,
     tokenTypes: [...tokenTypes],
