@@ -13,6 +13,7 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { UserError } from "../errors.ts";
+import { replaceDirAtomic } from "../io/atomic.ts";
 
 /** What an entry holds. */
 export type CacheKind = "checkpoint" | "rewritten" | "weights";
@@ -23,6 +24,11 @@ const STAMPS: Record<CacheKind, string> = {
   rewritten: "rewrite.json",
   weights: "weights.json",
 };
+
+/** The name of the stamp file of entries of `kind`: the one place these names are spelled. */
+export function stampFile(kind: CacheKind): string {
+  return STAMPS[kind];
+}
 
 /** The file whose modification time is an entry's last use. */
 export const LAST_USE_FILE = "last-use";
@@ -103,7 +109,7 @@ export function formatSize(bytes: number): string {
 const inUse = new Set<string>();
 
 /** Writes the last-use file into an entry being filled (its temporary directory). */
-export async function markNewEntry(tempDir: string): Promise<void> {
+async function markNewEntry(tempDir: string): Promise<void> {
   await Deno.writeFile(join(tempDir, LAST_USE_FILE), new Uint8Array());
 }
 
@@ -125,6 +131,61 @@ export async function useEntry(dir: string, uses: string[] = []): Promise<void> 
       if (await Deno.stat(entry).then((s) => s.isDirectory, () => false)) await Deno.writeFile(path, new Uint8Array());
     }
   }
+}
+
+/** What every stamp says: what the entry was made from (a model directory or graph). */
+export interface StampFields {
+  source: string;
+}
+
+/** How to make an entry that is not in the cache yet. */
+export interface EntryBuild<S extends StampFields> {
+  /**
+   * Writes the entry's files into `tempDir` (a fresh directory, renamed into place at `dir` once
+   * complete) and returns its stamp's fields. Any line saying what is being built is the fill's to log.
+   */
+  fill: (tempDir: string, dir: string) => Promise<S>;
+  /** Other entries whose files this one links (read from its stamp): kept from eviction while it is used. */
+  uses?: (stamp: S) => string[] | undefined;
+  /** Where eviction lines go. */
+  log?: (line: string) => void;
+}
+
+/** An entry ready for use. */
+export interface ReadyEntry<S extends StampFields> {
+  dir: string;
+  /** Its stamp, as written when it was made. */
+  stamp: S;
+  /** Whether this call made it. */
+  built: boolean;
+}
+
+/**
+ * The one way an entry is used or made: its stamp is checked, and a complete entry is used (its
+ * last use recorded); otherwise `build.fill` writes it into a temporary sibling, the stamp and the
+ * last-use file are added, the whole is renamed into place, and the cache's cap is enforced.
+ */
+export async function cacheEntry<S extends StampFields>(
+  kind: CacheKind,
+  key: string,
+  build: EntryBuild<S>,
+): Promise<ReadyEntry<S>> {
+  const dir = join(cacheRoot(kind), key);
+  const stampPath = join(dir, STAMPS[kind]);
+  const found = await Deno.readTextFile(stampPath).then((text) => JSON.parse(text) as S, () => undefined);
+  if (found) {
+    await useEntry(dir, build.uses?.(found));
+    return { dir, stamp: found, built: false };
+  }
+  let stamp: S | undefined;
+  await replaceDirAtomic(dir, async (temp) => {
+    stamp = await build.fill(temp, dir);
+    await Deno.writeTextFile(join(temp, STAMPS[kind]), JSON.stringify(stamp, null, 2));
+    await markNewEntry(temp);
+  });
+  await useEntry(dir, build.uses?.(stamp!));
+  await enforceCacheCap({ log: build.log });
+  return { dir, stamp: stamp!, built: true };
 }
 
 /** One complete cache entry. */

@@ -10,11 +10,13 @@ import { UserError } from "../../lib/errors.ts";
 import {
   CACHE_MAX_ENV,
   cacheCap,
+  cacheEntry,
   cacheRoot,
   enforceCacheCap,
   LAST_USE_FILE,
   listCache,
   parseSize,
+  stampFile,
   useEntry,
 } from "../../lib/cache/store.ts";
 import { tempDir } from "../temp.ts";
@@ -140,5 +142,36 @@ Deno.test("evicting an entry whose file another entry links frees only what it a
     assertEquals(result.evicted[0].bytes, await blocksOf(join(rewrite, "rewrite.json")), "the 512 KiB stay linked");
     assertEquals(result.totalBytes, (await listCache()).totalBytes);
     assertEquals((await Deno.readFile(join(rewrite, "onnx", "weights.bin"))).length, 512 * KIB);
+  });
+});
+
+Deno.test("cacheEntry: fills once into a temporary sibling, stamps it, reuses it; a failed fill leaves nothing", async () => {
+  await withCache(async () => {
+    let fills = 0;
+    const build = {
+      fill: async (temp: string, dir: string) => {
+        fills++;
+        assert(temp !== dir && temp.startsWith(dir + "."), `filled beside its place: ${temp}`);
+        await Deno.writeFile(join(temp, "data.bin"), new Uint8Array(4 * KIB).fill(3));
+        return { source: "/models/m", extra: 7 };
+      },
+    };
+    const made = await cacheEntry("rewritten", "0123456789ab", build);
+    assertEquals([made.built, made.stamp.extra, fills], [true, 7, 1]);
+    const stamp = JSON.parse(await Deno.readTextFile(join(made.dir, stampFile("rewritten"))));
+    assertEquals([stamp.source, stamp.extra], ["/models/m", 7]);
+    assert((await Deno.stat(join(made.dir, LAST_USE_FILE))).isFile, "marked as used");
+    const again = await cacheEntry("rewritten", "0123456789ab", build);
+    assertEquals([again.dir, again.built, again.stamp.extra, fills], [made.dir, false, 7, 1], "reused, not refilled");
+    assertEquals((await listCache()).entries.map((e) => e.id), ["0123456789ab"]);
+
+    const failing = cacheEntry("checkpoint", "ba9876543210", {
+      fill: async (temp) => {
+        await Deno.writeFile(join(temp, "half.bin"), new Uint8Array(10));
+        throw new UserError("bad input");
+      },
+    });
+    assertEquals(await failing.then(() => "", (e) => e.message), "bad input");
+    assertEquals(await Array.fromAsync(Deno.readDir(cacheRoot("checkpoint"))), [], "no entry, no temporary folder");
   });
 });
