@@ -7,7 +7,7 @@
  * @module
  */
 
-import { UserError } from "../errors.ts";
+import { NonFiniteInputError, type UserError } from "../errors.ts";
 import type { Gpu } from "../gpu.ts";
 import { dispatch, pipeline, uniformBuffer } from "./shader.ts";
 
@@ -41,5 +41,5 @@ export async function encodePrepareInput(
 
 /** The error of an input row holding NaN or infinity (row `row` of what the caller passed). */
 export function nonFiniteRow(row: number): UserError {
-  return new UserError(`input row ${row} contains NaN or infinite values: the model's residuals overflowed`);
+  return new NonFiniteInputError(row);
 }

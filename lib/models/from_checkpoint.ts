@@ -19,6 +19,7 @@ import { cacheEntry, cacheRoot } from "../cache/store.ts";
 import { codeDigest, fileIdentity, sha256Hex } from "../identity.ts";
 import { linkFile, readRange, readRangeInto, regularFiles, writeRange } from "../io/files.ts";
 import { assertFinite } from "../io/finite.ts";
+import { readJsonObject } from "../io/json.ts";
 import { toFloat32 } from "../io/safetensors.ts";
 import { hfConfigOf } from "./config.ts";
 import { buildDecoderGraph, type GraphDtype, type WeightSource } from "./decoder_graph.ts";
@@ -37,6 +38,9 @@ const BUILD_SOURCES = [
   "../graph/builder.ts",
   "../graph/onnx.ts",
 ];
+
+/** Tokenizer files a checkpoint folder brings (each must be a JSON object when present). */
+const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json"];
 
 /** Per graph precision: the safetensors dtype used in place, the ONNX type and the converted file. */
 const STORAGE = {
@@ -226,6 +230,11 @@ export async function modelDirFromCheckpoint(
     log: options.log,
     fill: async (temp, target) => {
       options.log?.(`building the ${dtype} ${checkpoint.config.family} graph of ${dir} into ${target}`);
+      // The tokenizer files are linked as they are: one that is not JSON is the user's file to fix,
+      // named here, not found later by the runtime in the cache's copy.
+      for (const name of TOKENIZER_FILES) {
+        if (await Deno.stat(join(dir, name)).then(() => true, () => false)) await readJsonObject(join(dir, name));
+      }
       const onnxDir = join(temp, "onnx");
       await Deno.mkdir(onnxDir);
       for (const file of checkpoint.files) await linkFile(join(dir, file), join(onnxDir, basename(file)));

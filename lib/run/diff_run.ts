@@ -13,7 +13,7 @@ import { loadForCapture } from "../activations.ts";
 import { preparePrompts, type TokenType } from "../chat.ts";
 import { collectStats, readStats, writeStats } from "../collect.ts";
 import { DIFF_METRICS, type DiffMetric, type DiffRow, type MetricTable, topChanges, writeDiffCsv } from "../diff.ts";
-import { UserError } from "../errors.ts";
+import { NonFiniteInputError, UserError } from "../errors.ts";
 import { readModelShape } from "../hub.ts";
 import { saeIdentity, sha256Hex } from "../identity.ts";
 import { ensureOutDir } from "../io/atomic.ts";
@@ -211,9 +211,16 @@ export async function collectDiff(options: DiffRunOptions): Promise<DiffCollecti
           checkpointPath: checkpoint,
           fingerprint: `${fingerprint}:${model}:${shard ? `${shard.start}-${shard.end}` : "all"}`,
           resume: options.resume,
+          log,
           onProgress: (done) => progress?.update(done),
           topExamples,
           firstPrompt: shard?.start ?? 0,
+        }).catch((error) => {
+          if (!(error instanceof NonFiniteInputError)) throw error;
+          throw new UserError(
+            `the ${model} model ${pair[model].source} gives NaN or infinite residuals at layer ${options.layer}: ` +
+              `its weights hold non-finite values (check or download them again) or it overflowed at ${dtype} (try --dtype fp32)`,
+          );
         });
         progress?.finish();
         await writeStats(statsPath(options.outDir, model, shard), stats, {
