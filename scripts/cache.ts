@@ -1,7 +1,8 @@
 /**
  * `deno task cache`: lists the cache entries (converted checkpoints, rewritten graphs, shared
- * weights) with kind, source, size and last use, and the total against the cap; `clear` removes all
- * of them, some by id, or those unused for `--older-than`.
+ * weights, and unfinished builds that killed processes left) with kind, source, size and last use,
+ * and the total against the cap; `clear` removes all of them, some by id, or those unused for
+ * `--older-than`.
  */
 
 import { parseFlags } from "../lib/cli/flags.ts";
@@ -56,6 +57,13 @@ await runMain(async () => {
         ]),
       ]));
     } else console.log("the cache is empty");
+    const unfinished = entries.filter((e) => e.unfinished).length;
+    if (unfinished) {
+      console.log(
+        `${unfinished} unfinished builds of processes that are gone (killed mid-build): ` +
+          "deno task cache clear removes them, and so does the next build of the same model",
+      );
+    }
     console.log(
       `total ${formatSize(totalBytes)} in ${entries.length} entries (${CACHE_MAX_ENV} ${formatSize(cap)}); ` +
         `under ${cacheRoot("checkpoint")} and ${cacheRoot("rewritten")}`,

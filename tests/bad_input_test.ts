@@ -33,6 +33,11 @@ interface Case {
    * before a damaged SAE is read). Every other cache root must stay without complete entries.
    */
   cachesMayHold?: ("checkpoint" | "rewritten")[];
+  /**
+   * The output folder is a small tmpfs filled to the last byte before the task runs (a real ENOSPC
+   * from the kernel, no seam). Mounting needs root: the row is skipped, and says so, without it.
+   */
+  fullDisk?: boolean;
 }
 
 /** A copy of the fixture folder `name` (files copied, not linked: a case damages them). */
@@ -118,6 +123,15 @@ async function captureWith(place: Place, path: string, extra: string[] = []): Pr
     ...["--device", "cpu", "--out", join(place.out, "capture.safetensors"), ...extra],
   ]];
 }
+
+/** Bytes of raw float32 NaNs, to overwrite a whole weight file with. */
+async function nanFill(path: string): Promise<void> {
+  const size = (await Deno.stat(path)).size;
+  await Deno.writeFile(path, new Uint8Array(new Float32Array(size / 4).fill(NaN).buffer));
+}
+
+/** Demo prompts for the full-disk rows: two, short. */
+const FULL_DISK_FLAGS = ["--n", "2", "--device", "cpu"];
 
 const CASES: Case[] = [
   // Finite numbers at the boundaries.
@@ -224,6 +238,72 @@ const CASES: Case[] = [
     },
     error: /vector\.json is not valid JSON \(.*\): expected an array of numbers/,
     cachesMayHold: ["checkpoint", "rewritten"],
+  },
+  {
+    name: "NaN weights in an ONNX export, in diff",
+    run: async (place) => {
+      const base = await copyFixture("tiny-llama-base-optimum", place.dir);
+      await nanFill(join(base, "onnx", "model.onnx_data"));
+      return ["diff.ts", [
+        ...["--base", base, "--chat", await ensureFixtureModel("tiny-llama-chat-optimum")],
+        ...["--sae", await ensureFixtureSae("tiny-llama-sae-saelens"), "--layer", "2", "--n", "2"],
+        ...["--device", "cpu", "--out-dir", place.out],
+      ]];
+    },
+    error:
+      /the base model \S+tiny-llama-base-optimum gives NaN or infinite residuals at layer 2: its weights hold non-finite values .*--dtype fp32/,
+    cachesMayHold: ["checkpoint", "rewritten"],
+  },
+  // Full disks: the output folder has no byte left.
+  {
+    name: "a full disk under capture's output",
+    run: async (place) => capture(place, await ensureFixtureModel("tiny-llama-chat")),
+    error: /no space left on device in \S+\/out: writing capture\.safetensors needed [\d.]+ K?B; free some space/,
+    cachesMayHold: ["checkpoint", "rewritten"],
+    fullDisk: true,
+  },
+  {
+    name: "a full disk under diff's output",
+    run: (place) => Promise.resolve(["diff.ts", [...FULL_DISK_FLAGS, "--out-dir", place.out]] as [string, string[]]),
+    error: /no space left on device in \S+\/out: writing \S+ needed [\d.]+ [KM]?B; free some space/,
+    cachesMayHold: ["checkpoint", "rewritten"],
+    fullDisk: true,
+  },
+  {
+    name: "a full disk under kl's output",
+    run: (place) => Promise.resolve(["kl.ts", [...FULL_DISK_FLAGS, "--out-dir", place.out]] as [string, string[]]),
+    error: /no space left on device in \S+\/out: writing \S+ needed [\d.]+ [KM]?B; free some space/,
+    cachesMayHold: ["checkpoint", "rewritten"],
+    fullDisk: true,
+  },
+  {
+    name: "a full disk under steer's output",
+    run: async (place) => ["steer.ts", [
+      ...["--prompts", await prompts(place.dir), "--max-new-tokens", "2", "--device", "cpu", "--out-dir", place.out],
+    ]],
+    error: /no space left on device in \S+\/out: writing \S+ needed [\d.]+ [KM]?B; free some space/,
+    cachesMayHold: ["checkpoint", "rewritten"],
+    fullDisk: true,
+  },
+  // Unreadable JSON the user brings.
+  {
+    name: "a model.safetensors.index.json that is not JSON",
+    run: async (place) => {
+      const model = await copyFixture("tiny-gemma2-chat", place.dir);
+      await Deno.writeTextFile(join(model, "model.safetensors.index.json"), '{"weight_map": ');
+      return capture(place, model);
+    },
+    error: /^error: \S+\/tiny-gemma2-chat\/model\.safetensors\.index\.json is not valid JSON \(/,
+  },
+  {
+    name: "a tokenizer.json that is not JSON, in a checkpoint folder",
+    run: async (place) => {
+      const model = await copyFixture("tiny-gemma2-chat", place.dir);
+      await Deno.writeTextFile(join(model, "tokenizer.json"), '{"model": garbage');
+      return capture(place, model);
+    },
+    // The user's file, not the cache's link to it.
+    error: /^error: \S+bad-input-\w+\/tiny-gemma2-chat\/tokenizer\.json is not valid JSON \(/,
   },
   // Strict readers: safetensors headers.
   {
@@ -367,8 +447,29 @@ async function cacheLeftovers(root: string): Promise<string[]> {
   return out;
 }
 
+/** Whether this process may mount a tmpfs (the full-disk rows need it). */
+const CAN_MOUNT = Deno.build.os === "linux" && Deno.uid() === 0;
+
+/** Mounts a 256 KiB tmpfs at `dir` and fills it; returns the filler's name and how to unmount. */
+async function fullDisk(dir: string): Promise<{ filler: string; release: () => Promise<void> }> {
+  await Deno.mkdir(dir, { recursive: true });
+  const mount = await new Deno.Command("mount", { args: ["-t", "tmpfs", "-o", "size=256k", "tmpfs", dir] }).output();
+  if (mount.code) throw new Error(`mount: ${new TextDecoder().decode(mount.stderr)}`);
+  const filler = "filler.bin";
+  await Deno.writeFile(join(dir, filler), new Uint8Array(1 << 20)).catch(() => {}); // ENOSPC once full
+  return {
+    filler,
+    release: async () => {
+      await new Deno.Command("umount", { args: [dir] }).output();
+    },
+  };
+}
+
 for (const c of CASES) {
-  Deno.test(`bad input: ${c.name} → one line, exit 1, nothing left behind`, async () => {
+  Deno.test({
+    name: `bad input: ${c.name} → one line, exit 1, nothing left behind`,
+    ignore: c.fullDisk && !CAN_MOUNT,
+  }, async () => {
     const dir = await tempDir("bad-input-");
     const place: Place = {
       dir,
@@ -380,7 +481,16 @@ for (const c of CASES) {
       },
     };
     const [script, args] = await c.run(place);
-    const result = await runScript(script, args, place.env);
+    const disk = c.fullDisk ? await fullDisk(place.out) : undefined;
+    let result;
+    let outputs: string[];
+    try {
+      result = await runScript(script, args, place.env);
+      outputs = (await Array.fromAsync(Deno.readDir(place.out)).catch(() => [])).map((e) => e.name)
+        .filter((name) => name !== disk?.filler);
+    } finally {
+      await disk?.release();
+    }
     // Progress lines may come first (a build that started before the bad input was met); the error is
     // one line, the last, with no stack trace anywhere.
     const lines = meaningfulLines(result.stderr);
@@ -390,8 +500,7 @@ for (const c of CASES) {
     assertMatch(errors[0], /^error: /);
     assertMatch(errors[0], c.error);
     assertEquals(result.code, 1, "a user error's exit code");
-    const outputs = await Array.fromAsync(Deno.readDir(place.out)).catch(() => []);
-    assertEquals(outputs.map((e) => e.name), [], "no output written");
+    assertEquals(outputs, [], "no output written");
     const roots = { checkpoint: place.env.MODEL_DIFF_CHECKPOINT_CACHE, rewritten: place.env.MODEL_DIFF_CACHE };
     for (const [kind, root] of Object.entries(roots)) {
       const left = await cacheLeftovers(root);
@@ -442,4 +551,25 @@ Deno.test("--skip-bad-records leaves out records without a prompt and says how m
   assertMatch(result.stdout, /skipped 1 of 3 records in \S+prompts\.jsonl without a prompt/);
   const metadata = JSON.parse((await openSafetensors(out)).metadata.metadata);
   assertEquals(metadata.prompts.map((p: { prompt: string }) => p.prompt), ["Who are you?", "Name a river."]);
+});
+
+Deno.test("diff --resume with nothing to resume from says so in one line per model and starts from the first prompt", async () => {
+  // Decided: not refused. The base model's checkpoint is removed once its statistics are written, so a
+  // run killed during the chat model has none for the base: refusing would make that rerun fail.
+  const dir = await tempDir("resume-");
+  const out = join(dir, "out");
+  const result = await runScript("diff.ts", ["--n", "2", "--device", "cpu", "--out-dir", out, "--resume"], {
+    MODEL_DIFF_CHECKPOINT_CACHE: join(dir, "cache", "checkpoints"),
+    MODEL_DIFF_CACHE: join(dir, "cache", "rewritten"),
+  });
+  assertEquals(result.code, 0, result.stderr);
+  const said = `${result.stdout}\n${result.stderr}`.split("\n").filter((line) => line.startsWith("--resume:"));
+  assertEquals(said, [
+    `--resume: no checkpoint at ${
+      join(out, "checkpoint_base.safetensors")
+    }, so this model starts from the first prompt`,
+    `--resume: no checkpoint at ${
+      join(out, "checkpoint_chat.safetensors")
+    }, so this model starts from the first prompt`,
+  ]);
 });

@@ -34,6 +34,8 @@ export interface CollectOptions {
    */
   fingerprint: string;
   resume: boolean;
+  /** Where a line for the user goes (a resume with nothing to resume from says so). */
+  log?: (line: string) => void;
   /** Told the number of prompts done so far (including resumed ones) after each batch. */
   onProgress?: (done: number) => void;
   /** Top examples to keep per feature and token type (0 or absent: none). */
@@ -112,6 +114,8 @@ export async function collectStats(options: CollectOptions): Promise<Collected> 
       stats = checkpoint.stats;
       examples = checkpoint.examples;
       start = Number(checkpoint.metadata.next_prompt);
+    } else {
+      options.log?.(`--resume: no checkpoint at ${options.checkpointPath}, so this model starts from the first prompt`);
     }
   }
   // On the shared GPU device the residuals never leave it: the read positions are gathered there and

@@ -11,6 +11,20 @@ export class UserError extends Error {
   override name = "UserError";
 }
 
+/**
+ * Residuals (or any encoder input) holding NaN or infinity, found at input row `row`: a
+ * {@linkcode UserError} on its own, which a caller that knows which model produced the rows replaces
+ * with one naming it.
+ */
+export class NonFiniteInputError extends UserError {
+  /** The first bad row of what the encoder was given. */
+  readonly row: number;
+  constructor(row: number) {
+    super(`input row ${row} contains NaN or infinite values: the model's residuals overflowed`);
+    this.row = row;
+  }
+}
+
 /** Variable that, when set, makes unexpected errors print their stack trace. */
 export const DEBUG_ENV = "MODEL_DIFF_DEBUG";
 

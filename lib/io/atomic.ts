@@ -5,19 +5,31 @@
  * @module
  */
 
-import { dirname } from "node:path";
+import { basename, dirname } from "node:path";
 import { UserError } from "../core/errors.ts";
+import { diskFullError, isDiskFull } from "./disk.ts";
 
-/** Writes `data` to `path` atomically (temp file in the same directory, then rename). */
+/**
+ * Writes `data` to `path` atomically (temp file in the same directory, then rename). A disk that fills
+ * meanwhile is a {@linkcode UserError} naming the folder and the file's size; nothing is left behind.
+ */
 export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
   await Deno.mkdir(dirname(path), { recursive: true });
   const temp = `${path}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
   try {
-    if (typeof data === "string") await Deno.writeTextFile(temp, data);
-    else await Deno.writeFile(temp, data);
+    await Deno.writeFile(temp, bytes);
     await Deno.rename(temp, path);
   } catch (error) {
     await Deno.remove(temp).catch(() => {});
+    if (isDiskFull(error)) {
+      throw diskFullError(
+        dirname(path),
+        `writing ${basename(path)}`,
+        bytes.length,
+        "free some space there or write the results to another folder",
+      );
+    }
     throw error;
   }
 }

@@ -9,6 +9,19 @@
 
 import { UserError } from "../core/errors.ts";
 
+/** Whether {@linkcode assertFinite} checks; only the benchmark turns it off, to price the check. */
+let checking = true;
+
+/**
+ * Skips every finite check from now on (`true`) or checks again (`false`); returns the previous
+ * setting. A seam for the benchmark's peer without the check (lib/bench/finite_check.ts), never for a run.
+ */
+export function skipFiniteChecksForBench(skip: boolean): boolean {
+  const previous = !checking;
+  checking = !skip;
+  return previous;
+}
+
 /** Index of the first NaN or ±Infinity in `values`, or -1 when every value is finite. */
 export function firstNonFinite(values: ArrayLike<number>): number {
   for (let i = 0; i < values.length; i++) {
@@ -32,6 +45,7 @@ export function assertFinite(
   values: ArrayLike<number>,
   where: { file: string; tensor: string; offset?: number; total?: number; fix?: string },
 ): void {
+  if (!checking) return;
   const i = firstNonFinite(values);
   if (i < 0) return;
   const index = (where.offset ?? 0) + i;

@@ -9,6 +9,7 @@
 
 import { basename, join } from "node:path";
 import { UserError } from "../core/errors.ts";
+import { readJsonObject } from "../io/json.ts";
 import { type SafetensorsDtype, SafetensorsFile } from "../io/safetensors.ts";
 import { openSafetensors } from "../io/safetensors_file.ts";
 import { type DecoderConfig, decoderConfigFromHf, parameterShapes } from "./config.ts";
@@ -84,7 +85,7 @@ export async function openCheckpoint(dir: string): Promise<Checkpoint> {
   // Which file holds which tensor: the index for sharded checkpoints, else the one file's header.
   let weightMap: Map<string, string> | undefined;
   if (await exists(join(dir, INDEX))) {
-    const index = JSON.parse(await Deno.readTextFile(join(dir, INDEX))) as { weight_map?: Record<string, string> };
+    const index = await readJsonObject(join(dir, INDEX)) as { weight_map?: Record<string, string> };
     if (!index.weight_map) throw new UserError(`${join(dir, INDEX)} has no weight_map`);
     weightMap = new Map(Object.entries(index.weight_map));
   }

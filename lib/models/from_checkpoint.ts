@@ -15,11 +15,11 @@ import { type Checkpoint, openCheckpoint } from "./checkpoint.ts";
 import type { GraphBuilder } from "../graph/builder.ts";
 import { bytesOf, DataType, encodeModel } from "../graph/onnx.ts";
 import { UserError } from "../core/errors.ts";
-import { cacheRoot, enforceCacheCap, markNewEntry, useEntry } from "../io/cache_store.ts";
+import { cacheEntry, cacheRoot } from "../io/cache_store.ts";
 import { codeDigest, fileIdentity, sha256Hex } from "../io/digest.ts";
-import { replaceDirAtomic } from "../io/atomic.ts";
 import { linkFile, readRange, readRangeInto, regularFiles, writeRange } from "../io/files.ts";
 import { assertFinite } from "../io/finite.ts";
+import { readJsonObject } from "../io/json.ts";
 import { toFloat32 } from "../io/safetensors.ts";
 import { hfConfigOf } from "./config.ts";
 import { buildDecoderGraph, type GraphDtype, type WeightSource } from "./decoder_graph.ts";
@@ -38,6 +38,9 @@ const BUILD_SOURCES = [
   "../graph/builder.ts",
   "../graph/onnx.ts",
 ];
+
+/** Tokenizer files a checkpoint folder brings (each must be a JSON object when present). */
+const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json"];
 
 /** Per graph precision: the safetensors dtype used in place, the ONNX type and the converted file. */
 const STORAGE = {
@@ -223,42 +226,35 @@ export async function modelDirFromCheckpoint(
   const checkpoint = await openCheckpoint(dir);
   const code = await codeDigest(BUILD_SOURCES.map((s) => new URL(s, import.meta.url)));
   const key = (await sha256Hex([await checkpointIdentity(checkpoint), code, dtype])).slice(0, 24);
-  const target = join(checkpointCacheRoot(), key);
-  if (await Deno.stat(join(target, "checkpoint.json")).then(() => true, () => false)) {
-    await useEntry(target);
-    return target;
-  }
-  options.log?.(`building the ${dtype} ${checkpoint.config.family} graph of ${dir} into ${target}`);
-  await replaceDirAtomic(target, async (temp) => {
-    const onnxDir = join(temp, "onnx");
-    await Deno.mkdir(onnxDir);
-    for (const file of checkpoint.files) await linkFile(join(dir, file), join(onnxDir, basename(file)));
-    await checkInPlaceTensors(checkpoint, dtype);
-    const converted = await convertTensors(checkpoint, join(onnxDir, STORAGE[dtype].file), dtype, options.onProgress);
-    const model = buildDecoderGraph(checkpoint.config, checkpointWeights(checkpoint, converted, dtype));
-    await Deno.writeFile(join(onnxDir, "model.onnx"), encodeModel(model));
-    // A multimodal Gemma 3 config nests the decoder in text_config (with defaults left out); the runtime
-    // and every reader of config.json want the decoder's own, as a gemma3_text checkpoint has it.
-    const textOnly = checkpoint.rawConfig.model_type === "gemma3";
-    for (const name of await regularFiles(dir)) {
-      if (!name.endsWith(".safetensors") && !(textOnly && name === "config.json")) {
-        await linkFile(join(dir, name), join(temp, name));
+  const entry = await cacheEntry("checkpoint", key, {
+    log: options.log,
+    fill: async (temp, target) => {
+      options.log?.(`building the ${dtype} ${checkpoint.config.family} graph of ${dir} into ${target}`);
+      // The tokenizer files are linked as they are: one that is not JSON is the user's file to fix,
+      // named here, not found later by the runtime in the cache's copy.
+      for (const name of TOKENIZER_FILES) {
+        if (await Deno.stat(join(dir, name)).then(() => true, () => false)) await readJsonObject(join(dir, name));
       }
-    }
-    if (textOnly) {
-      await Deno.writeTextFile(join(temp, "config.json"), JSON.stringify(decoderConfigJson(checkpoint), null, 2));
-    }
-    await Deno.writeTextFile(
-      join(temp, "checkpoint.json"),
-      JSON.stringify(
-        { source: dir, family: checkpoint.config.family, dtype, converted: [...converted.keys()] },
-        null,
-        2,
-      ),
-    );
-    await markNewEntry(temp);
+      const onnxDir = join(temp, "onnx");
+      await Deno.mkdir(onnxDir);
+      for (const file of checkpoint.files) await linkFile(join(dir, file), join(onnxDir, basename(file)));
+      await checkInPlaceTensors(checkpoint, dtype);
+      const converted = await convertTensors(checkpoint, join(onnxDir, STORAGE[dtype].file), dtype, options.onProgress);
+      const model = buildDecoderGraph(checkpoint.config, checkpointWeights(checkpoint, converted, dtype));
+      await Deno.writeFile(join(onnxDir, "model.onnx"), encodeModel(model));
+      // A multimodal Gemma 3 config nests the decoder in text_config (with defaults left out); the runtime
+      // and every reader of config.json want the decoder's own, as a gemma3_text checkpoint has it.
+      const textOnly = checkpoint.rawConfig.model_type === "gemma3";
+      for (const name of await regularFiles(dir)) {
+        if (!name.endsWith(".safetensors") && !(textOnly && name === "config.json")) {
+          await linkFile(join(dir, name), join(temp, name));
+        }
+      }
+      if (textOnly) {
+        await Deno.writeTextFile(join(temp, "config.json"), JSON.stringify(decoderConfigJson(checkpoint), null, 2));
+      }
+      return { source: dir, family: checkpoint.config.family, dtype, converted: [...converted.keys()] };
+    },
   });
-  await useEntry(target);
-  await enforceCacheCap({ log: options.log });
-  return target;
+  return entry.dir;
 }

@@ -11,13 +11,12 @@
  */
 
 import { join } from "node:path";
-import { replaceDirAtomic } from "../io/atomic.ts";
 import { linkFile, regularFiles } from "../io/files.ts";
 import { decodeModel, encodeModel, externalDataLocations, externaliseInitializers, type onnx } from "../graph/onnx.ts";
 import { readModel } from "../graph/onnx_file.ts";
 import { codeDigest, sha256Hex } from "../io/digest.ts";
 import { type ModelIdentity, modelIdentity } from "./identity.ts";
-import { cacheRoot, enforceCacheCap, isBookkeepingFile, markNewEntry, useEntry } from "../io/cache_store.ts";
+import { cacheEntry, cacheRoot, isBookkeepingFile } from "../io/cache_store.ts";
 import type { ResidualMap } from "../graph/residuals.ts";
 import { rewriteModel, type RewriteSpec } from "../graph/rewrite.ts";
 
@@ -47,6 +46,18 @@ export const SHARED_DATA = "inline_weights.onnx_data";
  * below it (an export that keeps only small constants inline) a copy per rewrite costs less than a file.
  */
 const SHARE_INLINE_BYTES = 1 << 20;
+
+/** What a rewritten entry's stamp records. */
+interface RewriteStamp {
+  /** The source graph. */
+  source: string;
+  /** The source model's content identity. */
+  model: string;
+  spec: RewriteSpec;
+  residuals: ResidualMap;
+  /** The shared entries whose files it links. */
+  uses: string[];
+}
 
 /** A rewritten model directory and where its residual stream was found. */
 export interface RewrittenModel {
@@ -81,46 +92,33 @@ export async function rewrittenModel(
   // The caller's identity of this very directory and graph, when it has one (see ResolvedModel).
   const identity = options.identity ?? await modelIdentity(sourceDir, fileName);
   const key = await rewriteKey(identity.local, spec, await rewriteCodeDigest());
-  const dir = join(rewriteCacheRoot(), key);
-  const stampPath = join(dir, "rewrite.json");
-  const stamp = await Deno.readTextFile(stampPath).then(
-    (s) => JSON.parse(s) as { residuals: ResidualMap; uses?: string[] },
-    () => null,
-  );
-  if (stamp) {
-    await useEntry(dir, stamp.uses);
-    return { dir, residuals: stamp.residuals };
-  }
-
-  let model = await readModel(graphPath);
-  let weightsDir = join(sourceDir, "onnx");
-  const uses: string[] = [];
-  if (inlineBytes(model.graph) >= SHARE_INLINE_BYTES) {
-    weightsDir = join(await sharedWeights(identity, graphPath, sourceDir, options.log), "onnx");
-    model = decodeModel(await Deno.readFile(join(weightsDir, "model.onnx")), graphPath);
-    uses.push(join(weightsDir, ".."));
-  }
-  const residuals = rewriteModel(model, spec);
-  options.log?.(`rewriting ${graphPath} (${describeSpec(spec)}) into ${dir}`);
-  await replaceDirAtomic(dir, async (temp) => {
-    await Deno.mkdir(join(temp, "onnx"));
-    // Original offsets into the same bytes: a cut graph just references fewer of them.
-    for (const location of externalDataLocations(model)) {
-      await linkFile(join(weightsDir, location), join(temp, "onnx", location));
-    }
-    await Deno.writeFile(join(temp, "onnx", "model.onnx"), encodeModel(model));
-    for (const name of await regularFiles(sourceDir)) {
-      if (!isBookkeepingFile(name)) await linkFile(join(sourceDir, name), join(temp, name));
-    }
-    await Deno.writeTextFile(
-      join(temp, "rewrite.json"),
-      JSON.stringify({ source: graphPath, model: identity.content, spec, residuals, uses }, null, 2),
-    );
-    await markNewEntry(temp);
+  const entry = await cacheEntry<RewriteStamp>("rewritten", key, {
+    log: options.log,
+    uses: (stamp) => stamp.uses,
+    fill: async (temp, dir) => {
+      let model = await readModel(graphPath);
+      let weightsDir = join(sourceDir, "onnx");
+      const uses: string[] = [];
+      if (inlineBytes(model.graph) >= SHARE_INLINE_BYTES) {
+        weightsDir = join(await sharedWeights(identity, graphPath, sourceDir, options.log), "onnx");
+        model = decodeModel(await Deno.readFile(join(weightsDir, "model.onnx")), graphPath);
+        uses.push(join(weightsDir, ".."));
+      }
+      const residuals = rewriteModel(model, spec);
+      options.log?.(`rewriting ${graphPath} (${describeSpec(spec)}) into ${dir}`);
+      await Deno.mkdir(join(temp, "onnx"));
+      // Original offsets into the same bytes: a cut graph just references fewer of them.
+      for (const location of externalDataLocations(model)) {
+        await linkFile(join(weightsDir, location), join(temp, "onnx", location));
+      }
+      await Deno.writeFile(join(temp, "onnx", "model.onnx"), encodeModel(model));
+      for (const name of await regularFiles(sourceDir)) {
+        if (!isBookkeepingFile(name)) await linkFile(join(sourceDir, name), join(temp, name));
+      }
+      return { source: graphPath, model: identity.content, spec, residuals, uses };
+    },
   });
-  await useEntry(dir, uses);
-  await enforceCacheCap({ log: options.log });
-  return { dir, residuals };
+  return { dir: entry.dir, residuals: entry.stamp.residuals };
 }
 
 function describeSpec(spec: RewriteSpec): string {
@@ -148,27 +146,19 @@ async function sharedWeights(
   log?: (line: string) => void,
 ): Promise<string> {
   const key = (await sha256Hex([identity.content, await rewriteCodeDigest(), "shared-inline-weights"])).slice(0, 24);
-  const dir = join(cacheRoot("weights"), key);
-  if (await Deno.stat(join(dir, "weights.json")).then(() => true, () => false)) {
-    await useEntry(dir);
-    return dir;
-  }
-  log?.(`moving the inline weights of ${graphPath} into ${dir}, shared by every rewrite of this model`);
-  await replaceDirAtomic(dir, async (temp) => {
-    await Deno.mkdir(join(temp, "onnx"));
-    const model = await readModel(graphPath);
-    for (const location of externalDataLocations(model)) {
-      await linkFile(join(sourceDir, "onnx", location), join(temp, "onnx", location));
-    }
-    await Deno.writeFile(join(temp, "onnx", SHARED_DATA), externaliseInitializers(model, SHARED_DATA));
-    await Deno.writeFile(join(temp, "onnx", "model.onnx"), encodeModel(model));
-    await Deno.writeTextFile(
-      join(temp, "weights.json"),
-      JSON.stringify({ source: graphPath, model: identity.content }, null, 2),
-    );
-    await markNewEntry(temp);
+  const entry = await cacheEntry("weights", key, {
+    log,
+    fill: async (temp, dir) => {
+      log?.(`moving the inline weights of ${graphPath} into ${dir}, shared by every rewrite of this model`);
+      await Deno.mkdir(join(temp, "onnx"));
+      const model = await readModel(graphPath);
+      for (const location of externalDataLocations(model)) {
+        await linkFile(join(sourceDir, "onnx", location), join(temp, "onnx", location));
+      }
+      await Deno.writeFile(join(temp, "onnx", SHARED_DATA), externaliseInitializers(model, SHARED_DATA));
+      await Deno.writeFile(join(temp, "onnx", "model.onnx"), encodeModel(model));
+      return { source: graphPath, model: identity.content };
+    },
   });
-  await useEntry(dir);
-  await enforceCacheCap({ log });
-  return dir;
+  return entry.dir;
 }

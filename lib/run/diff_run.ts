@@ -21,7 +21,7 @@ import {
   type MetricTable,
   topChanges,
 } from "../features/diff.ts";
-import { UserError } from "../core/errors.ts";
+import { NonFiniteInputError, UserError } from "../core/errors.ts";
 import { readModelShape } from "../models/hub.ts";
 import { saeIdentity } from "../sae/identity.ts";
 import { sha256Hex } from "../io/digest.ts";
@@ -222,9 +222,16 @@ export async function collectDiff(options: DiffRunOptions): Promise<DiffCollecti
           checkpointPath: checkpoint,
           fingerprint: `${fingerprint}:${model}:${shard ? `${shard.start}-${shard.end}` : "all"}`,
           resume: options.resume,
+          log,
           onProgress: (done) => progress?.update(done),
           topExamples,
           firstPrompt: shard?.start ?? 0,
+        }).catch((error) => {
+          if (!(error instanceof NonFiniteInputError)) throw error;
+          throw new UserError(
+            `the ${model} model ${pair[model].source} gives NaN or infinite residuals at layer ${options.layer}: ` +
+              `its weights hold non-finite values (check or download them again) or it overflowed at ${dtype} (try --dtype fp32)`,
+          );
         });
         progress?.finish();
         await writeStats(statsPath(options.outDir, model, shard), stats, {

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { UserError } from "../core/errors.ts";
+import { NonFiniteInputError, type UserError } from "../core/errors.ts";
 import type { FeatureStats } from "../features/stats.ts";
 import type { RowExamples } from "../features/top_examples.ts";
 import type { Sae } from "./config.ts";
@@ -65,5 +65,5 @@ export function encoderInput(sae: Sae, x: Float32Array, rows: number): Float32Ar
 
 /** The error of an input row holding NaN or infinity (row `row` of what the caller passed). */
 export function nonFiniteRow(row: number): UserError {
-  return new UserError(`input row ${row} contains NaN or infinite values: the model's residuals overflowed`);
+  return new NonFiniteInputError(row);
 }

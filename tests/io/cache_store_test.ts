@@ -10,11 +10,14 @@ import { UserError } from "../../lib/core/errors.ts";
 import {
   CACHE_MAX_ENV,
   cacheCap,
+  cacheEntry,
   cacheRoot,
+  clearCache,
   enforceCacheCap,
   LAST_USE_FILE,
   listCache,
   parseSize,
+  stampFile,
   useEntry,
 } from "../../lib/io/cache_store.ts";
 import { tempDir } from "../temp.ts";
@@ -140,5 +143,108 @@ Deno.test("evicting an entry whose file another entry links frees only what it a
     assertEquals(result.evicted[0].bytes, await blocksOf(join(rewrite, "rewrite.json")), "the 512 KiB stay linked");
     assertEquals(result.totalBytes, (await listCache()).totalBytes);
     assertEquals((await Deno.readFile(join(rewrite, "onnx", "weights.bin"))).length, 512 * KIB);
+  });
+});
+
+Deno.test("cacheEntry: fills once into a temporary sibling, stamps it, reuses it; a failed fill leaves nothing", async () => {
+  await withCache(async () => {
+    let fills = 0;
+    const build = {
+      fill: async (temp: string, dir: string) => {
+        fills++;
+        assert(temp !== dir && temp.startsWith(dir + "."), `filled beside its place: ${temp}`);
+        await Deno.writeFile(join(temp, "data.bin"), new Uint8Array(4 * KIB).fill(3));
+        return { source: "/models/m", extra: 7 };
+      },
+    };
+    const made = await cacheEntry("rewritten", "0123456789ab", build);
+    assertEquals([made.built, made.stamp.extra, fills], [true, 7, 1]);
+    const stamp = JSON.parse(await Deno.readTextFile(join(made.dir, stampFile("rewritten"))));
+    assertEquals([stamp.source, stamp.extra], ["/models/m", 7]);
+    assert((await Deno.stat(join(made.dir, LAST_USE_FILE))).isFile, "marked as used");
+    const again = await cacheEntry("rewritten", "0123456789ab", build);
+    assertEquals([again.dir, again.built, again.stamp.extra, fills], [made.dir, false, 7, 1], "reused, not refilled");
+    assertEquals((await listCache()).entries.map((e) => e.id), ["0123456789ab"]);
+
+    const failing = cacheEntry("checkpoint", "ba9876543210", {
+      fill: async (temp) => {
+        await Deno.writeFile(join(temp, "half.bin"), new Uint8Array(10));
+        throw new UserError("bad input");
+      },
+    });
+    assertEquals(await failing.then(() => "", (e) => e.message), "bad input");
+    assertEquals(await Array.fromAsync(Deno.readDir(cacheRoot("checkpoint"))), [], "no entry, no temporary folder");
+  });
+});
+
+/** The pid of a process that has exited. */
+async function deadPid(): Promise<number> {
+  const child = new Deno.Command("true").spawn();
+  await child.status;
+  return child.pid;
+}
+
+/** A temporary build folder `<key>.<pid>.<rand>.tmp` holding `kib` KiB. */
+async function unfinished(root: string, key: string, pid: number, kib: number): Promise<string> {
+  const dir = join(root, `${key}.${pid}.${crypto.randomUUID().slice(0, 8)}.tmp`);
+  await Deno.mkdir(join(dir, "onnx"), { recursive: true });
+  await Deno.writeFile(join(dir, "onnx", "converted_f32.bin"), new Uint8Array(kib * KIB).fill(9));
+  return dir;
+}
+
+Deno.test("unfinished builds of dead processes are listed, counted, evicted first and cleared; a live one is never touched", async () => {
+  await withCache(async () => {
+    const live = new Deno.Command("sleep", { args: ["60"] }).spawn();
+    try {
+      const root = cacheRoot("checkpoint");
+      const entry = await makeEntry(join(root, "aaaaaaaaaaaa"), "checkpoint.json", 64, 100);
+      const dead = await unfinished(root, "bbbbbbbbbbbb", await deadPid(), 512);
+      const deadShared = await unfinished(cacheRoot("weights"), "cccccccccccc", await deadPid(), 8);
+      const alive = await unfinished(root, "dddddddddddd", live.pid, 1024);
+      const mine = await unfinished(root, "eeeeeeeeeeee", Deno.pid, 1024);
+
+      const listed = await listCache();
+      const orphans = listed.entries.filter((e) => e.unfinished);
+      assertEquals(orphans.map((e) => e.dir).sort(), [dead, deadShared].sort(), "only dead processes' builds");
+      const big = orphans.find((e) => e.dir === dead)!;
+      assertEquals([big.kind, big.bytes, big.unfinished?.key], ["checkpoint", 512 * KIB, "bbbbbbbbbbbb"]);
+      assertMatch(big.source, /^unfinished build of process \d+ \(gone\)$/);
+      const entryBytes = listed.entries.find((e) => e.dir === entry)!.bytes;
+      assertEquals(listed.totalBytes, entryBytes + (512 + 8) * KIB, "counted in the total; live builds are not");
+
+      // Over the cap: the dead build goes before any entry, even one unused for long.
+      Deno.env.set(CACHE_MAX_ENV, String(listed.totalBytes - 1));
+      const lines: string[] = [];
+      const evicted = await enforceCacheCap({ log: (line) => lines.push(line) });
+      assertEquals(evicted.evicted.map((e) => e.dir), [dead]);
+      assertMatch(
+        lines[0],
+        /removed bbbbbbbbbbbb\.\d+\.\w+\.tmp, an unfinished checkpoint build of process \d+ \(gone\)/,
+      );
+      Deno.env.delete(CACHE_MAX_ENV);
+
+      const cleared = await clearCache();
+      assertEquals(cleared.removed.map((e) => e.dir).sort(), [entry, deadShared].sort());
+      for (const dir of [alive, mine]) {
+        assertEquals((await Deno.stat(join(dir, "onnx", "converted_f32.bin"))).size, 1024 * KIB, `untouched: ${dir}`);
+      }
+    } finally {
+      live.kill();
+      await live.status;
+    }
+  });
+});
+
+Deno.test("clear by id takes the key's unfinished builds along; an id naming only unfinished builds removes them", async () => {
+  await withCache(async () => {
+    const root = cacheRoot("rewritten");
+    const entry = await makeEntry(join(root, "abcabcabcabc"), "rewrite.json", 8, 100);
+    const leftover = await unfinished(root, "abcabcabcabc", await deadPid(), 8);
+    const other = await unfinished(root, "f00f00f00f00", await deadPid(), 8);
+    const byKey = await clearCache({ ids: ["abcabc"] });
+    assertEquals(byKey.removed.map((e) => e.dir).sort(), [entry, leftover].sort());
+    const byLeftover = await clearCache({ ids: ["f00f"] });
+    assertEquals(byLeftover.removed.map((e) => e.dir), [other]);
+    assertEquals((await listCache()).entries, []);
   });
 });

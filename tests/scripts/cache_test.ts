@@ -12,6 +12,12 @@ Deno.test("deno task cache lists entries with kind, source, size and last use, a
   await makeEntry(join(root, "checkpoints", "c0ffee000000"), "checkpoint.json", 2000, 3 * 86400);
   await makeEntry(join(root, "rewritten", "abcdef000000"), "rewrite.json", 100, 7200);
   await makeEntry(join(root, "rewritten", "shared", "5a5a5a000000"), "weights.json", 300, 300);
+  // What a kill -9 during a conversion leaves: a build folder whose process is gone.
+  const child = new Deno.Command("true").spawn();
+  await child.status;
+  const orphan = join(root, "checkpoints", `0dd000000000.${child.pid}.1234abcd.tmp`);
+  await Deno.mkdir(join(orphan, "onnx"), { recursive: true });
+  await Deno.writeFile(join(orphan, "onnx", "converted_f32.bin"), new Uint8Array(500 * 1024).fill(1));
   const cache = async (args: string[], extra: Record<string, string> = {}) => {
     const result = await runScript("cache.ts", args, { ...env, ...extra });
     return { ...result, lines: result.stdout.trim().split("\n") };
@@ -23,10 +29,23 @@ Deno.test("deno task cache lists entries with kind, source, size and last use, a
   assertMatch(listed.lines[1], /^c0ffee000000\s+checkpoint\s+2\.05 MB\s+-\s+3 d ago\s+\/models\/c0ffee000000$/);
   assertMatch(listed.lines[2], /^abcdef000000\s+rewritten\s+10\d\.\d\d KB\s+-\s+2 h ago\s+\/models\/abcdef000000$/);
   assertMatch(listed.lines[3], /^5a5a5a000000\s+weights\s+31\d\.\d\d KB\s+-\s+5 min ago\s+\/models\/5a5a5a000000$/);
-  assertMatch(listed.lines[4], /^total 2\.4\d MB in 3 entries \(MODEL_DIFF_CACHE_MAX 100\.00 GB\)/);
+  assertMatch(
+    listed.lines[4],
+    new RegExp(
+      `^0dd000000000\\.${child.pid}\\.1234abcd\\.tmp\\s+checkpoint\\s+51\\d\\.\\d\\d KB\\s+-\\s+\\d+ s ago\\s+` +
+        `unfinished build of process ${child.pid} \\(gone\\)$`,
+    ),
+  );
+  assertMatch(
+    listed.lines[5],
+    /^1 unfinished builds of processes that are gone \(killed mid-build\): deno task cache clear/,
+  );
+  assertMatch(listed.lines[6], /^total 2\.9\d MB in 4 entries \(MODEL_DIFF_CACHE_MAX 100\.00 GB\)/);
 
   const byAge = await cache(["clear", "--older-than", "1d"]);
   assertEquals(byAge.lines, ["removed 1 entries, freed 2.05 MB"], byAge.stderr);
+  const orphans = await cache(["clear", "0dd"]);
+  assertMatch(orphans.stdout, /^removed 1 entries, freed 51\d\.\d\d KB\n$/);
   const byId = await cache(["clear", "5a5a"]);
   assertMatch(byId.stdout, /^removed 1 entries, freed 31\d\.\d\d KB\n$/);
   assert((await Deno.stat(join(root, "rewritten", "abcdef000000"))).isDirectory, "the others stay");
