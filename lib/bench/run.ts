@@ -37,8 +37,6 @@ export interface BenchOutput {
   progress: (line: string) => void;
 }
 
-const ONLY = ["kernels", "cpu-encode", "end-to-end"];
-
 /** Sizes of one whole measurement set. */
 interface ReportSizes {
   shapes: EncodeShape[];
@@ -76,29 +74,36 @@ function selectShapes(names: string): EncodeShape[] {
   });
 }
 
+/** The parts of a run: the WebGPU kernels, the CPU encode, the end-to-end tasks. */
+type Part = "kernels" | "cpu-encode" | "end-to-end";
+
+/** What each `--only` measures (kernels brings the CPU encode along); without it, all three. */
+const PARTS: Record<string, Part[]> = {
+  kernels: ["kernels", "cpu-encode"],
+  "cpu-encode": ["cpu-encode"],
+  "end-to-end": ["end-to-end"],
+};
+
 /**
- * The sections of `sizes`, printed through `out` as each ends (the kernels first, after a line naming
- * the date and the adapter); the GPU is only asked for when the kernels are measured.
+ * The sections of `parts` at `sizes`, printed through `out` as each ends (the kernels first, after a
+ * line naming the date and the adapter); the GPU is only asked for when the kernels are measured.
  */
-async function measure(
-  sizes: ReportSizes,
-  reps: number,
-  parts: { kernels: boolean; endToEnd: boolean },
-  out: BenchOutput,
-): Promise<BenchSection[]> {
+async function measure(sizes: ReportSizes, reps: number, parts: Part[], out: BenchOutput): Promise<BenchSection[]> {
   const sections: BenchSection[] = [];
   const done = (section: BenchSection) => {
     sections.push(section);
     out.result(`\n${formatSection(section)}`);
   };
-  if (parts.kernels) {
+  if (parts.includes("kernels")) {
     const gpu = await acquireGpu();
     out.result(`${new Date().toISOString().slice(0, 10)}; ${describeGpu(gpu)}`);
     done(await kernelSection(gpu, sizes.shapes, reps, out.progress));
     for (const section of await otherKernelSections(gpu, sizes.other, reps)) done(section);
+  }
+  if (parts.includes("cpu-encode")) {
     done(await cpuEncodeSection(sizes.shapes.filter((s) => s.rows === DIFF_BATCH_ROWS), reps));
   }
-  if (parts.endToEnd) done(await endToEndSection(reps, sizes.endToEnd));
+  if (parts.includes("end-to-end")) done(await endToEndSection(reps, sizes.endToEnd));
   return sections;
 }
 
@@ -130,18 +135,12 @@ export async function runBench(
     for (const line of await conversionReport(options.checkpoint)) out.result(line);
     return;
   }
-  if (options.only !== undefined && !ONLY.includes(options.only)) {
+  if (options.only !== undefined && !Object.hasOwn(PARTS, options.only)) {
     throw new UserError(`unknown --only "${options.only}": use kernels, cpu-encode or end-to-end`);
-  }
-  if (options.only === "cpu-encode") {
-    const section = await cpuEncodeSection(shapes.filter((s) => s.rows === DIFF_BATCH_ROWS), options.reps);
-    return out.result(`\n${formatSection(section)}`);
   }
   const started = performance.now();
   const sizes = options.report ? REPORT_SIZES[options.quick ? "quick" : "full"] : { ...REPORT_SIZES.full, shapes };
-  const parts = options.report
-    ? { kernels: true, endToEnd: true }
-    : { kernels: options.only !== "end-to-end", endToEnd: options.only !== "kernels" };
+  const parts: Part[] = options.only ? PARTS[options.only] : ["kernels", "cpu-encode", "end-to-end"];
   const sections = await measure(sizes, options.reps, parts, out);
   if (!options.report) return;
   const facts = reportFacts(await acquireGpu(), options, (performance.now() - started) / 1000);
