@@ -13,6 +13,7 @@ import { openCheckpoint } from "../models/checkpoint.ts";
 import { ensureFixtureModel } from "../fixtures/build.ts";
 import { FIXTURE_MODELS } from "../fixtures/spec.ts";
 import { modelDirFromCheckpoint } from "../models/from_checkpoint.ts";
+import { UserError } from "../core/errors.ts";
 
 /** One conversion, as the child measured it. */
 export interface ConversionMeasurement {
@@ -73,6 +74,29 @@ export async function measureConversion(dir: string): Promise<ConversionMeasurem
   } finally {
     await Deno.remove(root, { recursive: true });
   }
+}
+
+/**
+ * The conversion report of `deno task bench --convert`: {@linkcode measureConversion} of `checkpoint`,
+ * or of the largest F16/BF16 fixture, as lines to print.
+ */
+export async function conversionReport(checkpoint: string | undefined): Promise<string[]> {
+  const dir = checkpoint ?? await largestConversionFixture();
+  if (!(await Deno.stat(dir).then((s) => s.isDirectory, () => false))) {
+    throw new UserError(`--checkpoint ${dir} is not a directory: pass a Hugging Face checkpoint directory`);
+  }
+  const m = await measureConversion(dir);
+  const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
+  const rate = (bytes: number) => `${(bytes / 1e6 / m.seconds).toFixed(1)} MB/s`;
+  return [
+    `checkpoint conversion of ${m.checkpoint} (child process, fresh cache root)`,
+    `  converted ${mb(m.inputBytes)} as stored -> ${mb(m.outputBytes)} in ${m.seconds.toFixed(2)} s: ${
+      rate(m.inputBytes)
+    } read, ${rate(m.outputBytes)} written (identity hash and graph included)`,
+    `  peak RSS ${mb(m.peakRss)}: ${mb(m.peakRss - m.baselineRss)} above the process's ${
+      mb(m.baselineRss)
+    } before converting; largest tensor ${mb(m.largestTensor)} as stored`,
+  ];
 }
 
 /** The child: converts the checkpoint named by its argument and prints the measurement as JSON. */

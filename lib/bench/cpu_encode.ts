@@ -8,43 +8,20 @@
  */
 
 import * as ort from "onnxruntime-node";
-import { GraphBuilder } from "../graph/builder.ts";
-import { DataType, encodeModel } from "../graph/onnx.ts";
 import { SeededRandom } from "../core/random.ts";
 import type { Sae } from "../sae/config.ts";
 import { CpuSaeEncoder } from "../encoders/cpu.ts";
 import { FeatureStats } from "../features/stats.ts";
-import { type BenchRow, interleavedMedians } from "./table.ts";
+import { type EncodeShape, matmulModel, shapeLabel } from "./matmul.ts";
+import { type BenchSection, interleavedMedians } from "./table.ts";
 
-/** A bench shape: rows x d_in x d_sae. */
-export interface EncodeShape {
-  name: string;
-  rows: number;
-  dIn: number;
-  dSae: number;
-}
-
-/** Small shapes (seconds) and the seed's (Gemma 2 2B + Gemma Scope 16k; Llama 3.1 8B + Llama Scope 131k). */
-export const CPU_ENCODE_SHAPES: Record<"small" | "realistic", EncodeShape[]> = {
-  small: [{ name: "small", rows: 96, dIn: 512, dSae: 16384 }],
-  realistic: [
-    { name: "gemma-2-2b/16k", rows: 96, dIn: 2304, dSae: 16384 },
-    { name: "llama-8b/131k", rows: 96, dIn: 4096, dSae: 131072 },
-  ],
-};
-
-function matmulModel(): Uint8Array {
-  const b = new GraphBuilder();
-  const x = b.input({ name: "x", elemType: DataType.FLOAT, dims: ["n", "k"] });
-  const w = b.input({ name: "w", elemType: DataType.FLOAT, dims: ["k", "m"] });
-  b.output(b.op("MatMul", [x, w]), { name: "y", elemType: DataType.FLOAT, dims: ["n", "m"] });
-  return encodeModel(b.build("matmul"));
-}
-
-/** Rows per shape: our encode, our encode + statistics, and ORT-node's MatMul, in GFLOP/s of the matmul. */
-export async function cpuEncodeRows(shapes: EncodeShape[], reps: number): Promise<BenchRow[]> {
-  const session = await ort.InferenceSession.create(matmulModel());
-  const rows: BenchRow[] = [];
+/**
+ * Rows per shape: our encode, our encode + statistics, and ORT-node's MatMul (the baseline), in
+ * GFLOP/s of the matmul.
+ */
+export async function cpuEncodeSection(shapes: EncodeShape[], reps: number): Promise<BenchSection> {
+  const session = await ort.InferenceSession.create(matmulModel("f32"));
+  const section: BenchSection = { title: "CPU encode", versus: "ORT-node MatMul", rows: [] };
   for (const shape of shapes) {
     const random = new SeededRandom(1);
     const sae: Sae = {
@@ -66,7 +43,7 @@ export async function cpuEncodeRows(shapes: EncodeShape[], reps: number): Promis
     };
     const x = random.normals(shape.rows * shape.dIn);
     const gflops = (seconds: number) => (2 * shape.rows * shape.dIn * shape.dSae) / seconds / 1e9;
-    const measure = `${shape.name} ${shape.rows}x${shape.dIn}x${shape.dSae}`;
+    const measure = shapeLabel(shape);
     const encoder = await CpuSaeEncoder.create(sae);
     const stats = FeatureStats.empty(["a", "b", "c"], shape.dSae);
     const rowType = Uint32Array.from({ length: shape.rows }, (_, i) => i % 3);
@@ -79,12 +56,12 @@ export async function cpuEncodeRows(shapes: EncodeShape[], reps: number): Promis
       () => encoder.encodeInto(x, shape.rows, rowType, stats),
     ]);
     encoder.destroy();
-    rows.push(
+    section.rows.push(
       { measure, peer: "ORT-node MatMul", value: gflops(matmul), unit: "GFLOP/s" },
       { measure, peer: "ours: encode (JumpReLU, ~1% active)", value: gflops(encode), unit: "GFLOP/s" },
       { measure, peer: "ours: encode + statistics", value: gflops(withStats), unit: "GFLOP/s" },
     );
   }
   await session.release();
-  return rows;
+  return section;
 }

@@ -1,8 +1,9 @@
 /**
  * End-to-end rows of `deno task bench`: what a user waits for, measured for every device in the same
  * run on the same inputs. `diff` prompts per second on the demo fixtures (both models, loads included,
- * caches warm), `kl` tokens per second, greedy generation tokens per second on the tiny Gemma fixture, and a warm model load:
- * `capture` of one prompt in a fresh process on a generated ~200 MB model, per GB of weights.
+ * caches warm), `kl` tokens per second, greedy generation tokens per second on the tiny Gemma fixture,
+ * and a warm model load per GB of weights: in this process, and as `capture` of one prompt in a fresh
+ * process on a generated ~200 MB model.
  *
  * @module
  */
@@ -20,10 +21,30 @@ import { SETTLE_MS } from "../io/file_memo.ts";
 import { runKl } from "../analysis/kl.ts";
 import { collectDiff } from "../run/diff_run.ts";
 import { loadModel, type ModelHandle } from "../runtime/runtime.ts";
-import { type BenchRow, medianSeconds } from "./table.ts";
+import { type BenchRow, type BenchSection, medianSeconds } from "./table.ts";
 import { loadForCapture } from "../runtime/activations.ts";
 
 const CHOICES: readonly DeviceChoice[] = [...DEVICES, "auto"];
+
+/** How much each end-to-end measure does: the full set, or a quick one that shows the same rows. */
+export interface EndToEndSizes {
+  /** Demo prompts per `diff` run and per `kl` run. */
+  diffPrompts: number;
+  klPrompts: number;
+  /** New tokens per generation. */
+  generationTokens: number;
+  /**
+   * The load measures' model: "full" is ~200 MB and adds `capture` in fresh processes (cold, then
+   * warm); "quick" is a ~30 MB model loaded in this process only (cold, then the timed warm load).
+   */
+  load: "full" | "quick";
+}
+
+/** The sizes of `--only end-to-end` and of the full report, and of `--report --quick`. */
+export const END_TO_END_SIZES: Record<"full" | "quick", EndToEndSizes> = {
+  full: { diffPrompts: DEMO_PROMPTS.length, klPrompts: 16, generationTokens: 40, load: "full" },
+  quick: { diffPrompts: 4, klPrompts: 2, generationTokens: 4, load: "quick" },
+};
 
 async function seconds(run: () => Promise<unknown>): Promise<number> {
   const start = performance.now();
@@ -33,9 +54,10 @@ async function seconds(run: () => Promise<unknown>): Promise<number> {
 
 /**
  * `diff` collection (collectDiff: both models, the SAE encode and statistics, loads and fingerprint
- * included) on the demo fixtures, per device; the first run of each warms its caches and is not counted.
+ * included) of the first `prompts` demo prompts on the Llama demo pair (the largest fixture pair: 128k
+ * vocabulary), per device; the first run of each warms its caches and is not counted.
  */
-export async function diffRows(reps: number): Promise<BenchRow[]> {
+export async function diffRows(reps: number, prompts = DEMO_PROMPTS.length): Promise<BenchRow[]> {
   const base = await ensureFixtureModel("tiny-llama-base");
   const chat = await ensureFixtureModel("tiny-llama-chat");
   const sae = await ensureFixtureSae("tiny-llama-sae-llamascope");
@@ -56,7 +78,7 @@ export async function diffRows(reps: number): Promise<BenchRow[]> {
           chat,
           sae,
           layer: 2,
-          prompts: DEMO_PROMPTS,
+          prompts: DEMO_PROMPTS.slice(0, prompts),
           tokenTypes: ["asst", "endheader", "newline"],
           batchSize: 32,
           maxLength: 512,
@@ -68,9 +90,9 @@ export async function diffRows(reps: number): Promise<BenchRow[]> {
         });
       const t = await medianSeconds(reps, run);
       rows.push({
-        measure: `diff, ${DEMO_PROMPTS.length} demo prompts x 2 models`,
+        measure: `diff, ${prompts} demo prompts x 2 models, 128k vocabulary`,
         peer: choice === "auto" ? `auto (-> ${device})` : hostRoundTrip ? "webgpu, residuals via the host" : choice,
-        value: DEMO_PROMPTS.length / t,
+        value: prompts / t,
         unit: "prompts/s",
         note: `${t.toFixed(2)} s per run`,
       });
@@ -125,7 +147,7 @@ export async function generationRows(tokens: number): Promise<BenchRow[]> {
     const handle = await loadModel(source, { device });
     try {
       const ids = tokenizeRendered(handle, renderNormal(handle, "What is the capital of France?"));
-      await generateGreedy(handle, ids, 4);
+      await generateGreedy(handle, ids, Math.min(4, tokens));
       let produced = 0;
       const t = await seconds(async () => produced = (await generateGreedy(handle, ids, tokens)).length);
       rows.push({
@@ -142,29 +164,33 @@ export async function generationRows(tokens: number): Promise<BenchRow[]> {
 }
 
 /**
- * A Llama-architecture model of about 200 MB (Llama 3.1 vocabulary, d_model 192, 6 layers) with its
- * weights inline in `model.onnx`, the layout whose every-run graph decoding once dominated loading.
+ * A Llama-architecture model (Llama 3.1 vocabulary) with its weights inline in `model.onnx`, the
+ * layout whose every-run graph decoding once dominated loading: about 200 MB (d_model 192, 6 layers),
+ * or for a quick run about 30 MB (d_model 32, 2 layers).
  */
-async function writeLoadModel(dir: string): Promise<number> {
-  const config = { ...LLAMA_CONFIG, hiddenSize: 192, intermediateSize: 768, numLayers: 6, headDim: 48 };
+async function writeLoadModel(dir: string, size: "full" | "quick"): Promise<number> {
+  const shape = size === "full"
+    ? { hiddenSize: 192, intermediateSize: 768, numLayers: 6, headDim: 48 }
+    : { hiddenSize: 32, intermediateSize: 64, numLayers: 2, headDim: 8 };
+  const config = { ...LLAMA_CONFIG, ...shape };
   await writeFixtureModel({ name: "bench-load", config, variant: "base", seed: 7, externalData: false }, dir);
   return (await Deno.stat(join(dir, "onnx", "model.onnx"))).size;
 }
 
 /**
- * Warm load, per device, on a generated ~200 MB model after a cold run filled the caches (rewritten
- * graph, file stamps; both in a temporary directory): `deno task capture` of one prompt in a fresh
- * process, beside the same process doing nothing (`--help`: what any task pays to start); and the
- * model load alone in this process (identity, rewrite-cache lookup, ORT session; its tokenizer, the
- * Llama 3.1 one, is already built here by the diff rows), per GB.
+ * Warm load, per device, on a generated model after a cold run filled the caches (rewritten graph,
+ * file stamps; both in a temporary directory): the model load alone in this process (identity,
+ * rewrite-cache lookup, ORT session; its tokenizer, the Llama 3.1 one, is already built here by the
+ * diff rows), per GB; with the "full" model also `deno task capture` of one prompt in a fresh process,
+ * beside the same process doing nothing (`--help`: what any task pays to start).
  */
-export async function loadRows(): Promise<BenchRow[]> {
+export async function loadRows(size: "full" | "quick" = "full"): Promise<BenchRow[]> {
   const root = await Deno.makeTempDir({ prefix: "bench-load-" });
   const cache = { MODEL_DIFF_CACHE: join(root, "rewritten"), MODEL_DIFF_FILE_MEMO: join(root, "file-memo") };
   const saved = Object.fromEntries(Object.keys(cache).map((k) => [k, Deno.env.get(k)]));
   try {
     const model = join(root, "model");
-    const bytes = await writeLoadModel(model);
+    const bytes = await writeLoadModel(model, size);
     const prompts = join(root, "prompts.txt");
     await Deno.writeTextFile(prompts, "What is the capital of France?\n");
     for (const [k, v] of Object.entries(cache)) Deno.env.set(k, v);
@@ -173,28 +199,39 @@ export async function loadRows(): Promise<BenchRow[]> {
     const gb = bytes / 1e9;
     const mb = `${(gb * 1000).toFixed(0)} MB inline-weight model`;
     const rows: BenchRow[] = [];
-    const startup = await seconds(() => runCapture(["--help"]));
-    rows.push({ measure: "process start (capture --help)", peer: "-", value: startup, unit: "s" });
-    for (const device of DEVICES) {
-      const args = ["--model", model, "--prompts", prompts, "--layers", "0", "--device", device];
-      const cold = await seconds(() => runCapture([...args, "--out", join(root, `cold-${device}.safetensors`)]));
-      const warm = await seconds(() => runCapture([...args, "--out", join(root, `warm-${device}.safetensors`)]));
-      rows.push({
-        measure: `warm capture of 1 prompt (fresh process), ${mb}`,
-        peer: device,
-        value: warm,
-        unit: "s",
-        note: `cold ${cold.toFixed(2)} s`,
-      });
+    const processes = size === "full";
+    if (processes) {
+      const startup = await seconds(() => runCapture(["--help"]));
+      rows.push({ measure: "process start (capture --help)", peer: "-", value: startup, unit: "s" });
+    }
+    const load = async (device: (typeof DEVICES)[number]) => {
       let handle: ModelHandle | undefined;
-      const load = await seconds(async () => handle = await loadForCapture(model, [0], { device }));
+      const t = await seconds(async () => handle = await loadForCapture(model, [0], { device }));
       await handle?.dispose();
+      return t;
+    };
+    for (const device of DEVICES) {
+      // Without the fresh processes, a load in this process is the cold run that fills the caches.
+      const cold = processes ? undefined : await load(device);
+      if (processes) {
+        const args = ["--model", model, "--prompts", prompts, "--layers", "0", "--device", device];
+        const first = await seconds(() => runCapture([...args, "--out", join(root, `cold-${device}.safetensors`)]));
+        const warm = await seconds(() => runCapture([...args, "--out", join(root, `warm-${device}.safetensors`)]));
+        rows.push({
+          measure: `warm capture of 1 prompt (fresh process), ${mb}`,
+          peer: device,
+          value: warm,
+          unit: "s",
+          note: `cold ${first.toFixed(2)} s`,
+        });
+      }
+      const t = await load(device);
       rows.push({
         measure: `warm model load (identity, cache, session), ${mb}`,
         peer: device,
-        value: load / gb,
+        value: t / gb,
         unit: "s/GB",
-        note: `${load.toFixed(2)} s`,
+        note: `${t.toFixed(2)} s${cold === undefined ? "" : `; cold, in this process, ${cold.toFixed(2)} s`}`,
       });
     }
     return rows;
@@ -214,7 +251,13 @@ async function runCapture(args: string[]): Promise<void> {
   if (!result.success) throw new Error(`capture ${args.join(" ")} failed: ${new TextDecoder().decode(result.stderr)}`);
 }
 
-/** Every end-to-end row: diff, generation (40 tokens), warm load. */
-export async function endToEndRows(reps: number): Promise<BenchRow[]> {
-  return [...await diffRows(reps), ...await klRows(reps), ...await generationRows(40), ...await loadRows()];
+/** Every end-to-end row (diff, kl, generation, warm load) at `sizes`, against webgpu. */
+export async function endToEndSection(reps: number, sizes: EndToEndSizes): Promise<BenchSection> {
+  const rows = [
+    ...await diffRows(reps, sizes.diffPrompts),
+    ...await klRows(reps, sizes.klPrompts),
+    ...await generationRows(sizes.generationTokens),
+    ...await loadRows(sizes.load),
+  ];
+  return { title: "end to end", versus: "webgpu", rows };
 }

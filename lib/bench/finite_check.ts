@@ -20,7 +20,7 @@ import { firstNonFinite, skipFiniteChecksForBench } from "../io/finite.ts";
 import { openSafetensors } from "../io/safetensors_file.ts";
 import { modelDirFromCheckpoint } from "../models/from_checkpoint.ts";
 import { collectDiff } from "../run/diff_run.ts";
-import { type BenchRow, formatRows, interleavedMedians } from "./table.ts";
+import { type BenchRow, interleavedMedians } from "./table.ts";
 
 /** The peer every row of {@linkcode finiteCheckRows} is compared with. */
 export const FINITE_CHECK_PEER = "check skipped";
@@ -117,10 +117,4 @@ export async function finiteCheckRows(reps: number, device: DeviceChoice = "cpu"
   } finally {
     await Deno.remove(scratch, { recursive: true });
   }
-}
-
-if (import.meta.main) {
-  const reps = Number(Deno.args[0] ?? 5);
-  const device = (Deno.args[1] ?? "cpu") as DeviceChoice;
-  console.log(formatRows("finite checks", await finiteCheckRows(reps, device), FINITE_CHECK_PEER));
 }

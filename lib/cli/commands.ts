@@ -223,7 +223,7 @@ export const BENCH = {
     only: {
       type: "string",
       description:
-        "kernels (WebGPU and CPU encode, statistics, cosine), cpu-encode (the CPU encode alone) or end-to-end (diff, generation, load); default all",
+        "kernels (WebGPU and CPU encode, statistics, cosine), cpu-encode (the CPU encode alone), end-to-end (diff, generation, load) or finite-check (the weight checks' cost in a warm diff and a cold build); default all",
     },
     convert: {
       type: "boolean",
@@ -231,8 +231,18 @@ export const BENCH = {
       description: "only the checkpoint conversion report: MB/s and peak RSS (largest F16/BF16 fixture)",
     },
     checkpoint: { type: "string", description: "the conversion report on this checkpoint directory instead" },
+    report: {
+      type: "string",
+      description:
+        "run the whole measurement set (every shape incl. 96x4096x131072 in f32 and f16, diff, kl, generation, load) and write it as one markdown table to this file",
+    },
+    quick: {
+      type: "boolean",
+      default: false,
+      description: "with --report: the same rows at small sizes (seconds on a software adapter; for tests)",
+    },
   },
-  examples: ["deno task bench --shapes small --only kernels", "deno task bench --convert"],
+  examples: ["deno task bench --shapes small --only kernels", "deno task bench --report bench.md"],
 } satisfies CommandSpec;
 
 /** `deno task cache`. */

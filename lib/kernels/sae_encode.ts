@@ -73,6 +73,47 @@ export function isExactF16(values: Float32Array): boolean {
   return true;
 }
 
+/** One column chunk of W_enc as a row-major [rows, padded] block, ready to upload. */
+export interface WEncChunk {
+  /** Its first column in W_enc, and how many columns it holds. */
+  offset: number;
+  cols: number;
+  /** Columns per block row: `cols` rounded up to the layout's column multiple (zeros past `cols`). */
+  padded: number;
+  block: Float32Array | Float16Array;
+}
+
+/** How {@linkcode wEncChunks} lays W_enc out. */
+export interface WEncLayout {
+  weightType: WeightType;
+  /** The most bytes one block may take (a storage binding). */
+  limitBytes: number;
+  /** Rows per block, at least d_in; rows past d_in are zeros. */
+  rows: number;
+  /** Block rows are padded with zero columns to a multiple of this. */
+  columnMultiple: number;
+}
+
+/**
+ * W_enc ([d_in, d_sae] row-major) in column chunks of a multiple of 64 columns that each fit
+ * `limitBytes`, one block at a time so only one chunk is ever copied besides the SAE's own weights.
+ * The encoder uploads these; the benchmark hands the same chunks to onnxruntime-web's MatMul, so
+ * both peers bind W under the same limit.
+ */
+export function* wEncChunks(sae: Sae, layout: WEncLayout): Generator<WEncChunk> {
+  const { dIn, dSae } = sae.config;
+  const bytes = layout.weightType === "f16" ? 2 : 4;
+  const perChunk = Math.max(64, Math.floor(layout.limitBytes / (layout.rows * bytes) / 64) * 64);
+  for (let offset = 0; offset < dSae; offset += perChunk) {
+    const cols = Math.min(perChunk, dSae - offset);
+    const padded = Math.ceil(cols / layout.columnMultiple) * layout.columnMultiple;
+    const size = layout.rows * padded;
+    const block = layout.weightType === "f16" ? new Float16Array(size) : new Float32Array(size);
+    for (let i = 0; i < dIn; i++) block.set(sae.wEnc.subarray(i * dSae + offset, i * dSae + offset + cols), i * padded);
+    yield { offset, cols, padded, block };
+  }
+}
+
 /** An SAE's encoder resident on the GPU. */
 export class GpuSaeEncoder implements FeatureEncoder {
   private constructor(
@@ -95,21 +136,14 @@ export class GpuSaeEncoder implements FeatureEncoder {
 
   /** Uploads `sae`'s encoder in chunks. */
   static async create(gpu: Gpu, sae: Sae, options: EncoderOptions = {}): Promise<GpuSaeEncoder> {
-    const { dIn, dSae } = sae.config;
     const weightType: WeightType = options.weights !== "f32" && isExactF16(sae.wEnc) ? "f16" : "f32";
     const bytes = weightType === "f16" ? 2 : 4;
-    const inner = paddedInner(dIn);
     const limit = Math.min(options.maxChunkBytes ?? Infinity, gpu.maxStorageBufferBindingSize, gpu.maxBufferSize);
-    const perChunk = Math.max(64, Math.floor(limit / (inner * bytes) / 64) * 64);
+    // Zero rows below dIn and zero columns past cols: the padding the shader relies on.
+    const rows = paddedInner(sae.config.dIn);
+    const layout = { weightType, limitBytes: limit, rows, columnMultiple: COLUMNS_PER_THREAD };
     const chunks: Chunk[] = [];
-    for (let offset = 0; offset < dSae; offset += perChunk) {
-      const cols = Math.min(perChunk, dSae - offset);
-      const padded = Math.ceil(cols / COLUMNS_PER_THREAD) * COLUMNS_PER_THREAD;
-      // Zero rows below dIn and zero columns past cols: the padding the shader relies on.
-      const block = weightType === "f16" ? new Float16Array(inner * padded) : new Float32Array(inner * padded);
-      for (let i = 0; i < dIn; i++) {
-        block.set(sae.wEnc.subarray(i * dSae + offset, i * dSae + offset + cols), i * padded);
-      }
+    for (const { offset, cols, padded, block } of wEncChunks(sae, layout)) {
       chunks.push({
         offset,
         cols,

@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "../assert.ts";
-import { applyMutant, classifyRun, type Mutant, parseMutants } from "../../scripts/mutants.ts";
+import { applyMutant, classifyRun, type Mutant, parseMutants } from "../../lib/dev/mutants.ts";
 
 const LIST = new URL("../mutants.json", import.meta.url);
 
