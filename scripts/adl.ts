@@ -30,7 +30,7 @@ import { acquireGpu } from "../lib/backend/gpu.ts";
 import { modelShortName, readModelShape, resolveModelDir } from "../lib/models/hub.ts";
 import { ensureOutDir } from "../lib/io/atomic.ts";
 import { readPromptFile, samplePrompts } from "../lib/io/prompts.ts";
-import { ProgressBar } from "../lib/core/progress.ts";
+import { ProgressBar } from "../lib/io/progress.ts";
 import { adlTensorName, writeAdlOutputs } from "../lib/report/adl.ts";
 import { computeContrastVectors } from "../lib/run/contrast.ts";
 import { parseDevice, resolveDevice } from "../lib/backend/device.ts";

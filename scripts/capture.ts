@@ -4,7 +4,8 @@
  * demo prompts from the generated tiny Llama.
  */
 
-import { collectResiduals, loadForCapture, type PositionRule } from "../lib/runtime/activations.ts";
+import { collectResiduals, type PositionRule } from "../lib/runtime/activations.ts";
+import { loadForCapture } from "../lib/runtime/runtime.ts";
 import { parseTokenTypes, preparePrompts } from "../lib/runtime/chat.ts";
 import { parseFlags, parseLayers, positiveInt } from "../lib/cli/flags.ts";
 import { CAPTURE } from "../lib/cli/commands.ts";
@@ -15,7 +16,7 @@ import { DEMO_PROMPTS } from "../lib/fixtures/prompts.ts";
 import { readModelShape, resolveModelDir } from "../lib/models/hub.ts";
 import { readPromptFile } from "../lib/io/prompts.ts";
 import { writeSafetensors } from "../lib/io/safetensors_file.ts";
-import { ProgressBar } from "../lib/core/progress.ts";
+import { ProgressBar } from "../lib/io/progress.ts";
 import { parseDevice, resolveDevice } from "../lib/backend/device.ts";
 import { graphDtype, parseDtype } from "../lib/runtime/runtime.ts";
 

@@ -18,7 +18,7 @@ import { ensureFixtureCrosscoder, ensureFixtureModel } from "../lib/fixtures/bui
 import { DEMO_PROMPTS } from "../lib/fixtures/prompts.ts";
 import { ensureOutDir } from "../lib/io/atomic.ts";
 import { readPromptFile, samplePrompts } from "../lib/io/prompts.ts";
-import { ProgressBar } from "../lib/core/progress.ts";
+import { ProgressBar } from "../lib/io/progress.ts";
 import { writeCrosscoderOutputs } from "../lib/report/crosscoder.ts";
 import { parseDevice, resolveDevice } from "../lib/backend/device.ts";
 import { parseDtype } from "../lib/runtime/runtime.ts";

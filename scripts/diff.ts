@@ -22,7 +22,7 @@ import { DEMO_PROMPTS } from "../lib/fixtures/prompts.ts";
 import { readPromptFile, samplePrompts } from "../lib/io/prompts.ts";
 import { DIFF_PRESETS } from "../lib/cli/presets.ts";
 import { saeReleaseOf } from "../lib/sae/load.ts";
-import { ProgressBar } from "../lib/core/progress.ts";
+import { ProgressBar } from "../lib/io/progress.ts";
 import { type Device, parseDevice, resolveDevice } from "../lib/backend/device.ts";
 import { parseDtype } from "../lib/runtime/runtime.ts";
 import {

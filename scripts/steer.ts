@@ -19,7 +19,7 @@ import { modelIdentity } from "../lib/models/identity.ts";
 import { sha256Hex } from "../lib/io/digest.ts";
 import { ensureOutDir, writeJsonAtomic } from "../lib/io/atomic.ts";
 import { readPromptFile } from "../lib/io/prompts.ts";
-import { ProgressBar } from "../lib/core/progress.ts";
+import { ProgressBar } from "../lib/io/progress.ts";
 import {
   appendSteerResponse,
   BASELINE_KEY,

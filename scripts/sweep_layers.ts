@@ -16,7 +16,7 @@ import { ROLE_PROMPTS } from "../lib/fixtures/role_prompts.ts";
 import { modelShortName, readModelShape, resolveModelDir } from "../lib/models/hub.ts";
 import { ensureOutDir } from "../lib/io/atomic.ts";
 import { readPromptFile } from "../lib/io/prompts.ts";
-import { ProgressBar } from "../lib/core/progress.ts";
+import { ProgressBar } from "../lib/io/progress.ts";
 import { writeSweepOutputs } from "../lib/report/sweep.ts";
 import { parseDevice, resolveDevice } from "../lib/backend/device.ts";
 import { graphDtype, parseDtype } from "../lib/runtime/runtime.ts";

@@ -12,7 +12,8 @@
  */
 
 import { join } from "node:path";
-import { collectResiduals, loadForCapture, type PositionRule } from "../runtime/activations.ts";
+import { collectResiduals, type PositionRule } from "../runtime/activations.ts";
+import { loadForCapture } from "../runtime/runtime.ts";
 import { preparePrompts } from "../runtime/chat.ts";
 import { isCheckpointDir, openCheckpoint } from "../models/checkpoint.ts";
 import { UserError } from "../core/errors.ts";

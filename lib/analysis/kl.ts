@@ -8,13 +8,11 @@
  */
 
 import { forwardBatch } from "../runtime/activations.ts";
-import { type PreparedPrompt, preparePrompts, TOKEN_TYPES, type TokenType } from "../runtime/chat.ts";
+import { type PreparedPrompt, TOKEN_TYPES, type TokenType } from "../runtime/chat.ts";
 import { UserError } from "../core/errors.ts";
-import { acquireGpu, type Gpu } from "../backend/gpu.ts";
-
+import type { Gpu } from "../backend/gpu.ts";
 import { GpuLogits, klDivergence, type RowRun } from "../kernels/kl_divergence.ts";
-import { type PairRunOptions, resolveModelPair } from "../runtime/model_pair.ts";
-import { loadModel, type ModelHandle, type OrtTensor } from "../runtime/runtime.ts";
+import type { ModelHandle, OrtTensor } from "../runtime/runtime.ts";
 
 /** The group of tokens that are none of the read positions. */
 export const OTHER_TOKENS = "other";
@@ -203,52 +201,4 @@ export function histogram(values: readonly number[], bins = 50): Histogram {
 /** The `n` highest-KL tokens, highest first (ties: earlier prompt, then earlier position). */
 export function topKlTokens(tokens: readonly TokenKl[], n: number): TokenKl[] {
   return [...tokens].sort((a, b) => b.kl - a.kl || a.prompt - b.prompt || a.position - b.position).slice(0, n);
-}
-
-/** What {@linkcode runKl} compares. */
-export interface KlRunOptions extends PairRunOptions {
-  /** Called once with the number of prompts; returns a tick function. */
-  progress?: (total: number) => { tick: (n: number) => void; finish: () => void };
-}
-
-/** The per-token KL of a run, the prompts as run, and the chat tokenizer to show tokens with. */
-export interface KlRun {
-  tokens: TokenKl[];
-  prompts: PreparedPrompt[];
-  decode: (ids: number[]) => string;
-}
-
-/**
- * Loads both full models on `device` (both at once: the KL of a token needs both distributions),
- * formats the prompts with the chat model's template for both (as the diff does) and computes the
- * KL of every token.
- */
-export async function runKl(options: KlRunOptions): Promise<KlRun> {
-  const log = options.log ?? (() => {});
-  const { baseDir, chatDir, dtype } = await resolveModelPair(options, "KL compares two versions of one model");
-  const gpu = await acquireGpu({ log });
-  // On webgpu the logits (and the KV cache, never read) stay on the device the KL kernel runs on.
-  const load = (source: string) => loadModel(source, { device: options.device, dtype, outputsOnGpu: true, log });
-  const chat = await load(chatDir);
-  let base: ModelHandle | undefined;
-  try {
-    base = await load(baseDir);
-    const prompts = preparePrompts(chat, options.prompts, { maxLength: options.maxLength, types: options.tokenTypes });
-    const progress = options.progress?.(prompts.length);
-    const tokens = await tokenKl({
-      gpu,
-      base,
-      chat,
-      prompts,
-      tokenTypes: options.tokenTypes,
-      batchSize: options.batchSize,
-      onBatch: (n) => progress?.tick(n),
-    });
-    progress?.finish();
-    const tokenizer = chat.tokenizer;
-    return { tokens, prompts, decode: (ids) => tokenizer.decode(ids, { skip_special_tokens: false }) };
-  } finally {
-    await base?.dispose();
-    await chat.dispose();
-  }
 }

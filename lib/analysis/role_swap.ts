@@ -7,7 +7,8 @@
  * @module
  */
 
-import { collectResiduals, loadForCapture, type PositionRule } from "../runtime/activations.ts";
+import { collectResiduals, type PositionRule } from "../runtime/activations.ts";
+import { loadForCapture } from "../runtime/runtime.ts";
 import {
   type HeaderRule,
   NORMAL_HEADER,

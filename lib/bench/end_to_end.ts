@@ -18,11 +18,11 @@ import { DEMO_PROMPTS } from "../fixtures/prompts.ts";
 import { LLAMA_CONFIG } from "../fixtures/spec.ts";
 import { generateGreedy } from "../runtime/generation.ts";
 import { SETTLE_MS } from "../io/file_memo.ts";
-import { runKl } from "../analysis/kl.ts";
+import { runKl } from "../run/kl.ts";
 import { collectDiff } from "../run/diff_run.ts";
 import { loadModel, type ModelHandle } from "../runtime/runtime.ts";
 import { type BenchRow, type BenchSection, medianSeconds } from "./table.ts";
-import { loadForCapture } from "../runtime/activations.ts";
+import { loadForCapture } from "../runtime/runtime.ts";
 
 const CHOICES: readonly DeviceChoice[] = [...DEVICES, "auto"];
 

@@ -98,7 +98,7 @@ export async function finiteCheckRows(reps: number, device: DeviceChoice = "cpu"
       measure: `the scan alone: ${what}`,
       peer: "finite check on",
       value: s.values / s.seconds / 1e6,
-      unit: "M values/s",
+      unit: "Mvalues/s",
       note: `${(s.seconds * 1000).toFixed(3)} ms = ${
         (100 * s.seconds / against).toFixed(3)
       } % of the check-skipped run`,

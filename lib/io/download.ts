@@ -7,7 +7,7 @@
 
 import { dirname, join } from "node:path";
 import { UserError } from "../core/errors.ts";
-import { ProgressBar } from "../core/progress.ts";
+import { ProgressBar } from "./progress.ts";
 import { writeJsonAtomic } from "./atomic.ts";
 
 /** True when `source` looks like a hub repository id (`org/name`) rather than a path. */

@@ -13,7 +13,7 @@ import { externalDataLocations } from "../graph/onnx.ts";
 import { readModel } from "../graph/onnx_file.ts";
 import { modelDirFromCheckpoint } from "./from_checkpoint.ts";
 import type { GraphDtype } from "./decoder_graph.ts";
-import { ProgressBar } from "../core/progress.ts";
+import { ProgressBar } from "../io/progress.ts";
 import { downloadFile, hubCacheDir, isHubId } from "../io/download.ts";
 
 /** Files a causal LM needs besides its ONNX graph (the optional ones may be absent). */

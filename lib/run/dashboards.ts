@@ -7,7 +7,8 @@
  * @module
  */
 
-import { collectResiduals, loadForCapture } from "../runtime/activations.ts";
+import { collectResiduals } from "../runtime/activations.ts";
+import { loadForCapture } from "../runtime/runtime.ts";
 import { type PreparedPrompt, preparePrompts, type TokenType } from "../runtime/chat.ts";
 import type { readStats } from "../analysis/collect.ts";
 import type { Device } from "../backend/device.ts";

@@ -10,7 +10,7 @@
 
 import { join } from "node:path";
 import { writeFileAtomic } from "../io/atomic.ts";
-import { loadForCapture } from "../runtime/activations.ts";
+import { loadForCapture } from "../runtime/runtime.ts";
 import { preparePrompts, type TokenType } from "../runtime/chat.ts";
 import { collectStats, readStats, writeStats } from "../analysis/collect.ts";
 import {

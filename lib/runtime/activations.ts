@@ -8,15 +8,7 @@
 import type { PreparedPrompt, TokenType } from "./chat.ts";
 import { UserError } from "../core/errors.ts";
 import { residualOutputName } from "../graph/rewrite.ts";
-import {
-  type Device,
-  type GraphDtype,
-  loadModel,
-  type ModelHandle,
-  type OrtTensor,
-  type ResolvedModel,
-  transformers,
-} from "./runtime.ts";
+import type { ModelHandle, OrtTensor } from "./runtime.ts";
 
 /** Residuals of one batch: per layer a [batch, length, dModel] f32 array (right-padded). */
 export interface ResidualBatch {
@@ -27,37 +19,6 @@ export interface ResidualBatch {
   /** Real (unpadded) length of each sequence. */
   lengths: number[];
   byLayer: Map<number, Float32Array>;
-}
-
-/** Loads `source` rewritten to output the residual stream at `layers` (-1 = embeddings). */
-export function loadForCapture(
-  source: string | ResolvedModel,
-  layers: number[],
-  options: {
-    device: Device;
-    dtype?: GraphDtype;
-    cut?: boolean;
-    /** Leave the residuals on the GPU for {@linkcode residualOnDevice} (webgpu only). */
-    outputsOnGpu?: boolean;
-    log?: (line: string) => void;
-  },
-): Promise<ModelHandle> {
-  return loadModel(source, {
-    device: options.device,
-    dtype: options.dtype,
-    outputsOnGpu: options.outputsOnGpu,
-    log: options.log,
-    rewrite: { capture: [...layers], cut: options.cut ?? true, steering: [] },
-  });
-}
-
-function feed(
-  type: "float32" | "float16" | "int64",
-  data: Float32Array | Float16Array | BigInt64Array,
-  dims: number[],
-): OrtTensor {
-  // transformers.js's Tensor wraps a tensor both runtimes accept.
-  return (new transformers.Tensor(type, data, dims) as unknown as { ort_tensor: OrtTensor }).ort_tensor;
 }
 
 /** One forward pass of a right-padded batch: every graph output, and the batch's shape. */
@@ -102,14 +63,14 @@ export async function forwardBatch(handle: ModelHandle, sequences: number[][]): 
     handle.session.inputMetadata.filter((m) => m.isTensor && m.type === "float16").map((m) => m.name),
   );
   for (const name of handle.session.inputNames) {
-    if (name === "input_ids") feeds[name] = feed("int64", ids, [batch, length]);
-    else if (name === "attention_mask") feeds[name] = feed("int64", mask, [batch, length]);
-    else if (name === "position_ids") feeds[name] = feed("int64", positions, [batch, length]);
+    if (name === "input_ids") feeds[name] = handle.tensor("int64", ids, [batch, length]);
+    else if (name === "attention_mask") feeds[name] = handle.tensor("int64", mask, [batch, length]);
+    else if (name === "position_ids") feeds[name] = handle.tensor("int64", positions, [batch, length]);
     else if (name.startsWith("past_key_values.")) {
       const dims = [batch, config.num_key_value_heads, 0, headDim];
       feeds[name] = halfInputs.has(name)
-        ? feed("float16", new Float16Array(0), dims)
-        : feed("float32", new Float32Array(0), dims);
+        ? handle.tensor("float16", new Float16Array(0), dims)
+        : handle.tensor("float32", new Float32Array(0), dims);
     } else throw new UserError(`the graph has an input this toolkit cannot fill: ${name}`);
   }
   return { outputs: await handle.session.run(feeds), batch, length, lengths };

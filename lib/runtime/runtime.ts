@@ -124,6 +124,12 @@ export interface ModelHandle {
   rewrite?: RewriteSpec;
   /** Whether the session's outputs come back as GPU buffers ({@linkcode LoadOptions.outputsOnGpu}). */
   outputsOnGpu: boolean;
+  /** A tensor {@linkcode ModelHandle.session} accepts (each runtime only takes its own tensor class). */
+  tensor(
+    type: "float32" | "float16" | "int64",
+    data: Float32Array | Float16Array | BigInt64Array,
+    dims: readonly number[],
+  ): OrtTensor;
   dispose(): Promise<void>;
 }
 
@@ -205,16 +211,6 @@ export interface LoadOptions {
   log?: (line: string) => void;
 }
 
-/** Creates a tensor for `device`'s runtime (each runtime only accepts its own tensor class). */
-export function ortTensor(
-  device: Device,
-  type: "float32" | "int64",
-  data: Float32Array | BigInt64Array,
-  dims: readonly number[],
-): OrtTensor {
-  return device === "webgpu" ? new ortWeb.Tensor(type, data, dims) : new ortNode.Tensor(type, data, dims);
-}
-
 /**
  * Loads a causal LM with its tokenizer on `device`: from a local directory or a hub id, or from a
  * model {@linkcode resolveModel} already resolved (its directory and identity are used as they are).
@@ -266,6 +262,9 @@ export async function loadModel(model: string | ResolvedModel, options: LoadOpti
       residuals,
       rewrite: options.rewrite,
       outputsOnGpu,
+      // transformers.js's Tensor wraps a tensor of the runtime it was loaded over.
+      tensor: (type, data, dims) =>
+        (new transformers.Tensor(type, data, [...dims]) as unknown as { ort_tensor: OrtTensor }).ort_tensor,
       dispose: async () => {
         await model.dispose();
       },
@@ -289,4 +288,26 @@ export async function loadTokenizer(
   const tokenizer = await tokenizerOf(dir);
   const config = JSON.parse(await Deno.readTextFile(join(dir, "config.json"))) as ModelHandle["config"];
   return { tokenizer, config, source };
+}
+
+/** Loads `source` rewritten to output the residual stream at `layers` (-1 = embeddings). */
+export function loadForCapture(
+  source: string | ResolvedModel,
+  layers: number[],
+  options: {
+    device: Device;
+    dtype?: GraphDtype;
+    cut?: boolean;
+    /** Leave the residuals on the GPU for {@linkcode residualOnDevice} (webgpu only). */
+    outputsOnGpu?: boolean;
+    log?: (line: string) => void;
+  },
+): Promise<ModelHandle> {
+  return loadModel(source, {
+    device: options.device,
+    dtype: options.dtype,
+    outputsOnGpu: options.outputsOnGpu,
+    log: options.log,
+    rewrite: { capture: [...layers], cut: options.cut ?? true, steering: [] },
+  });
 }

@@ -2,7 +2,7 @@ import { assert, assertEquals } from "../assert.ts";
 import { tempDir } from "../temp.ts";
 import { randomSae } from "../random_sae.ts";
 import { join } from "node:path";
-import { loadForCapture } from "../../lib/runtime/activations.ts";
+import { loadForCapture } from "../../lib/runtime/runtime.ts";
 import { preparePrompts, TOKEN_TYPES } from "../../lib/runtime/chat.ts";
 import { type Collected, collectStats } from "../../lib/analysis/collect.ts";
 import { ensureFixtureModel } from "../../lib/fixtures/build.ts";

@@ -7,7 +7,8 @@
  * @module
  */
 
-import { collectResiduals, loadForCapture } from "../../runtime/activations.ts";
+import { collectResiduals } from "../../runtime/activations.ts";
+import { loadForCapture } from "../../runtime/runtime.ts";
 import { type PreparedPrompt, preparePrompts, type TokenType } from "../../runtime/chat.ts";
 import { UserError } from "../../core/errors.ts";
 import { acquireGpu } from "../../backend/gpu.ts";
