@@ -14,7 +14,7 @@ import { UserError } from "../lib/core/errors.ts";
 import { ensureFixtureModel } from "../lib/fixtures/build.ts";
 import { DEMO_PROMPTS } from "../lib/fixtures/prompts.ts";
 import { readModelShape, resolveModelDir } from "../lib/models/hub.ts";
-import { readPromptFile } from "../lib/io/prompts.ts";
+import { promptsFromFlags } from "../lib/cli/prompts.ts";
 import { writeSafetensors } from "../lib/io/safetensors_file.ts";
 import { ProgressBar } from "../lib/io/progress.ts";
 import { parseDevice, resolveDevice } from "../lib/backend/device.ts";
@@ -34,11 +34,7 @@ await runMain(async () => {
   const maxLength = positiveInt("max-length", values["max-length"], 512);
   const demo = !values.model;
   const source = values.model ?? await ensureFixtureModel("tiny-llama-chat", console.log);
-  const prompts = values.prompts
-    ? await readPromptFile(values.prompts, { skipBadRecords: values["skip-bad-records"], log: console.log })
-    : demo
-    ? [...DEMO_PROMPTS]
-    : [];
+  const prompts = await promptsFromFlags(values, demo ? DEMO_PROMPTS : [], console.log);
   if (!prompts.length) throw new UserError("--prompts is required with --model");
   const out = values.out ?? (demo ? "results/capture-demo.safetensors" : "");
   if (!out.endsWith(".safetensors")) throw new UserError("--out must name a .safetensors file");

@@ -8,7 +8,7 @@
 
 import { join } from "node:path";
 import { parseTokenTypes } from "../lib/runtime/chat.ts";
-import { layerFlag, parseFlags, positiveInt, seedFlag } from "../lib/cli/flags.ts";
+import { layerFlag, parseFlags, positiveInt } from "../lib/cli/flags.ts";
 import { CROSSCODER } from "../lib/cli/commands.ts";
 import { LATENT_TAGS, tagCounts } from "../lib/analysis/crosscoder/analysis.ts";
 import { runCrosscoder } from "../lib/analysis/crosscoder/run.ts";
@@ -17,7 +17,7 @@ import { UserError } from "../lib/core/errors.ts";
 import { ensureFixtureCrosscoder, ensureFixtureModel } from "../lib/fixtures/build.ts";
 import { DEMO_PROMPTS } from "../lib/fixtures/prompts.ts";
 import { ensureOutDir } from "../lib/io/atomic.ts";
-import { readPromptFile, samplePrompts } from "../lib/io/prompts.ts";
+import { sampledPromptsFromFlags } from "../lib/cli/prompts.ts";
 import { ProgressBar } from "../lib/io/progress.ts";
 import { writeCrosscoderOutputs } from "../lib/report/crosscoder.ts";
 import { parseDevice, resolveDevice } from "../lib/backend/device.ts";
@@ -43,14 +43,7 @@ await runMain(async () => {
   const outDir = values["out-dir"] ?? (demo ? "results/crosscoder-demo" : "results/crosscoder");
   const tokenTypes = parseTokenTypes(values["token-types"]!);
   const inputScale = parseInputScale(values["input-scale"]);
-  const all = values.prompts
-    ? await readPromptFile(values.prompts, { skipBadRecords: values["skip-bad-records"], log: console.log })
-    : [...DEMO_PROMPTS];
-  const prompts = samplePrompts(
-    all,
-    values.n === undefined ? undefined : positiveInt("n", values.n, 1),
-    seedFlag(values.seed, 42),
-  );
+  const prompts = await sampledPromptsFromFlags(values, DEMO_PROMPTS, console.log);
   const layer = values.layer === undefined ? undefined : layerFlag(values.layer);
   if (layer !== undefined && (!Number.isInteger(layer) || layer < 0)) {
     throw new UserError(`--layer must be a non-negative integer, got "${values.layer}"`);

@@ -10,16 +10,15 @@
  */
 
 import { parseTokenTypes } from "../lib/runtime/chat.ts";
-import { layerFlag, nonNegativeInt, parseFlags, positiveInt, seedFlag } from "../lib/cli/flags.ts";
-import { join } from "node:path";
-import { DIFF_METRICS, type DiffMetric, type DiffRow } from "../lib/features/diff.ts";
+import { layerFlag, nonNegativeInt, parseFlags, positiveInt } from "../lib/cli/flags.ts";
 import { DIFF } from "../lib/cli/commands.ts";
 import { runMain } from "../lib/cli/main.ts";
 import { UserError } from "../lib/core/errors.ts";
 import { ensureFixtureModel, ensureFixtureSae } from "../lib/fixtures/build.ts";
-import { PLANT_TOP_K, plantRecovery } from "../lib/fixtures/plant.ts";
+import { plantRecoveryLines } from "../lib/fixtures/plant.ts";
+import { diffSummary, reportLinks } from "../lib/run/diff_summary.ts";
 import { DEMO_PROMPTS } from "../lib/fixtures/prompts.ts";
-import { readPromptFile, samplePrompts } from "../lib/io/prompts.ts";
+import { sampledPromptsFromFlags } from "../lib/cli/prompts.ts";
 import { DIFF_PRESETS } from "../lib/cli/presets.ts";
 import { saeReleaseOf } from "../lib/sae/load.ts";
 import { ProgressBar } from "../lib/io/progress.ts";
@@ -51,14 +50,7 @@ await runMain(async () => {
     const merged = await mergeDiffShards(outDir);
     console.log(`merged ${merged.shards} shards (${merged.prompts} prompts) in ${outDir}`);
   } else {
-    const all = values.prompts
-      ? await readPromptFile(values.prompts, { skipBadRecords: values["skip-bad-records"], log: console.log })
-      : [...DEMO_PROMPTS];
-    const prompts = samplePrompts(
-      all,
-      values.n === undefined ? undefined : positiveInt("n", values.n, 1),
-      seedFlag(values.seed, 42),
-    );
+    const prompts = await sampledPromptsFromFlags(values, DEMO_PROMPTS, console.log);
     // A SAELens release id knows its layer; resolving it here also makes an unknown release or id
     // one line before any model is loaded.
     const release = values.sae ? await saeReleaseOf(values.sae) : undefined;
@@ -99,38 +91,7 @@ await runMain(async () => {
   // After a merge the device is resolved only if the dashboards need one.
   if (cards && !device) device = await resolveDevice(parseDevice(values.device!), console.log);
   const report = await writeDiffReport(outDir, { topK, decreases: values.decreases, cards, device, log: console.log });
-  console.log(`\ntop increases chat - base (${report.prompts} prompts, ${report.features} features):`);
-  for (const metric of DIFF_METRICS) {
-    console.log(`  ${metric}:`);
-    for (const row of report.tables[metric].slice(0, 5)) {
-      console.log(
-        `    ${row.token.padEnd(9)} feature ${String(row.featureId).padStart(6)}  base ${row.base.toFixed(4)}  chat ${
-          row.chat.toFixed(4)
-        }  diff ${row.diff.toFixed(4)}${row.link ? `  ${row.link}` : ""}`,
-      );
-    }
-  }
-  if (demo) printPlantRecovery(report.tables);
-  console.log(`\nresults in ${outDir}: ${report.files.join(", ")}`);
-  if (report.files.includes("feature_increases.html")) {
-    console.log(`report: ${join(outDir, "feature_increases.html")} (open it in a browser)`);
-  }
-  if (report.files.includes("features.html")) console.log(`feature dashboards: ${join(outDir, "features.html")}`);
+  for (const line of diffSummary(report)) console.log(line);
+  if (demo) { for (const line of plantRecoveryLines(report.tables, "llama")) console.log(line); }
+  for (const line of reportLinks(report, outDir)) console.log(line);
 });
-
-/**
- * The demo's chat model differs from its base by a documented plant (lib/fixtures/plant.ts): say how
- * much of it the run found, so a reader can tell a working pipeline from a broken one.
- */
-function printPlantRecovery(tables: Record<DiffMetric, DiffRow[]>) {
-  console.log(`\nknown answer: planted features (lib/fixtures/plant.ts) in the top ${PLANT_TOP_K} per token type:`);
-  // Sparsity saturates: every feature the chat noise switches on for all prompts ties at 1.0, so it
-  // cannot rank the plant (which goes from 10% to 100% active) and is left out here.
-  for (const metric of ["all_mean", "active_mean"] as const) {
-    const r = plantRecovery(tables[metric], "llama");
-    const parts = r.byTokenType.map((t) => `${t.tokenType} ${t.recovered}/${t.planted}`).join(", ");
-    console.log(`  ${metric.padEnd(11)} ${parts}`);
-  }
-  const headline = plantRecovery(tables.all_mean, "llama");
-  console.log(`recovered ${headline.recovered}/${headline.planted} planted features (all_mean, top ${PLANT_TOP_K})`);
-}

@@ -7,13 +7,13 @@
 
 import { join } from "node:path";
 import { parseTokenTypes } from "../lib/runtime/chat.ts";
-import { parseFlags, positiveInt, seedFlag } from "../lib/cli/flags.ts";
+import { parseFlags, positiveInt } from "../lib/cli/flags.ts";
 import { KL } from "../lib/cli/commands.ts";
 import { runMain } from "../lib/cli/main.ts";
 import { ensureFixtureModel } from "../lib/fixtures/build.ts";
 import { DEMO_PROMPTS } from "../lib/fixtures/prompts.ts";
 import { ensureOutDir } from "../lib/io/atomic.ts";
-import { readPromptFile, samplePrompts } from "../lib/io/prompts.ts";
+import { sampledPromptsFromFlags } from "../lib/cli/prompts.ts";
 import { runKl } from "../lib/run/kl.ts";
 import { ProgressBar } from "../lib/io/progress.ts";
 import { writeKlOutputs } from "../lib/report/kl.ts";
@@ -27,14 +27,7 @@ await runMain(async () => {
   const outDir = values["out-dir"] ?? (demo ? "results/kl-demo" : "results/kl");
   const tokenTypes = parseTokenTypes(values["token-types"]!);
   const top = positiveInt("top", values.top, 100);
-  const all = values.prompts
-    ? await readPromptFile(values.prompts, { skipBadRecords: values["skip-bad-records"], log: console.log })
-    : [...DEMO_PROMPTS];
-  const prompts = samplePrompts(
-    all,
-    values.n === undefined ? undefined : positiveInt("n", values.n, 1),
-    seedFlag(values.seed, 42),
-  );
+  const prompts = await sampledPromptsFromFlags(values, DEMO_PROMPTS, console.log);
   await ensureOutDir(outDir);
   const base = values.base ?? await ensureFixtureModel("tiny-llama-base", console.log);
   const chat = values.chat ?? await ensureFixtureModel("tiny-llama-chat", console.log);

@@ -15,7 +15,7 @@ import { ensureFixtureModel } from "../lib/fixtures/build.ts";
 import { ROLE_PROMPTS } from "../lib/fixtures/role_prompts.ts";
 import { modelShortName, readModelShape, resolveModelDir } from "../lib/models/hub.ts";
 import { ensureOutDir } from "../lib/io/atomic.ts";
-import { readPromptFile } from "../lib/io/prompts.ts";
+import { promptsFromFlags } from "../lib/cli/prompts.ts";
 import { ProgressBar } from "../lib/io/progress.ts";
 import { writeSweepOutputs } from "../lib/report/sweep.ts";
 import { parseDevice, resolveDevice } from "../lib/backend/device.ts";
@@ -32,9 +32,7 @@ await runMain(async () => {
   const batchSize = positiveInt("batch-size", values["batch-size"], 8);
   const maxLength = positiveInt("max-length", values["max-length"], 512);
   const source = values.model ?? await ensureFixtureModel("tiny-gemma2-chat", console.log);
-  const prompts = values.prompts
-    ? await readPromptFile(values.prompts, { skipBadRecords: values["skip-bad-records"], log: console.log })
-    : [...ROLE_PROMPTS];
+  const prompts = await promptsFromFlags(values, ROLE_PROMPTS, console.log);
   if (prompts.length < 2) {
     throw new UserError("the sweep needs at least two prompts (similarities are between prompts)");
   }

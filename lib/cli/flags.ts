@@ -102,6 +102,14 @@ export function positiveInt(name: string, value: string | undefined, fallback: n
   return n;
 }
 
+/** A number flag value (any finite number, e.g. a temperature). */
+export function numberFlag(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n)) throw new UserError(`--${name} must be a number, got "${value}"`);
+  return n;
+}
+
 /** A non-negative integer flag value (0 allowed, e.g. "never"). */
 export function nonNegativeInt(name: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
