@@ -23,6 +23,7 @@ import { writeCrosscoderOutputs } from "../lib/report/crosscoder.ts";
 import { parseDevice, resolveDevice } from "../lib/backend/device.ts";
 import { parseDtype } from "../lib/runtime/runtime.ts";
 import { dirOutput } from "../lib/io/dir_output.ts";
+import { modelDisplayName } from "../lib/report/plotly.ts";
 
 function parseInputScale(value: string | undefined): [number, number] | undefined {
   if (value === undefined) return undefined;
@@ -68,7 +69,10 @@ await runMain(async () => {
     log: console.log,
     progress: (total) => new ProgressBar("residuals", total, "prompts"),
   });
-  const written = await writeCrosscoderOutputs(dirOutput(outDir), run, { title: `${base} → ${chat}` });
+  const written = await writeCrosscoderOutputs(dirOutput(outDir), run, {
+    title: `${modelDisplayName(base)} → ${modelDisplayName(chat)}`,
+    models: { base, chat },
+  });
   const { config } = run.crosscoder;
   const counts = tagCounts(run.decoder.tags);
   console.log(

@@ -20,6 +20,7 @@ import { writeKlOutputs } from "../lib/report/kl.ts";
 import { parseDevice, resolveDevice } from "../lib/backend/device.ts";
 import { parseDtype } from "../lib/runtime/runtime.ts";
 import { dirOutput } from "../lib/io/dir_output.ts";
+import { modelDisplayName } from "../lib/report/plotly.ts";
 
 await runMain(async () => {
   const { values } = parseFlags(Deno.args, KL);
@@ -44,7 +45,12 @@ await runMain(async () => {
     log: console.log,
     progress: (total) => new ProgressBar("KL", total, "prompts"),
   });
-  const written = await writeKlOutputs(dirOutput(outDir), run, { title: `${base} → ${chat}`, tokenTypes, top });
+  const written = await writeKlOutputs(dirOutput(outDir), run, {
+    title: `${modelDisplayName(base)} → ${modelDisplayName(chat)}`,
+    models: { base, chat },
+    tokenTypes,
+    top,
+  });
   console.log(`\nKL(chat ‖ base) over ${run.tokens.length} tokens of ${run.prompts.length} prompts (nats):`);
   for (const g of written.groups.filter((g) => g.by === "token_type")) {
     console.log(`  ${g.key.padEnd(10)} mean ${g.mean.toFixed(5)}  median ${g.median.toFixed(5)}  (${g.count} tokens)`);

@@ -11,7 +11,7 @@ import type { ActivationDifferences, ContrastVectors, LensToken } from "../analy
 import { csvNumber } from "../features/diff.ts";
 import type { ReportOutput } from "../core/output.ts";
 import { encodeSafetensors, type TensorToWrite } from "../io/safetensors.ts";
-import { htmlTable, type PlotlyFigure, writePlotlyPage } from "./plotly.ts";
+import { htmlTable, modelDisplayName, modelsLine, type PlotlyFigure, writePlotlyPage } from "./plotly.ts";
 
 /** The steering-vector tensor of position `key` in `adl_vectors.safetensors`. */
 export function adlTensorName(key: string): string {
@@ -101,10 +101,10 @@ export async function writeAdlOutputs(out: ReportOutput, report: AdlReport): Pro
       }),
     )
   ).join("\n");
-  const title = `${report.info.base} → ${report.info.chat}, layer ${layer}`;
+  const title = `${modelDisplayName(report.info.base)} → ${modelDisplayName(report.info.chat)}, layer ${layer}`;
   await writePlotlyPage(out, "adl.html", "activation-difference lens", adlCosineFigure(report, title), {
     height: contrast ? "480px" : "0px",
-    html: tables,
+    html: modelsLine({ base: report.info.base, chat: report.info.chat }) + tables,
   });
   files.push("adl.html");
   return files;

@@ -15,7 +15,7 @@ import { LATENT_TAGS, type LatentTag, TAG_THRESHOLD, tagCounts } from "../analys
 import { csvNumber } from "../features/diff.ts";
 import type { ReportOutput } from "../core/output.ts";
 import { METRICS } from "../features/stats.ts";
-import { htmlTable, type PlotlyFigure, writePlotlyPage } from "./plotly.ts";
+import { htmlTable, modelsLine, type PlotlyFigure, writePlotlyPage } from "./plotly.ts";
 
 /** Bins of the relative-norm histogram over [0, 1]. */
 export const RELATIVE_NORM_BINS = 50;
@@ -112,7 +112,7 @@ export function relativeNormFigure(run: CrosscoderRun, title: string): PlotlyFig
 export async function writeCrosscoderOutputs(
   out: ReportOutput,
   run: CrosscoderRun,
-  options: { title: string },
+  options: { title: string; models?: Record<string, string> },
 ): Promise<{ files: string[] }> {
   await out.write("crosscoder_latents.csv", crosscoderCsv(run));
   const counts = tagCounts(run.decoder.tags);
@@ -132,7 +132,7 @@ export async function writeCrosscoderOutputs(
     relativeNormFigure(run, options.title),
     {
       height: "520px",
-      html: htmlTable(
+      html: (options.models ? modelsLine(options.models) : "") + htmlTable(
         `Tags (Minder et al. 2025; Δnorm = ½((‖d_chat‖ − ‖d_base‖) / max + 1)) of ${config.source}: ` +
           `${config.layout}, ${config.architecture}, ${config.dict} latents, layer ${run.layer}, ${run.prompts} prompts`,
         ["tag", "rule", "latents", "fraction"],

@@ -11,7 +11,7 @@ import { csvNumber } from "../features/diff.ts";
 import type { ReportOutput } from "../core/output.ts";
 import { histogram, type KlGroup, klGroups, type TokenKl, topKlTokens } from "../analysis/kl.ts";
 import type { PreparedPrompt } from "../runtime/chat.ts";
-import { htmlTable, type PlotlyFigure, writePlotlyPage } from "./plotly.ts";
+import { htmlTable, modelsLine, type PlotlyFigure, writePlotlyPage } from "./plotly.ts";
 
 /** One top token with what a reader needs to see it in place. */
 export interface KlTopRow {
@@ -109,7 +109,7 @@ export function klFigure(groups: readonly KlGroup[], tokens: readonly TokenKl[],
 export async function writeKlOutputs(
   out: ReportOutput,
   run: { tokens: TokenKl[]; prompts: PreparedPrompt[]; decode: (ids: number[]) => string },
-  options: { title: string; tokenTypes: readonly string[]; top: number },
+  options: { title: string; tokenTypes: readonly string[]; top: number; models?: Record<string, string> },
 ): Promise<{ files: string[]; groups: KlGroup[]; top: KlTopRow[] }> {
   const { tokens, prompts, decode } = run;
   const groups = klGroups(tokens, options.tokenTypes);
@@ -164,7 +164,8 @@ export async function writeKlOutputs(
   await out.write("kl_top.csv", stringify([topHeader, ...topCells]));
   await writePlotlyPage(out, "kl.html", "KL per token", klFigure(groups, tokens, options.title), {
     height: "520px",
-    html: htmlTable(`The ${top.length} highest-KL tokens (context: up to 12 tokens before)`, topHeader, topCells),
+    html: (options.models ? modelsLine(options.models) : "") +
+      htmlTable(`The ${top.length} highest-KL tokens (context: up to 12 tokens before)`, topHeader, topCells),
   });
   return { files: ["kl_tokens.csv", "kl_summary.csv", "kl_top.csv", "kl.html"], groups, top };
 }

@@ -61,6 +61,26 @@ export async function writePlotlyPage(
   await out.write(name, plotlyPage(title, figure, await out.plotlyJs(), options));
 }
 
+/**
+ * How pages name a model: a hub id as it is, a directory by its last component (the machine's path is
+ * no part of what the page shows, and stays in {@linkcode modelsLine}'s tooltip).
+ */
+export function modelDisplayName(source: string): string {
+  const trimmed = source.replace(/[\\/]+$/, "");
+  if (/^[A-Za-z0-9][\w.-]*\/[\w.-]+$/.test(trimmed) && !trimmed.startsWith(".")) return trimmed;
+  return trimmed.split(/[\\/]/).at(-1) || trimmed;
+}
+
+/** A line naming the compared models by {@linkcode modelDisplayName}, each with its full source as a tooltip. */
+export function modelsLine(models: Record<string, string>): string {
+  const named = Object.entries(models).map(([role, source]) =>
+    `${escapeHtml(role)} <span title="${escapeHtml(source)}" style="border-bottom:1px dotted #999">${
+      escapeHtml(modelDisplayName(source))
+    }</span>`
+  );
+  return `<p style="margin:8px;color:#555;font-size:13px">${named.join(" · ")}</p>`;
+}
+
 /** An HTML table (cells escaped) with a heading, in the pages' plain style, for below a figure. */
 export function htmlTable(heading: string, header: string[], rows: (string | number)[][]): string {
   const cell = (tag: string, value: string | number) =>

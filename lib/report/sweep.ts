@@ -12,7 +12,7 @@ import { encodeSafetensors, type TensorToWrite } from "../io/safetensors.ts";
 import type { SweepResult } from "../analysis/sweep.ts";
 import { contrastTensorName } from "../io/vector_names.ts";
 import { cosineSweepFigure } from "./figures.ts";
-import { writePlotlyPage } from "./plotly.ts";
+import { modelDisplayName, modelsLine, writePlotlyPage } from "./plotly.ts";
 
 /** What the sweep ran on, for the metadata. */
 export interface SweepRunInfo {
@@ -69,8 +69,9 @@ export async function writeSweepOutputs(
     cosineSweepFigure(
       sweep.rows,
       "Cosine Similarity of Activations Across Model Layers",
-      `${info.model} on Model Role vs User Role Questions`,
+      `${modelDisplayName(info.model)} on Model Role vs User Role Questions`,
     ),
+    { html: modelsLine({ model: info.model }) },
   );
   const tensors: Record<string, TensorToWrite> = {};
   for (const row of sweep.rows) {

@@ -10,7 +10,7 @@
 import { collectResiduals } from "../runtime/activations.ts";
 import { loadForCapture } from "../runtime/runtime.ts";
 import { type PreparedPrompt, preparePrompts, type TokenType } from "../runtime/chat.ts";
-import type { readStats } from "../analysis/collect.ts";
+import { DIFF_MODELS, type DiffModel, type readRunStats } from "./stats_files.ts";
 import type { Device } from "../backend/device.ts";
 import { DIFF_METRICS, type DiffMetric, type DiffRow } from "../features/diff.ts";
 import { UserError } from "../core/errors.ts";
@@ -29,11 +29,9 @@ import { METRICS } from "../features/stats.ts";
 import { readRunPrompts } from "./run_prompts.ts";
 import type { TopExample, TopExamples } from "../features/top_examples.ts";
 
-type StatsFile = Awaited<ReturnType<typeof readStats>>;
+type StatsFile = Awaited<ReturnType<typeof readRunStats>>;
 
 /** The two models, in the order the cards show them. */
-const MODELS = ["base", "chat"] as const;
-type Model = typeof MODELS[number];
 
 /** Options of {@linkcode writeDashboards}. */
 export interface DashboardOptions {
@@ -184,19 +182,19 @@ export async function writeDashboards(options: DashboardOptions): Promise<{ path
   const meta = files.chat.metadata;
   const [baseExamples, chatExamples] = [files.base.examples, files.chat.examples];
   if (!baseExamples || !chatExamples) throw new UserError(`the statistics in ${outDir} hold no top examples`);
-  const examples: Record<Model, TopExamples> = { base: baseExamples, chat: chatExamples };
-  const tokenTypes = meta.token_types as TokenType[];
-  const layer = Number(meta.sae_layer);
-  const dtype = meta.dtype as GraphDtype;
-  const batchSize = Number(meta.batch_size);
+  const examples: Record<DiffModel, TopExamples> = { base: baseExamples, chat: chatExamples };
+  const tokenTypes = meta.token_types;
+  const layer = meta.sae_layer;
+  const dtype = meta.dtype;
+  const batchSize = meta.batch_size;
   const prompts = await readRunPrompts(
     outDir,
     meta.prompts_digest,
     "the dashboards need them (collect again, or pass --cards 0)",
   );
-  const dirs = {} as Record<Model, string>;
-  for (const model of MODELS) {
-    const source = String(files[model].metadata.model);
+  const dirs = {} as Record<DiffModel, string>;
+  for (const model of DIFF_MODELS) {
+    const source = files[model].metadata.model;
     dirs[model] = await resolveModelDir(source, { dtype });
     checkIdentity(
       `the ${model} model ${source}`,
@@ -204,27 +202,27 @@ export async function writeDashboards(options: DashboardOptions): Promise<{ path
       files[model].metadata.model_identity,
     );
   }
-  const sae = await loadSae(String(meta.sae), { dModel: (await readModelShape(dirs.chat)).dModel });
+  const sae = await loadSae(meta.sae, { dModel: (await readModelShape(dirs.chat)).dModel });
   checkIdentity(`the SAE ${meta.sae}`, await saeIdentity(sae), meta.sae_identity);
 
   const choices = chooseCards(options.tables, options.cards);
-  const lists = choices.map((card): Record<Model, TopExample[]> => {
+  const lists = choices.map((card): Record<DiffModel, TopExample[]> => {
     const t = tokenTypes.indexOf(card.token as TokenType);
     return { base: examples.base.list(t, card.feature), chat: examples.chat.list(t, card.feature) };
   });
   // Every prompt on a card, tokenized as the run did (the chat model's template, the run's max length).
-  const shown = [...new Set(lists.flatMap((l) => MODELS.flatMap((m) => l[m].map((e) => e.prompt))))].sort((a, b) =>
+  const shown = [...new Set(lists.flatMap((l) => DIFF_MODELS.flatMap((m) => l[m].map((e) => e.prompt))))].sort((a, b) =>
     a - b
   );
   const tokenizer = await loadTokenizer(dirs.chat);
   const prepared = preparePrompts(tokenizer, shown.map((p) => prompts[p]), {
-    maxLength: Number(meta.max_length),
+    maxLength: meta.max_length,
     types: tokenTypes,
   });
   const index = new Map(shown.map((p, i) => [p, i]));
   // Per model, shown prompt → feature → activation at every token.
-  const activations = {} as Record<Model, Map<number, Map<number, number[]>>>;
-  for (const model of MODELS) {
+  const activations = {} as Record<DiffModel, Map<number, Map<number, number[]>>>;
+  for (const model of DIFF_MODELS) {
     // Each model runs only the prompts of its own lists, for the features whose lists hold them.
     const wanted = new Map<number, number[]>();
     choices.forEach((card, c) => {
@@ -233,11 +231,11 @@ export async function writeDashboards(options: DashboardOptions): Promise<{ path
     const own = [...wanted.keys()].sort((a, b) => a - b);
     const requests = own.map((p) => ({ prompt: prepared[index.get(p)!], features: wanted.get(p)! }));
     const run = { layer, batchSize, dtype, device: options.device, sae, log };
-    const values = await tokenActivations(String(files[model].metadata.model), requests, run);
+    const values = await tokenActivations(files[model].metadata.model, requests, run);
     activations[model] = new Map(own.map((p, i) => [p, values[i]]));
   }
 
-  const id = (meta.neuronpedia_id as string | null) ?? undefined;
+  const id = meta.neuronpedia_id ?? undefined;
   const source = id ? new ExplanationSource(id, options.explanations) : undefined;
   const explanations = new Map<number, Explanation[] | undefined>();
   for (const feature of new Set(choices.map((c) => c.feature))) explanations.set(feature, await source?.get(feature));
@@ -249,7 +247,7 @@ export async function writeDashboards(options: DashboardOptions): Promise<{ path
   const metrics = { base: files.base.stats.finalize(), chat: files.chat.stats.finalize() };
   const cards: FeatureCard[] = choices.map((card, c) => {
     const t = tokenTypes.indexOf(card.token as TokenType);
-    const examplesOf = (model: Model): CardExample[] =>
+    const examplesOf = (model: DiffModel): CardExample[] =>
       lists[c][model].map((e) => ({
         prompt: e.prompt,
         value: e.value,

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { loadForCapture } from "../runtime/runtime.ts";
 import { preparePrompts, type TokenType } from "../runtime/chat.ts";
-import { collectStats, readStats, writeStats } from "../analysis/collect.ts";
+import { collectStats, writeStats } from "../analysis/collect.ts";
 import {
   DIFF_METRICS,
   diffCsv,
@@ -28,7 +28,7 @@ import { sha256Hex } from "../io/digest.ts";
 import { ensureOutDir } from "../io/atomic.ts";
 import { type PairRunOptions, resolveModelPair } from "../runtime/model_pair.ts";
 import { featureIncreasesFigure } from "../report/figures.ts";
-import { writePlotlyPage } from "../report/plotly.ts";
+import { modelDisplayName, modelsLine, writePlotlyPage } from "../report/plotly.ts";
 import { loadTokenizer } from "../runtime/runtime.ts";
 import { createEncoder } from "../encoders/encoder.ts";
 import { loadSae } from "../sae/load.ts";
@@ -40,9 +40,15 @@ import { writeDashboards } from "./dashboards.ts";
 import { promptsDigest, writeRunPrompts } from "./run_prompts.ts";
 import type { TopExamples } from "../features/top_examples.ts";
 import { dirOutput } from "../io/dir_output.ts";
-
-/** The two models of a diff, in file-name order. */
-export const DIFF_MODELS = ["base", "chat"] as const;
+import {
+  checkpointFileName,
+  DIFF_MODELS,
+  type DiffModel,
+  parseStatsFileName,
+  readRunStats,
+  type StatsMetadata,
+  statsPath,
+} from "./stats_files.ts";
 
 /** One slice of a run's prompts: `[start, end)`, shard `index` of `count`. */
 export interface ShardSpec {
@@ -70,18 +76,6 @@ export function parseShard(value: string): { index: number; count: number } {
     throw new UserError(`bad --shard "${value}": use i/n with 0 <= i < n, e.g. --shard 0/4`);
   }
   return { index, count };
-}
-
-/** The stats file of `model` in `dir`, for the whole run or one shard. */
-export function statsPath(dir: string, model: string, shard?: { index: number; count: number }): string {
-  return join(
-    dir,
-    shard ? `stats_${model}.shard-${shard.index}-of-${shard.count}.safetensors` : `stats_${model}.safetensors`,
-  );
-}
-
-function checkpointPath(dir: string, model: string, shard?: ShardSpec): string {
-  return join(dir, `checkpoint_${model}${shard ? `.shard-${shard.index}-of-${shard.count}` : ""}.safetensors`);
 }
 
 /** A progress display the caller supplies (the scripts' bar). */
@@ -209,7 +203,7 @@ export async function collectDiff(options: DiffRunOptions): Promise<DiffCollecti
         log,
       });
       const progress = options.progress?.(`${model} model`, prepared.length);
-      const checkpoint = checkpointPath(options.outDir, model, shard);
+      const checkpoint = join(options.outDir, checkpointFileName(model, shard));
       try {
         const { stats, examples } = await collectStats({
           handle,
@@ -234,37 +228,42 @@ export async function collectDiff(options: DiffRunOptions): Promise<DiffCollecti
           );
         });
         progress?.finish();
-        await writeStats(statsPath(options.outDir, model, shard), stats, {
-          source: `${model}_layer${options.layer}`,
-          model: pair[model].source,
-          model_ver: model,
-          sae_layer: options.layer,
-          sae: options.sae,
-          sae_format: sae.config.format,
-          // What the dashboards need to run the prompts of the top examples again, and to check that
-          // the models and SAE are still the ones collected.
-          dtype,
-          max_length: options.maxLength,
-          batch_size: options.batchSize,
-          prompts_digest: digest,
-          model_identity: identities[model],
-          sae_identity: identities.sae,
-          neuronpedia_id: neuronpediaId({
-            explicit: options.neuronpediaId ?? sae.config.neuronpediaId,
-            format: sae.config.format,
-            modelName: sae.config.modelName,
-            layer: options.layer,
-            dSae: sae.config.dSae,
-          }) ?? null,
-          run_fingerprint: fingerprint,
-          num_prompts: summary.prompts,
-          num_features: sae.config.dSae,
-          token_types: options.tokenTypes,
-          header_fallbacks: summary.fallbacks,
-          truncated: summary.truncated,
-          shard: shard ? `${shard.index}/${shard.count}` : null,
-          prompt_range: shard ? [shard.start, shard.end] : [0, options.prompts.length],
-        }, examples);
+        await writeStats(
+          statsPath(options.outDir, model, shard),
+          stats,
+          {
+            source: `${model}_layer${options.layer}`,
+            model: pair[model].source,
+            model_ver: model,
+            sae_layer: options.layer,
+            sae: options.sae,
+            sae_format: sae.config.format,
+            // What the dashboards need to run the prompts of the top examples again, and to check that
+            // the models and SAE are still the ones collected.
+            dtype,
+            max_length: options.maxLength,
+            batch_size: options.batchSize,
+            prompts_digest: digest,
+            model_identity: identities[model],
+            sae_identity: identities.sae,
+            neuronpedia_id: neuronpediaId({
+              explicit: options.neuronpediaId ?? sae.config.neuronpediaId,
+              format: sae.config.format,
+              modelName: sae.config.modelName,
+              layer: options.layer,
+              dSae: sae.config.dSae,
+            }) ?? null,
+            run_fingerprint: fingerprint,
+            num_prompts: summary.prompts,
+            num_features: sae.config.dSae,
+            token_types: options.tokenTypes,
+            header_fallbacks: summary.fallbacks,
+            truncated: summary.truncated,
+            shard: shard ? `${shard.index}/${shard.count}` : null,
+            prompt_range: shard ? [shard.start, shard.end] : [0, options.prompts.length],
+          } satisfies StatsMetadata,
+          examples,
+        );
         await Deno.remove(checkpoint).catch(() => {});
       } finally {
         await handle.dispose();
@@ -279,7 +278,7 @@ export async function collectDiff(options: DiffRunOptions): Promise<DiffCollecti
   return summary;
 }
 
-type StatsFile = Awaited<ReturnType<typeof readStats>>;
+type StatsFile = Awaited<ReturnType<typeof readRunStats>>;
 
 /**
  * Merges the shard statistics in `outDir` (every shard of one run, both models) into
@@ -288,24 +287,20 @@ type StatsFile = Awaited<ReturnType<typeof readStats>>;
  */
 export async function mergeDiffShards(outDir: string): Promise<{ shards: number; prompts: number }> {
   const entries = await Array.fromAsync(Deno.readDir(outDir)).catch(() => [] as Deno.DirEntry[]);
-  const byModel = new Map<string, { index: number; count: number; file: StatsFile }[]>();
+  const byModel = new Map<DiffModel, { index: number; count: number; file: StatsFile }[]>();
   for (const model of DIFF_MODELS) {
     const shards = [];
     for (const entry of entries) {
-      const match = new RegExp(`^stats_${model}\\.shard-(\\d+)-of-(\\d+)\\.safetensors$`).exec(entry.name);
-      if (match) {
-        shards.push({
-          index: Number(match[1]),
-          count: Number(match[2]),
-          file: await readStats(join(outDir, entry.name)),
-        });
+      const named = parseStatsFileName(entry.name);
+      if (named?.model === model && named.shard) {
+        shards.push({ ...named.shard, file: await readRunStats(join(outDir, entry.name)) });
       }
     }
     shards.sort((a, b) => a.index - b.index);
     byModel.set(model, shards);
   }
   const all = [...byModel.values()].flat();
-  const fingerprints = [...new Set(all.map((s) => String(s.file.metadata.run_fingerprint)))];
+  const fingerprints = [...new Set(all.map((s) => s.file.metadata.run_fingerprint))];
   if (fingerprints.length > 1) {
     throw new UserError(
       `${outDir} holds shards of ${fingerprints.length} different runs (other prompts, models, SAE or settings): keep one run's shards per directory`,
@@ -326,14 +321,15 @@ export async function mergeDiffShards(outDir: string): Promise<{ shards: number;
     // Contiguous ranges that tile the run's prompts, or the shards are not one run's slices.
     let next = 0;
     for (const { file } of shards) {
-      const [start, end] = file.metadata.prompt_range as [number, number];
+      const [start, end] = file.metadata.prompt_range;
       if (start !== next) throw new UserError(`the shards in ${outDir} do not cover the prompts contiguously`);
       next = end;
     }
     let merged: FeatureStats | undefined;
     // The shards' prompt indices are the run's, so their lists merge as they are.
     let examples: TopExamples | undefined;
-    const sum = (key: string) => shards.reduce((n, s) => n + Number(s.file.metadata[key]), 0);
+    const sum = (key: "num_prompts" | "header_fallbacks" | "truncated") =>
+      shards.reduce((n, s) => n + s.file.metadata[key], 0);
     for (const { file } of shards) {
       if (!merged) [merged, examples] = [file.stats, file.examples];
       else {
@@ -342,15 +338,20 @@ export async function mergeDiffShards(outDir: string): Promise<{ shards: number;
       }
     }
     prompts = sum("num_prompts");
-    await writeStats(statsPath(outDir, model), merged!, {
-      ...shards[0].file.metadata,
-      num_prompts: prompts,
-      header_fallbacks: sum("header_fallbacks"),
-      truncated: sum("truncated"),
-      shard: null,
-      prompt_range: [0, next],
-      merged_shards: count,
-    }, examples);
+    await writeStats(
+      statsPath(outDir, model),
+      merged!,
+      {
+        ...shards[0].file.metadata,
+        num_prompts: prompts,
+        header_fallbacks: sum("header_fallbacks"),
+        truncated: sum("truncated"),
+        shard: null,
+        prompt_range: [0, next],
+        merged_shards: count,
+      } satisfies StatsMetadata,
+      examples,
+    );
   }
   return { shards: byModel.get("base")!.length, prompts };
 }
@@ -387,7 +388,7 @@ export interface ReportOptions {
  * the statistics hold top examples, the feature dashboards `features.html`, linked from it.
  */
 export async function writeDiffReport(outDir: string, options: ReportOptions): Promise<DiffReport> {
-  const [base, chat] = await Promise.all(DIFF_MODELS.map((m) => readStats(statsPath(outDir, m))));
+  const [base, chat] = await Promise.all(DIFF_MODELS.map((m) => readRunStats(statsPath(outDir, m))));
   if (base.metadata.run_fingerprint !== chat.metadata.run_fingerprint) {
     throw new UserError(
       `${statsPath(outDir, "base")} and ${
@@ -395,13 +396,13 @@ export async function writeDiffReport(outDir: string, options: ReportOptions): P
       } come from different runs: collect both in one run (or --merge one run's shards)`,
     );
   }
-  const tokenTypes = chat.metadata.token_types as TokenType[];
+  const tokenTypes = chat.metadata.token_types;
   const table = (stats: FeatureStats): MetricTable => {
     const metrics = stats.finalize();
     return Object.fromEntries(tokenTypes.map((t) => [t, metrics[t]])) as MetricTable;
   };
   const [b, c] = [table(base.stats), table(chat.stats)];
-  const id = (chat.metadata.neuronpedia_id as string | null) ?? undefined;
+  const id = chat.metadata.neuronpedia_id ?? undefined;
   const tables = {} as Record<DiffMetric, DiffRow[]>;
   const files: string[] = [];
   for (const metric of DIFF_METRICS) {
@@ -414,7 +415,9 @@ export async function writeDiffReport(outDir: string, options: ReportOptions): P
       files.push(`top_decreases_${metric}.csv`);
     }
   }
-  const title = `${base.metadata.model} → ${chat.metadata.model} (layer ${chat.metadata.sae_layer})`;
+  const title = `${modelDisplayName(base.metadata.model)} → ${
+    modelDisplayName(chat.metadata.model)
+  } (layer ${chat.metadata.sae_layer})`;
   let dashboards: { cards: number } | undefined;
   let failure: unknown;
   if (options.cards && options.device && base.examples && chat.examples) {
@@ -442,8 +445,8 @@ export async function writeDiffReport(outDir: string, options: ReportOptions): P
     "feature_increases.html",
     "feature increases",
     featureIncreasesFigure(tables, tokenTypes, title),
-    // The figure's own height, so the link shows beneath it.
-    link ? { html: link, height: "540px" } : {},
+    // The figure's own height, so the models' line and the link show beneath it.
+    { html: modelsLine({ base: base.metadata.model, chat: chat.metadata.model }) + (link ?? ""), height: "540px" },
   );
   if (failure) throw failure;
   files.push("feature_increases.html", ...(dashboards ? ["features.html"] : []));
@@ -452,7 +455,7 @@ export async function writeDiffReport(outDir: string, options: ReportOptions): P
     tables,
     files,
     title,
-    prompts: Number(chat.metadata.num_prompts),
-    features: Number(chat.metadata.num_features),
+    prompts: chat.metadata.num_prompts,
+    features: chat.metadata.num_features,
   };
 }

@@ -11,7 +11,8 @@ import { chooseCards, featureSubset } from "../../lib/run/dashboards.ts";
 import { SeededRandom } from "../../lib/core/random.ts";
 import { createEncoder } from "../../lib/encoders/encoder.ts";
 import { randomSae } from "../random_sae.ts";
-import { collectDiff, statsPath, writeDiffReport } from "../../lib/run/diff_run.ts";
+import { collectDiff, writeDiffReport } from "../../lib/run/diff_run.ts";
+import { statsPath } from "../../lib/run/stats_files.ts";
 
 Deno.test("chooseCards: the first n rows per read position of each table, one card per feature and read position with all its ranks", () => {
   const row = (featureId: number, token: string, rank: number) => ({ featureId, token, rank }) as DiffRow;

@@ -5,7 +5,8 @@ import { TOKEN_TYPES } from "../../lib/runtime/chat.ts";
 import { collectStats, readStats, writeStats } from "../../lib/analysis/collect.ts";
 import { UserError } from "../../lib/core/errors.ts";
 import type { GpuSaeEncoder } from "../../lib/kernels/sae_encode.ts";
-import { collectDiff, mergeDiffShards, statsPath } from "../../lib/run/diff_run.ts";
+import { collectDiff, mergeDiffShards } from "../../lib/run/diff_run.ts";
+import { statsPath } from "../../lib/run/stats_files.ts";
 import { FeatureStats, METRICS } from "../../lib/features/stats.ts";
 import { assertSameTopExamples } from "../reference_stats.ts";
 import { fixtureDiffOptions } from "../helpers.ts";
@@ -22,7 +23,7 @@ Deno.test("shards of 5 and 6 prompts (batch size 4, so both end on a partial bat
     await collectDiff({ ...await options(sharded), shard: { index: 1, count: 2, start: 5, end: 11 } });
     assertEquals(await mergeDiffShards(sharded), { shards: 2, prompts: 11 });
     let worst = 0;
-    for (const model of ["base", "chat"]) {
+    for (const model of ["base", "chat"] as const) {
       const one = (await readStats(statsPath(whole, model))).stats.finalize();
       const merged = await readStats(statsPath(sharded, model));
       assertEquals(merged.metadata.num_prompts, 11);
@@ -42,7 +43,7 @@ Deno.test("shards of 5 and 6 prompts (batch size 4, so both end on a partial bat
       }
     }
     console.log(`worst relative difference ${worst}`);
-    for (const model of ["base", "chat"]) {
+    for (const model of ["base", "chat"] as const) {
       const one = (await readStats(statsPath(whole, model))).examples!;
       const merged = (await readStats(statsPath(sharded, model))).examples!;
       assertSameTopExamples(merged, one, `${model}: merged shards' top examples vs one run`);
