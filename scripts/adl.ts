@@ -12,7 +12,7 @@ import { parseTokenTypes } from "../lib/runtime/chat.ts";
 import { layerFlag, nonNegativeInt, parseFlags, positiveInt } from "../lib/cli/flags.ts";
 import { ADL } from "../lib/cli/commands.ts";
 import { runMain } from "../lib/cli/main.ts";
-import { ensureFixtureModel } from "../lib/fixtures/build.ts";
+import { pairOrDemo } from "../lib/fixtures/build.ts";
 import { DEMO_PROMPTS } from "../lib/fixtures/prompts.ts";
 import { ROLE_PROMPTS } from "../lib/fixtures/role_prompts.ts";
 import { sampledPromptsFromFlags } from "../lib/cli/prompts.ts";
@@ -26,9 +26,9 @@ await runMain(async () => {
   const outDir = values["out-dir"] ?? (demo ? "results/adl-demo" : "results/adl");
   const device = await resolveDevice(parseDevice(values.device!), console.log);
   const prompts = await sampledPromptsFromFlags(values, DEMO_PROMPTS, console.log);
-  const chat = values.chat ?? await ensureFixtureModel("tiny-llama-chat", console.log);
+  const { base, chat } = await pairOrDemo(values, console.log);
   const run = await runAdl({
-    base: values.base ?? await ensureFixtureModel("tiny-llama-base", console.log),
+    base,
     chat,
     prompts,
     layer: values.layer === undefined ? undefined : (layers) => layerFlag(values.layer!, layers),

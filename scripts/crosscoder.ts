@@ -14,11 +14,11 @@ import { LATENT_TAGS, tagCounts } from "../lib/analysis/crosscoder/analysis.ts";
 import { runCrosscoder } from "../lib/analysis/crosscoder/run.ts";
 import { runMain } from "../lib/cli/main.ts";
 import { UserError } from "../lib/core/errors.ts";
-import { ensureFixtureCrosscoder, ensureFixtureModel } from "../lib/fixtures/build.ts";
+import { ensureFixtureCrosscoder, pairOrDemo } from "../lib/fixtures/build.ts";
 import { DEMO_PROMPTS } from "../lib/fixtures/prompts.ts";
 import { ensureOutDir } from "../lib/io/atomic.ts";
 import { sampledPromptsFromFlags } from "../lib/cli/prompts.ts";
-import { ProgressBar } from "../lib/io/progress.ts";
+import { promptBars } from "../lib/io/progress.ts";
 import { writeCrosscoderOutputs } from "../lib/report/crosscoder.ts";
 import { parseDevice, resolveDevice } from "../lib/backend/device.ts";
 import { parseDtype } from "../lib/runtime/runtime.ts";
@@ -50,8 +50,7 @@ await runMain(async () => {
     throw new UserError(`--layer must be a non-negative integer, got "${values.layer}"`);
   }
   await ensureOutDir(outDir);
-  const base = values.base ?? await ensureFixtureModel("tiny-llama-base", console.log);
-  const chat = values.chat ?? await ensureFixtureModel("tiny-llama-chat", console.log);
+  const { base, chat } = await pairOrDemo(values, console.log);
   const crosscoder = values.crosscoder ?? await ensureFixtureCrosscoder("tiny-llama-crosscoder-L2-k4", console.log);
   const run = await runCrosscoder({
     base,
@@ -67,7 +66,7 @@ await runMain(async () => {
     inputScale,
     allowMismatch: values["allow-mismatch"],
     log: console.log,
-    progress: (total) => new ProgressBar("residuals", total, "prompts"),
+    progress: promptBars,
   });
   const written = await writeCrosscoderOutputs(dirOutput(outDir), run, {
     title: `${modelDisplayName(base)} → ${modelDisplayName(chat)}`,

@@ -21,7 +21,7 @@ import { DEMO_PROMPTS } from "../lib/fixtures/prompts.ts";
 import { sampledPromptsFromFlags } from "../lib/cli/prompts.ts";
 import { DIFF_PRESETS } from "../lib/cli/presets.ts";
 import { saeReleaseOf } from "../lib/sae/load.ts";
-import { ProgressBar } from "../lib/io/progress.ts";
+import { promptBars } from "../lib/io/progress.ts";
 import { type Device, parseDevice, resolveDevice } from "../lib/backend/device.ts";
 import { parseDtype } from "../lib/runtime/runtime.ts";
 import {
@@ -76,7 +76,7 @@ await runMain(async () => {
       // The preset's id belongs to the preset's SAE; another --sae brings its own (a release's, from the table).
       neuronpediaId: values.sae ? undefined : preset?.neuronpediaId,
       log: console.log,
-      progress: (label, total) => new ProgressBar(label, total, "prompts"),
+      progress: promptBars,
     });
     console.log(
       `${collected.prompts} prompts; header not found in ${collected.fallbacks} (read at the last token); ${collected.truncated} truncated`,

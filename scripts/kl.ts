@@ -10,12 +10,12 @@ import { parseTokenTypes } from "../lib/runtime/chat.ts";
 import { parseFlags, positiveInt } from "../lib/cli/flags.ts";
 import { KL } from "../lib/cli/commands.ts";
 import { runMain } from "../lib/cli/main.ts";
-import { ensureFixtureModel } from "../lib/fixtures/build.ts";
+import { pairOrDemo } from "../lib/fixtures/build.ts";
 import { DEMO_PROMPTS } from "../lib/fixtures/prompts.ts";
 import { ensureOutDir } from "../lib/io/atomic.ts";
 import { sampledPromptsFromFlags } from "../lib/cli/prompts.ts";
 import { runKl } from "../lib/run/kl.ts";
-import { ProgressBar } from "../lib/io/progress.ts";
+import { promptBars } from "../lib/io/progress.ts";
 import { writeKlOutputs } from "../lib/report/kl.ts";
 import { parseDevice, resolveDevice } from "../lib/backend/device.ts";
 import { parseDtype } from "../lib/runtime/runtime.ts";
@@ -30,8 +30,7 @@ await runMain(async () => {
   const top = positiveInt("top", values.top, 100);
   const prompts = await sampledPromptsFromFlags(values, DEMO_PROMPTS, console.log);
   await ensureOutDir(outDir);
-  const base = values.base ?? await ensureFixtureModel("tiny-llama-base", console.log);
-  const chat = values.chat ?? await ensureFixtureModel("tiny-llama-chat", console.log);
+  const { base, chat } = await pairOrDemo(values, console.log);
   const run = await runKl({
     base,
     chat,
@@ -43,7 +42,7 @@ await runMain(async () => {
     dtype: parseDtype(values.dtype),
     allowMismatch: values["allow-mismatch"],
     log: console.log,
-    progress: (total) => new ProgressBar("KL", total, "prompts"),
+    progress: promptBars,
   });
   const written = await writeKlOutputs(dirOutput(outDir), run, {
     title: `${modelDisplayName(base)} → ${modelDisplayName(chat)}`,

@@ -16,7 +16,7 @@ import { ROLE_PROMPTS } from "../lib/fixtures/role_prompts.ts";
 import { modelShortName, readModelShape, resolveModelDir } from "../lib/models/hub.ts";
 import { ensureOutDir } from "../lib/io/atomic.ts";
 import { promptsFromFlags } from "../lib/cli/prompts.ts";
-import { ProgressBar } from "../lib/io/progress.ts";
+import { promptBars } from "../lib/io/progress.ts";
 import { writeSweepOutputs } from "../lib/report/sweep.ts";
 import { parseDevice, resolveDevice } from "../lib/backend/device.ts";
 import { graphDtype, parseDtype } from "../lib/runtime/runtime.ts";
@@ -52,7 +52,7 @@ await runMain(async () => {
     device,
     dtype,
     log: console.log,
-    progress: (total) => new ProgressBar("sweep", total, "prompts"),
+    progress: promptBars,
   });
   const written = await writeSweepOutputs(dirOutput(outDir), run.sweep, {
     model: source,

@@ -24,6 +24,7 @@ import { toFloat32 } from "../io/safetensors.ts";
 import { openSafetensors } from "../io/safetensors_file.ts";
 import { cosine } from "../kernels/cosine_matrix.ts";
 import { type PairRunOptions, resolveModelPair } from "../runtime/model_pair.ts";
+import type { StartProgress } from "../core/progress.ts";
 
 /** The key of the plain-text position `i` (0-based). */
 export function firstTokenKey(i: number): string {
@@ -36,7 +37,7 @@ export interface AdlOptions extends PairRunOptions {
   /** Plain-text positions 0 .. firstN − 1 (0: none). */
   firstN: number;
   /** Called once with the number of forward passes; returns a tick function. */
-  progress?: (total: number) => { tick: (n: number) => void; finish: () => void };
+  progress?: StartProgress;
 }
 
 /** Mean differences per position key, in key order (read positions, then first_0 ...). */
@@ -66,7 +67,7 @@ export async function activationDifferences(options: AdlOptions): Promise<Activa
   const counts = new Array<number>(keys.length).fill(0);
   let fallbacks = 0;
   const passes = Number(options.tokenTypes.length > 0) + Number(options.firstN > 0);
-  const progress = options.progress?.(2 * options.prompts.length * passes);
+  const progress = options.progress?.("residuals", 2 * options.prompts.length * passes);
   for (const dir of [baseDir, chatDir]) {
     const handle = await loadForCapture(dir, [options.layer], { device: options.device, dtype, cut: true, log });
     try {

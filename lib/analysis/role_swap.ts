@@ -21,6 +21,7 @@ import {
 import { acquireGpu } from "../backend/gpu.ts";
 import type { Device, GraphDtype } from "../runtime/runtime.ts";
 import { sweepLayers, type SweepResult } from "./sweep.ts";
+import type { StartProgress } from "../core/progress.ts";
 
 /** What {@linkcode roleSwapSweep} needs. */
 export interface RoleSwapOptions {
@@ -36,7 +37,7 @@ export interface RoleSwapOptions {
   dtype?: GraphDtype;
   log: (line: string) => void;
   /** Called once with the number of forward passes, returns a tick function. */
-  progress: (total: number) => { tick: (n: number) => void; finish: () => void };
+  progress: StartProgress;
 }
 
 /** The sweep's result and the rendered texts of both formats (for the output's metadata). */
@@ -64,7 +65,7 @@ export async function roleSwapSweep(options: RoleSwapOptions): Promise<RoleSwapR
       swapped: prepare((p) => renderSwapped(handle, p), SWAPPED_HEADER),
     };
     const rule: PositionRule = position ? { kind: "types", types: [position] } : { kind: "last" };
-    const progress = options.progress(2 * prompts.length);
+    const progress = options.progress("sweep", 2 * prompts.length);
     const tick = (n: number) => progress.tick(n);
     const normal = await collectResiduals(handle, sets.normal, layers, rule, options.batchSize, tick);
     const swapped = await collectResiduals(handle, sets.swapped, layers, rule, options.batchSize, tick);

@@ -20,6 +20,30 @@ const dtype = {
     "(default fp16 on a hardware GPU with shader-f16, else fp32)",
 } as const;
 
+const skipBadRecords = {
+  type: "boolean",
+  default: false,
+  description: "leave out records of the prompt file without a prompt (counted) instead of stopping",
+} as const;
+
+/**
+ * The flags every two-model task (diff, kl, adl, crosscoder) shares, meaning the same in each: the
+ * pair, the prompts and their sample, the read positions, truncation and the device.
+ */
+const PAIR = {
+  base: { type: "string", description: "base model directory or hub id (default: the built-in Llama fixture)" },
+  chat: { type: "string", description: "chat model directory or hub id (default: the built-in Llama fixture)" },
+  prompts: { type: "string", description: "prompt file (default: the built-in demo prompts)" },
+  "skip-bad-records": skipBadRecords,
+  n: { type: "string", description: "prompts to sample (default: all)" },
+  seed: { type: "string", default: "42", description: "sampling seed" },
+  "token-types": { type: "string", default: "asst,endheader,newline", description: "read positions" },
+  "max-length": { type: "string", description: "tokens per prompt before truncation (default 512)" },
+  device,
+  dtype,
+  "allow-mismatch": { type: "boolean", default: false, description: "allow base and chat of different models" },
+} as const;
+
 /** `deno task generate`. */
 export const GENERATE = {
   task: "generate",
@@ -44,11 +68,7 @@ export const CAPTURE = {
       type: "string",
       description: "prompt file (.txt, .jsonl, .json, .csv, .parquet); required with --model",
     },
-    "skip-bad-records": {
-      type: "boolean",
-      default: false,
-      description: "leave out records of the prompt file without a prompt (counted) instead of stopping",
-    },
+    "skip-bad-records": skipBadRecords,
     layers: { type: "string", default: "all", description: "layers to read: all, a list 0,2,5 or a range 3-7" },
     positions: { type: "string", default: "last", description: "last, all, or token types asst,endheader,newline" },
     out: { type: "string", description: "output .safetensors file (default results/capture-demo.safetensors)" },
@@ -69,9 +89,8 @@ export const DIFF = {
   task: "diff",
   summary: "Base vs chat SAE feature diffing; without --base/--chat/--preset, the demo with a known answer.",
   flags: {
+    ...PAIR,
     preset: { type: "string", description: "a notebook configuration: llama31-8b or gemma2-9b" },
-    base: { type: "string", description: "base model directory or hub id" },
-    chat: { type: "string", description: "chat model directory or hub id" },
     sae: {
       type: "string",
       description: "SAE directory, hub path (SAELens, Llama Scope, Gemma Scope, Gemma Scope 2) or SAELens " +
@@ -81,17 +100,7 @@ export const DIFF = {
       type: "string",
       description: "layer whose output the SAE reads (default: the preset's, the release id's, or 2)",
     },
-    prompts: { type: "string", description: "prompt file (default: the built-in demo prompts)" },
-    "skip-bad-records": {
-      type: "boolean",
-      default: false,
-      description: "leave out records of the prompt file without a prompt (counted) instead of stopping",
-    },
-    n: { type: "string", description: "prompts to sample (default: all)" },
-    seed: { type: "string", default: "42", description: "sampling seed" },
     "batch-size": { type: "string", description: "prompts per forward pass (default 32)" },
-    "max-length": { type: "string", description: "tokens per prompt before truncation (default 512)" },
-    "token-types": { type: "string", default: "asst,endheader,newline", description: "read positions" },
     "top-k": { type: "string", description: "rows per token type in the tables (default 100)" },
     "top-examples": {
       type: "string",
@@ -104,13 +113,10 @@ export const DIFF = {
     },
     decreases: { type: "boolean", default: false, description: "also write top_decreases_*.csv" },
     "out-dir": { type: "string", description: "output directory (default results/diff-demo or results/diff)" },
-    device,
-    dtype,
     "checkpoint-every": { type: "string", description: "batches between checkpoints, 0 = never (default 10)" },
     resume: { type: "boolean", default: false, description: "continue an interrupted run" },
     shard: { type: "string", description: "collect slice i of n (i/n) of the prompts only" },
     merge: { type: "boolean", default: false, description: "combine all shards in --out-dir and report" },
-    "allow-mismatch": { type: "boolean", default: false, description: "allow base and chat of different models" },
   },
   examples: ["deno task diff", "deno task diff --preset llama31-8b --prompts lmsys.parquet --n 1000 --out-dir r/l"],
 } satisfies CommandSpec;
@@ -122,11 +128,7 @@ export const SWEEP_LAYERS = {
   flags: {
     model: { type: "string", description: "model directory or hub id (default: the built-in Gemma fixture)" },
     prompts: { type: "string", description: "prompt file (default: the notebook's six questions)" },
-    "skip-bad-records": {
-      type: "boolean",
-      default: false,
-      description: "leave out records of the prompt file without a prompt (counted) instead of stopping",
-    },
+    "skip-bad-records": skipBadRecords,
     position: { type: "string", default: "last", description: "read position: last, asst, endheader or newline" },
     "batch-size": { type: "string", description: "prompts per forward pass (default 8)" },
     "max-length": { type: "string", description: "tokens per prompt before truncation (default 512)" },
@@ -155,11 +157,7 @@ export const STEER = {
     kind: { type: "string", default: "addition", description: "addition, ablation, mean_ablation or capping" },
     positions: { type: "string", default: "all", description: "positions to steer: all or last" },
     prompts: { type: "string", description: "prompt file (default: the notebook's six questions)" },
-    "skip-bad-records": {
-      type: "boolean",
-      default: false,
-      description: "leave out records of the prompt file without a prompt (counted) instead of stopping",
-    },
+    "skip-bad-records": skipBadRecords,
     samples: { type: "string", description: "responses per prompt and magnitude (default 1)" },
     resume: { type: "boolean", default: false, description: "only generate what the results file lacks" },
     baseline: { type: "boolean", default: false, description: "also generate without any intervention" },
@@ -282,24 +280,11 @@ export const KL = {
   task: "kl",
   summary: "Per-token KL(chat ‖ base) over the same prompts; without --base/--chat, on the built-in tiny models.",
   flags: {
-    base: { type: "string", description: "base model directory or hub id (default: the built-in Llama fixture)" },
-    chat: { type: "string", description: "chat model directory or hub id (default: the built-in Llama fixture)" },
-    prompts: { type: "string", description: "prompt file (default: the built-in demo prompts)" },
-    "skip-bad-records": {
-      type: "boolean",
-      default: false,
-      description: "leave out records of the prompt file without a prompt (counted) instead of stopping",
-    },
-    n: { type: "string", description: "prompts to sample (default: all)" },
-    seed: { type: "string", default: "42", description: "sampling seed" },
+    ...PAIR,
     "batch-size": { type: "string", description: "prompts per forward pass (default 4: both models' logits are held)" },
-    "max-length": { type: "string", description: "tokens per prompt before truncation (default 512)" },
     "token-types": { type: "string", default: "asst,endheader,newline", description: "read positions to group by" },
     top: { type: "string", description: "highest-KL tokens to list with context (default 100)" },
     "out-dir": { type: "string", description: "output directory (default results/kl-demo or results/kl)" },
-    device,
-    dtype,
-    "allow-mismatch": { type: "boolean", default: false, description: "allow base and chat of different models" },
   },
   examples: [
     "deno task kl",
@@ -314,20 +299,12 @@ export const ADL = {
     "Activation-difference lens: mean(chat − base) residual per read position through the chat model's unembedding, " +
     "its cosine with every layer's contrast vector, saved as steering vectors.",
   flags: {
-    base: { type: "string", description: "base model directory or hub id (default: the built-in Llama fixture)" },
+    ...PAIR,
     chat: {
       type: "string",
       description: "chat model: a Hugging Face checkpoint (default: the built-in Llama fixture)",
     },
     layer: { type: "string", description: "layer whose output is read (default: the middle one)" },
-    prompts: { type: "string", description: "prompt file (default: the built-in demo prompts)" },
-    "skip-bad-records": {
-      type: "boolean",
-      default: false,
-      description: "leave out records of the prompt file without a prompt (counted) instead of stopping",
-    },
-    n: { type: "string", description: "prompts to sample (default: all)" },
-    seed: { type: "string", default: "42", description: "sampling seed" },
     "token-types": { type: "string", default: "asst,endheader,newline", description: "chat-template read positions" },
     "first-n": { type: "string", default: "5", description: "also the first n tokens of each prompt as plain text" },
     top: { type: "string", description: "promoted and suppressed tokens per position (default 20)" },
@@ -338,11 +315,7 @@ export const ADL = {
     },
     "no-contrast": { type: "boolean", default: false, description: "skip the cosines with the contrast vectors" },
     "batch-size": { type: "string", description: "prompts per forward pass (default 8)" },
-    "max-length": { type: "string", description: "tokens per prompt before truncation (default 512)" },
     "out-dir": { type: "string", description: "output directory (default results/adl-demo or results/adl)" },
-    device,
-    dtype,
-    "allow-mismatch": { type: "boolean", default: false, description: "allow base and chat of different models" },
   },
   examples: ["deno task adl", "deno task adl --base ./gemma-2-2b --chat ./gemma-2-2b-it --layer 13 --prompts p.jsonl"],
 } satisfies CommandSpec;
@@ -353,8 +326,7 @@ export const CROSSCODER = {
   summary: "Base vs chat crosscoder: paired residuals encoded, decoder-norm ratios, cosines and tags per latent; " +
     "without --base/--chat/--crosscoder, on the built-in tiny models.",
   flags: {
-    base: { type: "string", description: "base model directory or hub id (default: the built-in Llama fixture)" },
-    chat: { type: "string", description: "chat model directory or hub id (default: the built-in Llama fixture)" },
+    ...PAIR,
     crosscoder: {
       type: "string",
       description: "crosscoder directory or hub path: dictionary_learning (config.json + model.safetensors) or " +
@@ -365,24 +337,11 @@ export const CROSSCODER = {
       type: "string",
       description: "TransformerLens layout: base,chat factors its training scaled the residuals by (default 1,1)",
     },
-    prompts: { type: "string", description: "prompt file (default: the built-in demo prompts)" },
-    "skip-bad-records": {
-      type: "boolean",
-      default: false,
-      description: "leave out records of the prompt file without a prompt (counted) instead of stopping",
-    },
-    n: { type: "string", description: "prompts to sample (default: all)" },
-    seed: { type: "string", default: "42", description: "sampling seed" },
-    "token-types": { type: "string", default: "asst,endheader,newline", description: "read positions" },
     "batch-size": { type: "string", description: "prompts per forward pass (default 8)" },
-    "max-length": { type: "string", description: "tokens per prompt before truncation (default 512)" },
     "out-dir": {
       type: "string",
       description: "output directory (default results/crosscoder-demo or results/crosscoder)",
     },
-    device,
-    dtype,
-    "allow-mismatch": { type: "boolean", default: false, description: "allow base and chat of different models" },
   },
   examples: [
     "deno task crosscoder",

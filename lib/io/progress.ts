@@ -5,6 +5,8 @@
  * @module
  */
 
+import type { Progress, StartProgress } from "../core/progress.ts";
+
 /** Formats seconds as m:ss or h:mm:ss. */
 export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds)) return "?";
@@ -16,7 +18,7 @@ export function formatDuration(seconds: number): string {
 }
 
 /** Progress of `total` units of work (`unit`: what is counted, e.g. "prompts"). */
-export class ProgressBar {
+export class ProgressBar implements Progress {
   #done = 0;
   #started = performance.now();
   #lastDecile = -1;
@@ -76,3 +78,6 @@ export class ProgressBar {
     console.error(this.line());
   }
 }
+
+/** A terminal bar in prompts per second for each piece of work: what the tasks show. */
+export const promptBars: StartProgress = (label, total) => new ProgressBar(label, total, "prompts");

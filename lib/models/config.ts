@@ -11,11 +11,90 @@
 
 import { UserError } from "../core/errors.ts";
 
-/** Decoder architectures the graph builder and the f64 reference implement. */
-export type Architecture = "llama" | "mistral" | "gemma2" | "qwen2" | "qwen3" | "gemma3";
+/** The decoder families the graph builder and the f64 reference implement (config.json's `model_type`). */
+export type ModelFamily = "llama" | "mistral" | "gemma2" | "qwen2" | "qwen3" | "gemma3";
+
+/**
+ * What each family's transformers modelling code does differently, in one table (as TransformerLens's
+ * `convert_hf_model_config` keeps per-family facts): config reading, config writing, the tensors a
+ * checkpoint holds and the graph builder all ask it instead of switching on the family's name.
+ */
+export interface FamilyFacts {
+  /** The class transformers saves in `architectures`. */
+  hfClass: string;
+  /** The MLP's activation (`hidden_act`, or Gemma's `hidden_activation`). */
+  activation: "silu" | "gelu_pytorch_tanh";
+  /**
+   * Gemma's layer (modeling_gemma2.py, modeling_gemma3.py): sqrt(d)-scaled embeddings, RMSNorms that
+   * scale by (1 + w), four norms per layer, `query_pre_attn_scalar`, soft-capping fields.
+   */
+  gemmaLayer: boolean;
+  /** q/k/v projections with biases (modeling_qwen2.py; o_proj has none). */
+  attentionBias: boolean;
+  /** RMSNorm over each query and key head before RoPE (modeling_qwen3.py, modeling_gemma3.py). */
+  qkNorm: boolean;
+  /**
+   * Which layers a `sliding_window` applies to: none (Llama has no window), every layer (Mistral,
+   * ignoring `layer_types` as MistralAttention does), `layer_types` else even layers (Gemma 2),
+   * `use_sliding_window` (Qwen, off in released checkpoints), `layer_types` else the pattern (Gemma 3).
+   */
+  sliding: "none" | "every" | "even" | "qwen" | "gemma3";
+}
+
+/** Every family's facts. */
+export const FAMILIES: Record<ModelFamily, FamilyFacts> = {
+  llama: {
+    hfClass: "LlamaForCausalLM",
+    activation: "silu",
+    gemmaLayer: false,
+    attentionBias: false,
+    qkNorm: false,
+    sliding: "none",
+  },
+  mistral: {
+    hfClass: "MistralForCausalLM",
+    activation: "silu",
+    gemmaLayer: false,
+    attentionBias: false,
+    qkNorm: false,
+    sliding: "every",
+  },
+  gemma2: {
+    hfClass: "Gemma2ForCausalLM",
+    activation: "gelu_pytorch_tanh",
+    gemmaLayer: true,
+    attentionBias: false,
+    qkNorm: false,
+    sliding: "even",
+  },
+  qwen2: {
+    hfClass: "Qwen2ForCausalLM",
+    activation: "silu",
+    gemmaLayer: false,
+    attentionBias: true,
+    qkNorm: false,
+    sliding: "qwen",
+  },
+  qwen3: {
+    hfClass: "Qwen3ForCausalLM",
+    activation: "silu",
+    gemmaLayer: false,
+    attentionBias: false,
+    qkNorm: true,
+    sliding: "qwen",
+  },
+  gemma3: {
+    hfClass: "Gemma3ForCausalLM",
+    activation: "gelu_pytorch_tanh",
+    gemmaLayer: true,
+    attentionBias: false,
+    qkNorm: true,
+    sliding: "gemma3",
+  },
+};
 
 /** The `model_type` values accepted, for messages (Gemma 3 is also accepted as `gemma3_text`). */
-export const ARCHITECTURES: readonly Architecture[] = ["llama", "mistral", "gemma2", "qwen2", "qwen3", "gemma3"];
+export const MODEL_FAMILIES = Object.keys(FAMILIES) as ModelFamily[];
 
 /** RoPE frequency scaling (`rope_scaling`), as `_compute_linear_scaling_rope_parameters` / `_compute_llama3_parameters`. */
 export type RopeScaling =
@@ -30,7 +109,7 @@ export type RopeScaling =
 
 /** What a decoder's forward pass depends on, in Hugging Face config terms. */
 export interface DecoderConfig {
-  family: Architecture;
+  family: ModelFamily;
   vocabSize: number;
   hiddenSize: number;
   intermediateSize: number;
@@ -73,8 +152,8 @@ export type TorchDtype = "float32" | "float16" | "bfloat16";
  * `embed_scale.to(self.weight.dtype)`, so sqrt(1152) = 33.94 becomes 34 in a bfloat16 checkpoint).
  */
 export function embeddingScale(config: Pick<DecoderConfig, "family" | "hiddenSize" | "torchDtype">) {
+  if (!FAMILIES[config.family].gemmaLayer) return undefined;
   if (config.family === "gemma2") return Math.sqrt(config.hiddenSize);
-  if (config.family !== "gemma3") return undefined;
   // torch.tensor(float) is float32 first, then cast (round to nearest even).
   const f32 = Math.fround(Math.sqrt(config.hiddenSize));
   if (config.torchDtype === "float16") return Math.f16round(f32);
@@ -189,11 +268,12 @@ function declaredDtype(sources: Record<string, unknown>[], where: string): Torch
 /** The sliding-window layers of a config, or undefined when attention is global everywhere. */
 function parseSlidingWindow(
   config: Record<string, unknown>,
-  family: Architecture,
+  family: ModelFamily,
   layers: number,
   where: string,
 ): DecoderConfig["slidingWindow"] {
-  if (family === "qwen2" || family === "qwen3") {
+  const sliding = FAMILIES[family].sliding;
+  if (sliding === "qwen") {
     // Qwen's use_sliding_window applies from max_window_layers on; released checkpoints leave it off.
     if (config.use_sliding_window === true) {
       throw new UserError(`${where} sets use_sliding_window, which this toolkit does not implement`);
@@ -201,15 +281,15 @@ function parseSlidingWindow(
     return undefined;
   }
   const size = config.sliding_window;
-  if (size === null || size === undefined || family === "llama") return undefined;
+  if (size === null || size === undefined || sliding === "none") return undefined;
   if (typeof size !== "number") throw new UserError(`${where} has a non-numeric sliding_window`);
   // transformers' Mistral ignores layer_types (configuration_mistral.py only warns "Detected Mistral model
   // with layer_types"; MistralAttention windows every layer with config.sliding_window): so do we.
-  const types = family === "mistral" ? undefined : config.layer_types as string[] | undefined;
+  const types = sliding === "every" ? undefined : config.layer_types as string[] | undefined;
   const all = Array.from({ length: layers }, (_, l) => l);
   if (types) return { size, layers: all.filter((l) => types[l] === "sliding_attention") };
   // Gemma 2 (configuration_gemma2.py): sliding attention on layers 0, 2, 4, ...; Mistral: every layer.
-  return { size, layers: family === "gemma2" ? all.filter((l) => l % 2 === 0) : all };
+  return { size, layers: sliding === "even" ? all.filter((l) => l % 2 === 0) : all };
 }
 
 /**
@@ -347,23 +427,25 @@ export function decoderConfigFromHf(config: Record<string, unknown>, where: stri
     throw new UserError(`${where} has no "model_type": expected a Hugging Face config.json of a decoder`);
   }
   if (modelType === "gemma3" || modelType === "gemma3_text") return gemma3ConfigFromHf(config, where);
-  if (!(ARCHITECTURES as readonly string[]).includes(modelType)) {
+  if (!Object.hasOwn(FAMILIES, modelType)) {
     throw new UserError(
-      `${where} has model_type "${modelType}"; supported: ${ARCHITECTURES.join(", ")}, gemma3_text`,
+      `${where} has model_type "${modelType}"; supported: ${MODEL_FAMILIES.join(", ")}, gemma3_text`,
     );
   }
-  const family = modelType as Architecture;
+  const family = modelType as ModelFamily;
+  const facts = FAMILIES[family];
   const hiddenSize = need(config, "hidden_size", where);
   const numHeads = need(config, "num_attention_heads", where);
   const numLayers = need(config, "num_hidden_layers", where);
   const act = String(config.hidden_activation ?? config.hidden_act ?? "");
-  const expectedAct = family === "gemma2" ? "gelu_pytorch_tanh" : "silu";
+  const expectedAct = facts.activation;
   if (act !== expectedAct) {
     throw new UserError(`${where} uses activation "${act}"; ${family} is built with ${expectedAct} only`);
   }
-  const gemma = family === "gemma2";
+  const gemma = facts.gemmaLayer;
   declaredDtype([config], where); // only Gemma 3's forward depends on it, but a wrong one is refused for all
-  if ((family === "llama" || family === "mistral") && (config.attention_bias === true || config.mlp_bias === true)) {
+  // Qwen2's biases are fixed by its modelling code (no config field); elsewhere biases are not built.
+  if ((!facts.attentionBias && config.attention_bias === true) || config.mlp_bias === true) {
     throw new UserError(
       `${where} sets attention_bias or mlp_bias, which this toolkit does not implement for ${family}`,
     );
@@ -379,8 +461,8 @@ export function decoderConfigFromHf(config: Record<string, unknown>, where: stri
     headDim: typeof config.head_dim === "number" ? config.head_dim : hiddenSize / numHeads,
     rmsNormEps: need(config, "rms_norm_eps", where),
     ...singleRope(config, where),
-    attentionBias: family === "qwen2",
-    qkNorm: family === "qwen3",
+    attentionBias: facts.attentionBias,
+    qkNorm: facts.qkNorm,
     queryPreAttnScalar: gemma ? need(config, "query_pre_attn_scalar", where) : undefined,
     attnLogitSoftcap: gemma ? (config.attn_logit_softcapping as number | null) ?? undefined : undefined,
     finalLogitSoftcap: gemma ? (config.final_logit_softcapping as number | null) ?? undefined : undefined,
@@ -388,15 +470,6 @@ export function decoderConfigFromHf(config: Record<string, unknown>, where: stri
     tieWordEmbeddings: typeof config.tie_word_embeddings === "boolean" ? config.tie_word_embeddings : gemma,
   };
 }
-
-const ARCHITECTURE_CLASSES: Record<Architecture, string> = {
-  llama: "LlamaForCausalLM",
-  mistral: "MistralForCausalLM",
-  gemma2: "Gemma2ForCausalLM",
-  qwen2: "Qwen2ForCausalLM",
-  qwen3: "Qwen3ForCausalLM",
-  gemma3: "Gemma3ForCausalLM",
-};
 
 /**
  * How transformers saved a config.json: 4 writes `rope_theta` + `rope_scaling` and `torch_dtype`;
@@ -427,12 +500,13 @@ function ropeScalingFields(scaling: RopeScaling | undefined): Record<string, unk
  * as transformers `layout` (default 4) saves them.
  */
 export function hfConfigOf(config: DecoderConfig, layout: ConfigLayout = 4): Record<string, unknown> {
-  const gemma = config.family === "gemma2" || config.family === "gemma3";
+  const facts = FAMILIES[config.family];
+  const gemma = facts.gemmaLayer;
   const rope = layout === 4
     ? { rope_theta: config.ropeTheta, rope_scaling: ropeScalingFields(config.ropeScaling) }
     : { rope_parameters: ropeParameters(config.ropeTheta, config.ropeScaling) };
   return {
-    architectures: [ARCHITECTURE_CLASSES[config.family]],
+    architectures: [facts.hfClass],
     model_type: config.family,
     vocab_size: config.vocabSize,
     hidden_size: config.hiddenSize,
@@ -447,14 +521,14 @@ export function hfConfigOf(config: DecoderConfig, layout: ConfigLayout = 4): Rec
     tie_word_embeddings: config.tieWordEmbeddings ?? gemma,
     ...(gemma
       ? {
-        hidden_activation: "gelu_pytorch_tanh",
+        hidden_activation: facts.activation,
         query_pre_attn_scalar: config.queryPreAttnScalar,
         attn_logit_softcapping: config.attnLogitSoftcap ?? null,
         final_logit_softcapping: config.finalLogitSoftcap ?? null,
       }
-      : { hidden_act: "silu" }),
+      : { hidden_act: facts.activation }),
     ...(config.slidingWindow ? { sliding_window: config.slidingWindow.size } : {}),
-    ...(config.family === "qwen2" || config.family === "qwen3" ? { use_sliding_window: false } : {}),
+    ...(facts.sliding === "qwen" ? { use_sliding_window: false } : {}),
     ...(config.family === "qwen3" ? { attention_bias: false } : {}),
     ...(config.family === "gemma3" ? gemma3HfFields(config, layout) : {}),
     [layout === 4 ? "torch_dtype" : "dtype"]: config.torchDtype ?? "float32",
@@ -506,7 +580,7 @@ export function parameterShapes(config: DecoderConfig): [string, number[]][] {
     }
     shapes.push([`${p}.self_attn.o_proj.weight`, [d, h * dh]]);
     shapes.push([`${p}.post_attention_layernorm.weight`, [d]]);
-    if (config.family === "gemma2" || config.family === "gemma3") {
+    if (FAMILIES[config.family].gemmaLayer) {
       shapes.push([`${p}.pre_feedforward_layernorm.weight`, [d]]);
       shapes.push([`${p}.post_feedforward_layernorm.weight`, [d]]);
     }

@@ -13,7 +13,7 @@
 
 import { GraphBuilder } from "../graph/builder.ts";
 import { DataType, type onnx } from "../graph/onnx.ts";
-import { type DecoderConfig, embeddingScale, ropeInverseFrequencies } from "./config.ts";
+import { type DecoderConfig, embeddingScale, FAMILIES, ropeInverseFrequencies } from "./config.ts";
 
 /**
  * Precision of a built graph. fp16 keeps weights, the residual stream, the KV cache and the matmuls
@@ -51,7 +51,7 @@ export function buildDecoderGraph(
 ): onnx.IModelProto {
   const b = new GraphBuilder();
   // Gemma 3's layer is Gemma 2's (scaled embeddings, (1 + w) norms, four norms, GeGLU) plus q/k norms.
-  const gemma = config.family === "gemma2" || config.family === "gemma3";
+  const gemma = FAMILIES[config.family].gemmaLayer;
   const { hiddenSize: d, numHeads: h, numKvHeads: kv, headDim: dh, vocabSize: v, intermediateSize: f } = config;
   const rep = h / kv;
   const tensor = (name: string, shape: number[]) => weights.tensor(b, name, shape);

@@ -21,7 +21,7 @@ import {
 import { acquireGpu } from "../backend/gpu.ts";
 import { ensureOutDir } from "../io/atomic.ts";
 import { dirOutput } from "../io/dir_output.ts";
-import { ProgressBar } from "../io/progress.ts";
+import { promptBars } from "../io/progress.ts";
 import { modelShortName, readModelShape, resolveModelDir } from "../models/hub.ts";
 import { adlTensorName, writeAdlOutputs } from "../report/adl.ts";
 import { type GraphDtype, loadTokenizer } from "../runtime/runtime.ts";
@@ -62,7 +62,7 @@ export async function runAdl(options: AdlRunOptions): Promise<AdlRun> {
   const differences = await activationDifferences({
     ...options,
     layer,
-    progress: (total) => new ProgressBar("residuals", total, "prompts"),
+    progress: promptBars,
   });
   const lens = await lensLogits(await loadUnembedding(differences.chatDir), differences.mean);
   const tops = lens.map((logits) => lensTopTokens(logits, options.top));
@@ -83,7 +83,7 @@ export async function runAdl(options: AdlRunOptions): Promise<AdlRun> {
         outDir: join("results", short),
         short,
         log: log ?? (() => {}),
-        progress: (total) => new ProgressBar("sweep", total, "prompts"),
+        progress: promptBars,
       });
     }
     contrast = await loadContrastVectors(path);

@@ -8,7 +8,8 @@
  * @module
  */
 
-import { join } from "node:path";
+import {
+import type { StartProgress } from "../core/progress.ts"; join } from "node:path";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { loadForCapture } from "../runtime/runtime.ts";
 import { preparePrompts, type TokenType } from "../runtime/chat.ts";
@@ -78,12 +79,6 @@ export function parseShard(value: string): { index: number; count: number } {
   return { index, count };
 }
 
-/** A progress display the caller supplies (the scripts' bar). */
-export interface Progress {
-  update(done: number): void;
-  finish(): void;
-}
-
 /** What a diff run collects over. */
 export interface DiffRunOptions extends PairRunOptions {
   sae: string;
@@ -100,7 +95,7 @@ export interface DiffRunOptions extends PairRunOptions {
   topExamples?: number;
   /** The SAE's Neuronpedia id when known from outside its files (a preset). */
   neuronpediaId?: string;
-  progress?: (label: string, total: number) => Progress;
+  progress?: StartProgress;
   /**
    * Read the residuals back to the host and upload them to the encoder again even where both share
    * the GPU (the bench's comparison; the statistics are the same).

@@ -10,11 +10,12 @@ import { acquireGpu } from "../backend/gpu.ts";
 import { type PreparedPrompt, preparePrompts } from "../runtime/chat.ts";
 import { type PairRunOptions, resolveModelPair } from "../runtime/model_pair.ts";
 import { loadModel, type ModelHandle } from "../runtime/runtime.ts";
+import type { StartProgress } from "../core/progress.ts";
 
 /** What {@linkcode runKl} compares. */
 export interface KlRunOptions extends PairRunOptions {
   /** Called once with the number of prompts; returns a tick function. */
-  progress?: (total: number) => { tick: (n: number) => void; finish: () => void };
+  progress?: StartProgress;
 }
 
 /** The per-token KL of a run, the prompts as run, and the chat tokenizer to show tokens with. */
@@ -40,7 +41,7 @@ export async function runKl(options: KlRunOptions): Promise<KlRun> {
   try {
     base = await load(baseDir);
     const prompts = preparePrompts(chat, options.prompts, { maxLength: options.maxLength, types: options.tokenTypes });
-    const progress = options.progress?.(prompts.length);
+    const progress = options.progress?.("KL", prompts.length);
     const tokens = await tokenKl({
       gpu,
       base,

@@ -11,7 +11,7 @@ import { UserError } from "../core/errors.ts";
 import type { InterventionKind, SteeringPositions } from "../graph/steering.ts";
 import { ensureOutDir, writeJsonAtomic } from "../io/atomic.ts";
 import { sha256Hex } from "../io/digest.ts";
-import { ProgressBar } from "../io/progress.ts";
+import { promptBars } from "../io/progress.ts";
 import { loadVector } from "../io/vectors.ts";
 import { modelShortName, readModelShape, resolveModelDir } from "../models/hub.ts";
 import { modelIdentity } from "../models/identity.ts";
@@ -99,7 +99,7 @@ export async function runSteer(options: SteerOptions): Promise<SteerRun> {
       outDir,
       short,
       log,
-      progress: (total) => new ProgressBar("sweep", total, "prompts"),
+      progress: promptBars,
     });
   }
   const vector = await loadVector(vectorPath, { layer, dModel: shape.dModel, name: options.vectorName });

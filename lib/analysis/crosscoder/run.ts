@@ -20,6 +20,7 @@ import { type LatentDecoderStats, latentDecoderStats } from "./analysis.ts";
 import type { Crosscoder } from "./config.ts";
 import { CrosscoderEncoder } from "./encode.ts";
 import { checkCrosscoderWidth, loadCrosscoder } from "./load.ts";
+import type { StartProgress } from "../../core/progress.ts";
 
 /** What {@linkcode runCrosscoder} runs. */
 export interface CrosscoderRunOptions extends PairRunOptions {
@@ -30,7 +31,7 @@ export interface CrosscoderRunOptions extends PairRunOptions {
   /** TransformerLens layout: each model's input scale. */
   inputScale?: readonly [number, number];
   /** Called once with the number of forward passes; returns a tick function. */
-  progress?: (total: number) => { tick: (n: number) => void; finish: () => void };
+  progress?: StartProgress;
 }
 
 /** Residuals of both models at the same tokens: row r = prompt ⌊r / types⌋ at token type r mod types. */
@@ -129,7 +130,7 @@ export async function runCrosscoder(options: CrosscoderRunOptions): Promise<Cros
       "this BatchTopK crosscoder has no calibrated threshold: every positive latent is kept (dictionary_learning's encode does the same)",
     );
   }
-  const progress = options.progress?.(2 * options.prompts.length);
+  const progress = options.progress?.("residuals", 2 * options.prompts.length);
   const paired = await pairedResiduals({
     baseDir,
     chatDir,
