@@ -8,8 +8,8 @@
  * @module
  */
 
-import {
-import type { StartProgress } from "../core/progress.ts"; join } from "node:path";
+import { join } from "node:path";
+import type { StartProgress } from "../core/progress.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { loadForCapture } from "../runtime/runtime.ts";
 import { preparePrompts, type TokenType } from "../runtime/chat.ts";

@@ -11,7 +11,7 @@ import { UserError } from "../core/errors.ts";
 import type { InterventionKind, SteeringPositions } from "../graph/steering.ts";
 import { ensureOutDir, writeJsonAtomic } from "../io/atomic.ts";
 import { sha256Hex } from "../io/digest.ts";
-import { promptBars } from "../io/progress.ts";
+import { ProgressBar, promptBars } from "../io/progress.ts";
 import { loadVector } from "../io/vectors.ts";
 import { modelShortName, readModelShape, resolveModelDir } from "../models/hub.ts";
 import { modelIdentity } from "../models/identity.ts";
