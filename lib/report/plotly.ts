@@ -62,11 +62,15 @@ export async function writePlotlyPage(
 }
 
 /**
- * How pages name a model: a hub id as it is, a directory by its last component (the machine's path is
- * no part of what the page shows, and stays in {@linkcode modelsLine}'s tooltip).
+ * How pages name a model: a hub id as it is, a hub cache snapshot by its repository, a directory by its
+ * last component (the machine's path is no part of what the page shows, and stays in
+ * {@linkcode modelsLine}'s tooltip).
  */
 export function modelDisplayName(source: string): string {
   const trimmed = source.replace(/[\\/]+$/, "");
+  // A Hugging Face hub cache snapshot (`models--org--name/snapshots/<commit>`) is the repository it holds.
+  const snapshot = /models--([^\\/]+?)--([^\\/]+)[\\/]snapshots[\\/][^\\/]+$/.exec(trimmed);
+  if (snapshot) return `${snapshot[1]}/${snapshot[2]}`;
   if (/^[A-Za-z0-9][\w.-]*\/[\w.-]+$/.test(trimmed) && !trimmed.startsWith(".")) return trimmed;
   return trimmed.split(/[\\/]/).at(-1) || trimmed;
 }

@@ -13,6 +13,7 @@ import { ensureFixtureModel, ensureFixtureSae } from "../../lib/fixtures/build.t
 import { SeededRandom } from "../../lib/core/random.ts";
 import { runScript } from "../helpers.ts";
 import { tempDir } from "../temp.ts";
+import { modelDisplayName } from "../../lib/report/plotly.ts";
 
 /** Every regular file under `dir`, as paths relative to it. */
 async function filesUnder(dir: string, prefix = ""): Promise<string[]> {
@@ -103,10 +104,14 @@ async function outputs(out: string, inputs: Inputs): Promise<Map<string, Uint8Ar
   const result = new Map<string, Uint8Array>();
   for (const file of await filesUnder(out)) {
     let bytes = await Deno.readFile(join(out, file));
-    // Longest first: one fixture's folder name can be a prefix of another's.
+    // Longest first: one fixture's folder name can be a prefix of another's. The paths, then the
+    // names pages show for them (a folder's name, a snapshot's repository).
+    const byLength = (names: [string, string][]) => names.sort(([, a], [, b]) => b.length - a.length);
     const roles = (text: string) =>
-      Object.entries(inputs).sort(([, a], [, b]) => b.length - a.length)
-        .reduce((t, [role, path]) => t.replaceAll(path, `<${role}>`), text);
+      byLength(Object.entries(inputs).map(([role, path]) => [role, modelDisplayName(path)])).reduce(
+        (t, [role, name]) => t.replaceAll(name, `<${role}>`),
+        byLength(Object.entries(inputs)).reduce((t, [role, path]) => t.replaceAll(path, `<${role}>`), text),
+      );
     if (/\.(json|csv|html|txt)$/.test(file)) {
       bytes = new TextEncoder().encode(roles(new TextDecoder().decode(bytes)));
     } else if (file.endsWith(".safetensors")) {
