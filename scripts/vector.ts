@@ -2,7 +2,7 @@
  * `deno task vector`: writes a steering vector (contrast, ADL, any vector file) or an SAE feature's
  * decoder direction as a llama.cpp control vector (GGUF), for `llama-cli --control-vector FILE`,
  * Ollama or repeng's `ControlVector.import_gguf`. The layer numbering is llama.cpp's and ours alike
- * (`direction.L` is added after block L; see lib/control_vector.ts).
+ * (`direction.L` is added after block L; see lib/io/control_vector.ts).
  */
 
 import { nonNegativeInt, parseFlags, parseLayers } from "../lib/cli/flags.ts";

@@ -4,7 +4,7 @@
  * norm and unembedding (a logit lens of the difference: which tokens it promotes and suppresses),
  * compared with the role-swap sweep's contrast vector of every layer, and kept as a steering vector.
  *
- * Positions: the chat-template read positions (lib/chat.ts TOKEN_TYPES) of the prompts formatted as
+ * Positions: the chat-template read positions (lib/runtime/chat.ts TOKEN_TYPES) of the prompts formatted as
  * the diff formats them, and the first n tokens of each prompt as plain text (BOS + prompt, no
  * template), as the ADL paper reads the start of pretraining-like text.
  *

@@ -1,7 +1,7 @@
 /**
  * The role-swap sweep as one call: the same prompts in the normal chat format and with the roles
  * swapped, residuals read at the turn header after the prompt, and per layer the cosine summary and
- * contrast vector (lib/sweep.ts). `sweep-layers` runs it over every layer; `steer` over the one layer
+ * contrast vector (lib/analysis/sweep.ts). `sweep-layers` runs it over every layer; `steer` over the one layer
  * it steers when it has no vector yet.
  *
  * @module

@@ -21,7 +21,7 @@ ortWeb.env.wasm.numThreads = 1;
 // Warnings of a normal run ("some nodes were not assigned to the preferred execution providers") are
 // not for users; real failures still surface as errors.
 ortWeb.env.logLevel = "error";
-// The adapter lib/gpu.ts probes for asks for high performance too, so both name the same one.
+// The adapter lib/backend/gpu.ts probes for asks for high performance too, so both name the same one.
 ortWeb.env.webgpu.powerPreference = "high-performance";
 
 export { ortWeb };

@@ -1,5 +1,5 @@
 /**
- * The flag table of every task: the parser (lib/cli.ts `parseFlags`) and the `--help` text are both
+ * The flag table of every task: the parser (lib/cli/flags.ts `parseFlags`) and the `--help` text are both
  * made from it, so the two cannot drift apart.
  *
  * @module

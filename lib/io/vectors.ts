@@ -60,7 +60,7 @@ export async function loadVector(
     vector = Float32Array.from(values);
   } else if (extension === ".gguf") {
     // A llama.cpp control vector: direction.{L} is the layer-L output's, as --layer L means here
-    // (see lib/control_vector.ts for that convention in llama.cpp and repeng).
+    // (see lib/io/control_vector.ts for that convention in llama.cpp and repeng).
     const control = decodeControlVector(await readBytes(path), path);
     const direction = control.directions.get(options.layer);
     if (!direction) {

@@ -20,7 +20,7 @@ import { type FeatureStats, rowsPerType } from "../features/stats.ts";
 import { type RowExamples, rowExamplesSlice, type TopExamples } from "../features/top_examples.ts";
 import { DEFAULT_QUEUE_BYTES, PartialsQueue } from "./feature_stats.ts";
 import { encodePrepareInput, NO_BAD_ROW } from "./sae_input.ts";
-import { type FeatureEncoder, nonFiniteRow } from "../sae/feature_encoder.ts";
+import { checkInputShape, type FeatureEncoder, nonFiniteRow, rowGroups } from "../sae/feature_encoder.ts";
 import { dispatch, pipeline, readBackAll, storageBuffer, uniformBuffer } from "./shader.ts";
 import { encodeTopK } from "./top_k.ts";
 import { TopRowLists } from "./top_rows.ts";
@@ -236,11 +236,10 @@ export class GpuSaeEncoder implements FeatureEncoder {
 
   /** Feature activations of `rows` input vectors ([rows, dIn] row-major): [rows, dSae]. */
   async encode(x: Float32Array, rows: number): Promise<Float32Array> {
-    const { dIn, dSae } = this.sae.config;
-    if (x.length !== rows * dIn) throw new Error(`expected ${rows} x ${dIn} inputs, got ${x.length}`);
+    const { dSae } = this.sae.config;
+    checkInputShape(this.sae, x, rows);
     const result = new Float32Array(rows * dSae);
-    for (let from = 0; from < rows; from += this.#groupRows) {
-      const n = Math.min(this.#groupRows, rows - from);
+    for (const [from, n] of rowGroups(rows, this.#groupRows)) {
       const commands = this.gpu.device.createCommandEncoder();
       const bad = storageBuffer(this.gpu, new Uint32Array([NO_BAD_ROW]), true);
       const { out, temporary } = await this.#record(commands, this.#upload(x, from, n), n, { buffer: bad, slot: 0 });
@@ -269,10 +268,8 @@ export class GpuSaeEncoder implements FeatureEncoder {
     stats: FeatureStats,
     examples?: RowExamples,
   ): Promise<void> {
-    const { dIn } = this.sae.config;
-    if (x.length !== rows * dIn) throw new Error(`expected ${rows} x ${dIn} inputs, got ${x.length}`);
-    for (let from = 0; from < rows; from += this.#groupRows) {
-      const n = Math.min(this.#groupRows, rows - from);
+    checkInputShape(this.sae, x, rows);
+    for (const [from, n] of rowGroups(rows, this.#groupRows)) {
       const group = { rowType: rowType.subarray(from, from + n), firstRow: from, stats };
       await this.#enqueue(this.#upload(x, from, n), n, { ...group, examples: rowExamplesSlice(examples, from, n) });
       await this.#queue!.flush();
@@ -296,8 +293,7 @@ export class GpuSaeEncoder implements FeatureEncoder {
     const inner = paddedInner(dIn);
     const rows = rowStarts.length;
     if (rowType.length !== rows) throw new Error(`expected ${rows} row types, got ${rowType.length}`);
-    for (let from = 0; from < rows; from += this.#groupRows) {
-      const n = Math.min(this.#groupRows, rows - from);
+    for (const [from, n] of rowGroups(rows, this.#groupRows)) {
       const input = storageBuffer(this.gpu, n * inner * 4);
       const gather = this.gpu.device.createCommandEncoder();
       for (let r = 0; r < n; r++) {

@@ -141,6 +141,26 @@ export async function diffFingerprint(parts: {
  * in `outDir`, checkpointing and resuming as asked.
  */
 export async function collectDiff(options: DiffRunOptions): Promise<DiffCollection> {
+  const run = await prepareDiffRun(options);
+  try {
+    for (const model of DIFF_MODELS) await collectModel(run, model);
+  } finally {
+    run.encoder.destroy();
+  }
+  // The dashboards show the prompts of the top examples, which the lists name by index. Written
+  // last, so a run that fails leaves an earlier run's prompts.json to that run's statistics.
+  if (run.topExamples > 0) await writeRunPrompts(options.outDir, options.prompts);
+  return run.summary;
+}
+
+/** Everything a diff run settles before either model runs. */
+type DiffRun = Awaited<ReturnType<typeof prepareDiffRun>>;
+
+/**
+ * The run's models resolved (and checked to be a pair), its layer checked, its SAE loaded and its
+ * encoder made, its fingerprint, and its prompts formatted and read-positioned.
+ */
+async function prepareDiffRun(options: DiffRunOptions) {
   const log = options.log ?? (() => {});
   await ensureOutDir(options.outDir);
   // The directories of the graphs that will run (a checkpoint's at its dtype), so the fingerprint's
@@ -187,90 +207,100 @@ export async function collectDiff(options: DiffRunOptions): Promise<DiffCollecti
     fallbacks: prepared.filter((p) => !p.headerFound).length,
     truncated: prepared.filter((p) => p.truncated).length,
   };
+  return {
+    options,
+    log,
+    pair,
+    dtype,
+    sae,
+    identities,
+    topExamples,
+    fingerprint,
+    digest,
+    shard,
+    encoder,
+    prepared,
+    summary,
+  };
+}
+
+/** Collects one model's statistics over the run's prompts into its stats file (resuming its checkpoint if asked). */
+async function collectModel(run: DiffRun, model: DiffModel): Promise<void> {
+  const { options, pair, dtype, sae, shard, prepared } = run;
+  const handle = await loadForCapture(pair[model], [options.layer], {
+    device: options.device,
+    dtype,
+    cut: true,
+    // Residuals stay on the GPU when the encoder runs there (the same device: lib/backend/ort_web.ts).
+    outputsOnGpu: run.encoder.encodeGatheredInto !== undefined && !options.hostRoundTrip,
+    log: run.log,
+  });
+  const progress = options.progress?.(`${model} model`, prepared.length);
+  const checkpoint = join(options.outDir, checkpointFileName(model, shard));
   try {
-    for (const model of DIFF_MODELS) {
-      const handle = await loadForCapture(pair[model], [options.layer], {
-        device: options.device,
+    const { stats, examples } = await collectStats({
+      handle,
+      encoder: run.encoder,
+      layer: options.layer,
+      prompts: prepared,
+      tokenTypes: options.tokenTypes,
+      batchSize: options.batchSize,
+      checkpointEvery: options.checkpointEvery,
+      checkpointPath: checkpoint,
+      fingerprint: `${run.fingerprint}:${model}:${shard ? `${shard.start}-${shard.end}` : "all"}`,
+      resume: options.resume,
+      log: run.log,
+      onProgress: (done) => progress?.update(done),
+      topExamples: run.topExamples,
+      firstPrompt: shard?.start ?? 0,
+    }).catch((error) => {
+      if (!(error instanceof NonFiniteInputError)) throw error;
+      throw new UserError(
+        `the ${model} model ${pair[model].source} gives NaN or infinite residuals at layer ${options.layer}: ` +
+          `its weights hold non-finite values (check or download them again) or it overflowed at ${dtype} (try --dtype fp32)`,
+      );
+    });
+    progress?.finish();
+    await writeStats(
+      statsPath(options.outDir, model, shard),
+      stats,
+      {
+        source: `${model}_layer${options.layer}`,
+        model: pair[model].source,
+        model_ver: model,
+        sae_layer: options.layer,
+        sae: options.sae,
+        sae_format: sae.config.format,
+        // What the dashboards need to run the prompts of the top examples again, and to check that
+        // the models and SAE are still the ones collected.
         dtype,
-        cut: true,
-        // Residuals stay on the GPU when the encoder runs there (the same device: lib/ort_web.ts).
-        outputsOnGpu: encoder.encodeGatheredInto !== undefined && !options.hostRoundTrip,
-        log,
-      });
-      const progress = options.progress?.(`${model} model`, prepared.length);
-      const checkpoint = join(options.outDir, checkpointFileName(model, shard));
-      try {
-        const { stats, examples } = await collectStats({
-          handle,
-          encoder,
+        max_length: options.maxLength,
+        batch_size: options.batchSize,
+        prompts_digest: run.digest,
+        model_identity: run.identities[model],
+        sae_identity: run.identities.sae,
+        neuronpedia_id: neuronpediaId({
+          explicit: options.neuronpediaId ?? sae.config.neuronpediaId,
+          format: sae.config.format,
+          modelName: sae.config.modelName,
           layer: options.layer,
-          prompts: prepared,
-          tokenTypes: options.tokenTypes,
-          batchSize: options.batchSize,
-          checkpointEvery: options.checkpointEvery,
-          checkpointPath: checkpoint,
-          fingerprint: `${fingerprint}:${model}:${shard ? `${shard.start}-${shard.end}` : "all"}`,
-          resume: options.resume,
-          log,
-          onProgress: (done) => progress?.update(done),
-          topExamples,
-          firstPrompt: shard?.start ?? 0,
-        }).catch((error) => {
-          if (!(error instanceof NonFiniteInputError)) throw error;
-          throw new UserError(
-            `the ${model} model ${pair[model].source} gives NaN or infinite residuals at layer ${options.layer}: ` +
-              `its weights hold non-finite values (check or download them again) or it overflowed at ${dtype} (try --dtype fp32)`,
-          );
-        });
-        progress?.finish();
-        await writeStats(
-          statsPath(options.outDir, model, shard),
-          stats,
-          {
-            source: `${model}_layer${options.layer}`,
-            model: pair[model].source,
-            model_ver: model,
-            sae_layer: options.layer,
-            sae: options.sae,
-            sae_format: sae.config.format,
-            // What the dashboards need to run the prompts of the top examples again, and to check that
-            // the models and SAE are still the ones collected.
-            dtype,
-            max_length: options.maxLength,
-            batch_size: options.batchSize,
-            prompts_digest: digest,
-            model_identity: identities[model],
-            sae_identity: identities.sae,
-            neuronpedia_id: neuronpediaId({
-              explicit: options.neuronpediaId ?? sae.config.neuronpediaId,
-              format: sae.config.format,
-              modelName: sae.config.modelName,
-              layer: options.layer,
-              dSae: sae.config.dSae,
-            }) ?? null,
-            run_fingerprint: fingerprint,
-            num_prompts: summary.prompts,
-            num_features: sae.config.dSae,
-            token_types: options.tokenTypes,
-            header_fallbacks: summary.fallbacks,
-            truncated: summary.truncated,
-            shard: shard ? `${shard.index}/${shard.count}` : null,
-            prompt_range: shard ? [shard.start, shard.end] : [0, options.prompts.length],
-          } satisfies StatsMetadata,
-          examples,
-        );
-        await Deno.remove(checkpoint).catch(() => {});
-      } finally {
-        await handle.dispose();
-      }
-    }
+          dSae: sae.config.dSae,
+        }) ?? null,
+        run_fingerprint: run.fingerprint,
+        num_prompts: run.summary.prompts,
+        num_features: sae.config.dSae,
+        token_types: options.tokenTypes,
+        header_fallbacks: run.summary.fallbacks,
+        truncated: run.summary.truncated,
+        shard: shard ? `${shard.index}/${shard.count}` : null,
+        prompt_range: shard ? [shard.start, shard.end] : [0, options.prompts.length],
+      } satisfies StatsMetadata,
+      examples,
+    );
+    await Deno.remove(checkpoint).catch(() => {});
   } finally {
-    encoder.destroy();
+    await handle.dispose();
   }
-  // The dashboards show the prompts of the top examples, which the lists name by index. Written
-  // last, so a run that fails leaves an earlier run's prompts.json to that run's statistics.
-  if (topExamples > 0) await writeRunPrompts(options.outDir, options.prompts);
-  return summary;
 }
 
 type StatsFile = Awaited<ReturnType<typeof readRunStats>>;

@@ -47,6 +47,17 @@ export interface FeatureEncoder {
   destroy(): void;
 }
 
+/** Checks that `x` holds `rows` input vectors of the SAE's width (a caller's bug otherwise, not a user's). */
+export function checkInputShape(sae: Sae, x: Float32Array, rows: number): void {
+  const { dIn } = sae.config;
+  if (x.length !== rows * dIn) throw new Error(`expected ${rows} x ${dIn} inputs, got ${x.length}`);
+}
+
+/** The groups of at most `size` of `rows` rows an encoder runs one after another: [first row, count]. */
+export function* rowGroups(rows: number, size: number): Generator<[number, number]> {
+  for (let from = 0; from < rows; from += size) yield [from, Math.min(size, rows - from)];
+}
+
 /**
  * The encoder's input for `rows` vectors: every value checked finite (a model whose residuals
  * overflowed is named, not encoded into garbage), b_dec subtracted where the format says. Returns `x`
@@ -54,7 +65,7 @@ export interface FeatureEncoder {
  */
 export function encoderInput(sae: Sae, x: Float32Array, rows: number): Float32Array {
   const { dIn, applyBDecToInput } = sae.config;
-  if (x.length !== rows * dIn) throw new Error(`expected ${rows} x ${dIn} inputs, got ${x.length}`);
+  checkInputShape(sae, x, rows);
   for (let i = 0; i < x.length; i++) {
     if (!Number.isFinite(x[i])) {
       throw nonFiniteRow(Math.floor(i / dIn));

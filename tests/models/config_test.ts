@@ -75,6 +75,22 @@ const GEMMA3_4B: Record<string, unknown> = {
 const slidingExcept = (n: number, global: number[]) =>
   Array.from({ length: n }, (_, l) => l).filter((l) => !global.includes(l));
 
+/** Each config is refused with a UserError of one line matching its pattern. */
+function assertRefusals(cases: [Record<string, unknown>, RegExp][]) {
+  for (const [config, pattern] of cases) {
+    const error = (() => {
+      try {
+        decoderConfigFromHf(config, "config.json");
+      } catch (e) {
+        return e;
+      }
+    })();
+    assert(error instanceof UserError, `expected a UserError for ${pattern}`);
+    assert(!error.message.includes("\n"), "one line");
+    assertMatch(error.message, pattern);
+  }
+}
+
 /** JSON's view of a config (drops fields that are undefined). */
 const plain = (config: DecoderConfig) => JSON.parse(JSON.stringify(config));
 
@@ -203,18 +219,7 @@ Deno.test("Gemma 3 options this toolkit does not build: one line each, naming th
     [{ ...GEMMA3_4B, text_config: undefined }, /has model_type "gemma3" but no text_config/],
     [{ ...GEMMA3_1B, model_type: "gemma3n" }, /model_type "gemma3n"; supported: .*gemma3, gemma3_text/],
   ];
-  for (const [config, pattern] of cases) {
-    const error = (() => {
-      try {
-        decoderConfigFromHf(config, "config.json");
-      } catch (e) {
-        return e;
-      }
-    })();
-    assert(error instanceof UserError, `expected a UserError for ${pattern}`);
-    assert(!error.message.includes("\n"), "one line");
-    assertMatch(error.message, pattern);
-  }
+  assertRefusals(cases);
 });
 
 /** The fixture checkpoints of every family: their configs are the ones written in both layouts. */
@@ -342,16 +347,5 @@ Deno.test("RoPE settings the builder cannot honour: one line each", () => {
     [{ ...bare, rope_parameters: { rope_type: "default", rope_theta: "big" } }, /rope_theta that is not a positive/],
     [{ ...bare, dtype: "int4" }, /declares torch_dtype "int4"/],
   ];
-  for (const [config, pattern] of cases) {
-    const error = (() => {
-      try {
-        decoderConfigFromHf(config, "config.json");
-      } catch (e) {
-        return e;
-      }
-    })();
-    assert(error instanceof UserError, `expected a UserError for ${pattern}`);
-    assert(!error.message.includes("\n"), "one line");
-    assertMatch(error.message, pattern);
-  }
+  assertRefusals(cases);
 });
