@@ -10,12 +10,28 @@ import { UserError } from "../core/errors.ts";
 import { diskFullError, isDiskFull } from "./disk.ts";
 
 /**
+ * This machine in temporary names, beside the process id (an FNV-1a hash of the host name): a cache on
+ * a filesystem that several machines share must not take another machine's live build, whose pid means
+ * nothing here, for a dead process's leftover.
+ */
+export const HOST_TAG = (() => {
+  let hash = 0x811c9dc5;
+  for (const byte of new TextEncoder().encode(Deno.hostname())) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
+  return hash.toString(16).padStart(8, "0");
+})();
+
+/** A temporary sibling name of `path`: `<path>.<pid>-<host>.<random>.tmp`. */
+function tempName(path: string): string {
+  return `${path}.${Deno.pid}-${HOST_TAG}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+}
+
+/**
  * Writes `data` to `path` atomically (temp file in the same directory, then rename). A disk that fills
  * meanwhile is a {@linkcode UserError} naming the folder and the file's size; nothing is left behind.
  */
 export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
   await Deno.mkdir(dirname(path), { recursive: true });
-  const temp = `${path}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+  const temp = tempName(path);
   const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
   try {
     await Deno.writeFile(temp, bytes);
@@ -45,7 +61,7 @@ export function writeJsonAtomic(path: string, value: unknown): Promise<void> {
  */
 export async function replaceDirAtomic(dir: string, fill: (tempDir: string) => Promise<void>): Promise<void> {
   await Deno.mkdir(dirname(dir), { recursive: true });
-  const temp = `${dir}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+  const temp = tempName(dir);
   await Deno.mkdir(temp, { recursive: true });
   try {
     await fill(temp);

@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import process from "node:process";
 import { UserError } from "../core/errors.ts";
-import { replaceDirAtomic } from "./atomic.ts";
+import { HOST_TAG, replaceDirAtomic } from "./atomic.ts";
 import { diskFullError, errorCode, formatSize, isDiskFull, isNotWritable } from "./disk.ts";
 import { readRangeInto } from "./files.ts";
 
@@ -312,10 +312,11 @@ export async function cacheEntry<S extends StampFields>(
 }
 
 /**
- * Temporary directories are `<key>.<pid>.<random>.tmp` (a build), `….tmp.old` (an entry being
+ * Temporary directories are `<key>.<pid>-<host>.<random>.tmp` (a build), `….tmp.old` (an entry being
  * replaced) and `….evict.tmp` (an entry being removed); see `replaceDirAtomic` and {@linkcode removeEntry}.
+ * Names without `-<host>` (older versions) are taken as this machine's.
  */
-const TEMP_NAME = /^([0-9a-f]{8,})\.(\d+)\.([0-9a-f]{8})\.(?:tmp|tmp\.old|evict\.tmp)$/;
+const TEMP_NAME = /^([0-9a-f]{8,})\.(\d+)(?:-([0-9a-f]{8}))?\.([0-9a-f]{8})\.(?:tmp|tmp\.old|evict\.tmp)$/;
 
 /**
  * Whether process `pid` is alive on this machine: signal 0 probes without sending anything (a process
@@ -331,10 +332,13 @@ function processAlive(pid: number): boolean {
   }
 }
 
-/** The process that left the temporary directory `name`, if it is one and that process is gone. */
+/**
+ * The process that left the temporary directory `name`, if it is one and that process is gone. Another
+ * machine's build is never judged: its pid says nothing about a process there.
+ */
 function deadOwner(name: string): { key: string; pid: number } | undefined {
   const match = TEMP_NAME.exec(name);
-  if (!match) return undefined;
+  if (!match || (match[3] !== undefined && match[3] !== HOST_TAG)) return undefined;
   const pid = Number(match[2]);
   return processAlive(pid) ? undefined : { key: match[1], pid };
 }

@@ -236,7 +236,17 @@ const LAYER_TYPES = new Set(["full_attention", "sliding_attention"]);
  * that dict, else the top-level field, else the default.
  */
 function singleRope(config: Record<string, unknown>, where: string): Pick<DecoderConfig, "ropeTheta" | "ropeScaling"> {
-  const raw = (config.rope_scaling || config.rope_parameters || null) as Record<string, unknown> | null;
+  // Python's `rope_scaling or rope_parameters`: an empty dict is falsy there, so it must be here too.
+  const given = (value: unknown) =>
+    value !== null && typeof value === "object" && Object.keys(value).length > 0 ? value : undefined;
+  const raw = (given(config.rope_scaling) ?? given(config.rope_parameters) ?? null) as Record<string, unknown> | null;
+  // transformers moves a top-level partial_rotary_factor into the RoPE parameters and applies it.
+  const partial = config.partial_rotary_factor;
+  if (partial !== undefined && partial !== null && partial !== 1) {
+    throw new UserError(
+      `${where} rotates part of each head (partial_rotary_factor ${partial}), which this toolkit does not implement`,
+    );
+  }
   let params = raw;
   if (params && typeof params === "object" && Object.keys(params).some((k) => LAYER_TYPES.has(k))) {
     // A per-layer-type dict on a model with one rotary embedding: honourable only when every entry agrees.

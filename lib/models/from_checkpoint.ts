@@ -111,7 +111,18 @@ export type ConversionProgress = (done: number, total: number) => void;
  * and tokenizer files, with paths and modification times (the cache is machine-local).
  */
 async function checkpointIdentity(checkpoint: Checkpoint): Promise<string> {
-  const names = [...checkpoint.files, "model.safetensors.index.json", "config.json", "tokenizer.json"];
+  // Every file the built entry links: a template or generation setting edited in place (or replaced,
+  // which a hard link would not follow) must not leave the entry's copy behind.
+  const names = [
+    ...checkpoint.files,
+    "model.safetensors.index.json",
+    "config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "generation_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+  ];
   const parts: string[] = [];
   for (const name of names) {
     const identity = await fileIdentity(join(checkpoint.dir, name)).catch(() => undefined);

@@ -18,7 +18,7 @@ import { downloadFile, hubCacheDir, isHubId } from "../io/download.ts";
 
 /** Files a causal LM needs besides its ONNX graph (the optional ones may be absent). */
 const REQUIRED_FILES = ["config.json", "tokenizer.json", "tokenizer_config.json"];
-const OPTIONAL_FILES = ["generation_config.json", "special_tokens_map.json"];
+const OPTIONAL_FILES = ["generation_config.json", "special_tokens_map.json", "chat_template.jinja"];
 
 async function exists(path: string): Promise<boolean> {
   return await Deno.stat(path).then(() => true, () => false);

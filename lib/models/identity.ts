@@ -26,7 +26,13 @@ export function externalDataFiles(graphPath: string): Promise<string[]> {
 }
 
 /** The files of a model directory that determine what it computes and how its text is tokenized. */
-const MODEL_SIDE_FILES = ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"];
+const MODEL_SIDE_FILES = [
+  "config.json",
+  "generation_config.json",
+  "tokenizer.json",
+  "tokenizer_config.json",
+  "chat_template.jinja",
+];
 
 /** A model directory's identity: graph, every external data file it names, config and tokenizer. */
 export interface ModelIdentity {

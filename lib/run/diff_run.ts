@@ -194,13 +194,14 @@ async function prepareDiffRun(options: DiffRunOptions) {
   const digest = await promptsDigest(options.prompts);
   const shard = options.shard;
   const slice = shard ? options.prompts.slice(shard.start, shard.end) : options.prompts;
-  const encoder = await createEncoder(sae, options.device, { log });
   // Prompts are formatted with the chat model's template for both models, as the notebook does.
   // From the resolved directory: a checkpoint's source would be built again at the default precision.
   const prepared = preparePrompts(await loadTokenizer(chatDir), slice, {
     maxLength: options.maxLength,
     types: options.tokenTypes,
   });
+  // Last: the encoder holds GPU buffers, which an error above would otherwise leave behind.
+  const encoder = await createEncoder(sae, options.device, { log });
   const summary: DiffCollection = {
     fingerprint,
     prompts: prepared.length,

@@ -100,25 +100,35 @@ function tokensAfter(handle: Pick<ModelHandle, "tokenizer">, text: string, prefi
 }
 
 /**
- * The read positions in a turn header's tokens: `asst` is the role-name token (the last non-special
- * token with a letter: "assistant", "model"), the header ends at the last special token after it
- * (Llama 3's `<|end_header_id|>`, whose "\n\n" is then `newline`) or else with the added tokens
- * (Gemma's and ChatML's "\n", after which `newline` clamps to the end of a generation prompt). A
- * header with no role name (Mistral's `[/INST]` as SentencePiece pieces has "INST") reads its last
- * word-like token as `asst`.
+ * A special token (`<|start_header_id|>`, `<start_of_turn>`, `<|im_start|>`): one the tokenizer drops
+ * when asked to skip special tokens, though it has text of its own (SentencePiece's bare "▁" also
+ * decodes to nothing and is not special).
+ */
+function isSpecial(handle: Pick<ModelHandle, "tokenizer">, id: number): boolean {
+  return handle.tokenizer.decode([id], { skip_special_tokens: true }) === "" && handle.tokenizer.decode([id]) !== "";
+}
+
+/** A token with a letter that is not special: a role name, or a piece of `[/INST]`. */
+function isWordLike(handle: Pick<ModelHandle, "tokenizer">, id: number): boolean {
+  return !isSpecial(handle, id) && /\p{L}/u.test(handle.tokenizer.decode([id]));
+}
+
+/**
+ * The read positions in a turn header's tokens: `asst` is the role-name token (the first word-like
+ * token after the special token that opens the turn: "assistant", "model"; anything the generation
+ * prompt adds after it, such as a reasoning model's `<think>`, is not the role); the header ends at
+ * the last special token after it (Llama 3's `<|end_header_id|>`, whose "\n\n" is then `newline`) or
+ * else with the added tokens (Gemma's and ChatML's "\n", after which `newline` clamps to the end of a
+ * generation prompt). A header that opens with no special token (Mistral's `[/INST]` as SentencePiece
+ * pieces) reads its last word-like token ("INST") as `asst`.
  */
 function turnHeader(handle: Pick<ModelHandle, "tokenizer">, added: readonly number[]): TurnHeader {
-  const special = (id: number) => handle.tokenizer.decode([id], { skip_special_tokens: true }) === "";
-  const wordLike = (id: number) => !special(id) && /\p{L}/u.test(handle.tokenizer.decode([id]));
-  let role = added.findLastIndex(wordLike);
-  let end = added.length - 1;
-  if (role >= 0) {
-    const closing = added.findLastIndex((id, i) => i > role && special(id));
-    if (closing >= 0) end = closing;
-  } else {
-    role = end;
-  }
-  const ids = added.slice(0, end + 1);
+  const opener = added.findIndex((id) => isSpecial(handle, id));
+  const afterOpener = opener >= 0 ? added.findIndex((id, i) => i > opener && isWordLike(handle, id)) : -1;
+  const role = afterOpener >= 0 ? afterOpener : added.findLastIndex((id) => isWordLike(handle, id));
+  if (role < 0) throw new Error("a turn header without a role token"); // chatFormat refuses these first
+  const closing = added.findLastIndex((id, i) => i > role && isSpecial(handle, id));
+  const ids = added.slice(0, (closing >= 0 ? closing : added.length - 1) + 1);
   return { ids, offsets: { asst: role - ids.length, endheader: -1, newline: 0 } };
 }
 
@@ -145,7 +155,10 @@ export function chatFormat(handle: Pick<ModelHandle, "tokenizer" | "source">): C
   const assistantAdded = prompted.length > plain.length && prompted.startsWith(plain)
     ? tokensAfter(handle, prompted, plain.length)
     : tokensAfter(handle, prompted, contentEnd(prompted, USER_PROBE));
-  if (assistantAdded.length === 0) {
+  // A header needs a role name (or the word of a closing tag such as [/INST]): a template that only
+  // ends the user's turn (`<|eot_id|>`, an EOS) marks no assistant turn to read at.
+  const noHeader = (ids: number[]) => !ids.some((id) => isWordLike(handle, id));
+  if (noHeader(assistantAdded)) {
     throw new UserError(
       `the chat template of ${handle.source} marks no assistant turn after a user message, so there is no header to read at: pass --raw`,
     );
@@ -156,10 +169,20 @@ export function chatFormat(handle: Pick<ModelHandle, "tokenizer" | "source">): C
   const reopened = renderOpenTurn(handle, [user, reply]);
   const between = reopened.slice(contentEnd(reopened, REPLY_PROBE));
   const userStart = reopened.length - between.length + (between.startsWith(turnEnd) ? turnEnd.length : 0);
+  const userAdded = tokensAfter(handle, reopened, userStart);
+  if (noHeader(userAdded)) {
+    throw new UserError(
+      `the chat template of ${handle.source} marks no user turn after an assistant turn, so the role swap has no header to read at`,
+    );
+  }
+  // The first token after the reply, unless it straddles the reply's last characters (then the
+  // tokenizer's EOS stands in: see steeringSuppressedIds).
+  const [closer] = tokensAfter(handle, replied, contentEnd(replied, REPLY_PROBE));
+  const closes = closer !== undefined && turnEnd.startsWith(handle.tokenizer.decode([closer]));
   const format: ChatFormat = {
     assistant: turnHeader(handle, assistantAdded),
-    user: turnHeader(handle, tokensAfter(handle, reopened, userStart)),
-    endOfTurn: tokensAfter(handle, replied, contentEnd(replied, REPLY_PROBE)).slice(0, 1),
+    user: turnHeader(handle, userAdded),
+    endOfTurn: closes ? [closer] : [],
   };
   formats.set(handle.tokenizer, format);
   return format;
@@ -201,6 +224,7 @@ export function findSubsequence(
   needle: readonly number[],
   occurrence: "first" | "last" = "first",
 ): number {
+  if (needle.length === 0) return -1; // an empty header is found nowhere, not everywhere
   let found = -1;
   outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
     for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;

@@ -145,8 +145,11 @@ export interface OrtSession {
 /** A tensor of either runtime. */
 export type OrtTensor = ortWeb.Tensor | ortNode.Tensor;
 
+/** Where recent transformers versions save a tokenizer's chat template (beside tokenizer_config.json). */
+export const CHAT_TEMPLATE_FILE = "chat_template.jinja";
+
 /** The files transformers.js builds a tokenizer from. */
-const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json"];
+const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", CHAT_TEMPLATE_FILE];
 const tokenizers = new Map<string, Promise<Transformers.PreTrainedTokenizer>>();
 
 /**
@@ -161,7 +164,15 @@ async function tokenizerOf(dir: string): Promise<Transformers.PreTrainedTokenize
   const key = digests.join(":");
   let tokenizer = tokenizers.get(key);
   if (!tokenizer) {
-    tokenizer = transformers.AutoTokenizer.from_pretrained(dir);
+    tokenizer = transformers.AutoTokenizer.from_pretrained(dir).then(async (loaded) => {
+      // Recent transformers save the template beside tokenizer_config.json, which transformers.js
+      // does not read: without it a chat model would be taken for one without a template.
+      if (!loaded.chat_template) {
+        const template = await Deno.readTextFile(join(dir, CHAT_TEMPLATE_FILE)).catch(() => undefined);
+        if (template) loaded.chat_template = template;
+      }
+      return loaded;
+    });
     tokenizers.set(key, tokenizer);
     tokenizer.catch(() => tokenizers.delete(key));
   }

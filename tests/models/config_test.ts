@@ -306,6 +306,8 @@ Deno.test("transformers 5 configs: Llama 3.1 keeps its theta and llama3 scaling,
   // transformers 4's layout, and a config naming no theta at all (RotaryEmbeddingConfigMixin.default_theta).
   assertEquals(decoderConfigFromHf({ ...llamaBare, rope_theta: 500000, rope_scaling: null }, "c").ropeTheta, 500000);
   assertEquals(decoderConfigFromHf(llamaBare, "c").ropeTheta, 10000);
+  // An empty rope_scaling is Python-falsy: rope_parameters still counts (convert_rope_params_to_dict).
+  assertEquals(decoderConfigFromHf({ ...mistral, rope_scaling: {} }, "c").ropeTheta, 1000000);
   // Per-layer-type parameters that agree are one RoPE.
   const nested = { ...mistral, rope_parameters: { full_attention: { rope_type: "default", rope_theta: 1e6 } } };
   assertEquals(decoderConfigFromHf(nested, "c").ropeTheta, 1e6);
@@ -346,6 +348,7 @@ Deno.test("RoPE settings the builder cannot honour: one line each", () => {
     ],
     [{ ...bare, rope_parameters: { rope_type: "default", rope_theta: "big" } }, /rope_theta that is not a positive/],
     [{ ...bare, dtype: "int4" }, /declares torch_dtype "int4"/],
+    [{ ...bare, rope_theta: 1e4, partial_rotary_factor: 0.25 }, /partial_rotary_factor 0.25/],
   ];
   assertRefusals(cases);
 });

@@ -12,6 +12,10 @@ import {
 } from "../../lib/runtime/chat.ts";
 import { UserError } from "../../lib/core/errors.ts";
 import { fixtureHandle } from "../helpers.ts";
+import { join } from "node:path";
+import { ensureFixtureModel } from "../../lib/fixtures/build.ts";
+import { loadTokenizer } from "../../lib/runtime/runtime.ts";
+import { tempDir } from "../temp.ts";
 import { notebookHeader } from "../reference_stats.ts";
 
 Deno.test("read positions: first header match + header length + offset, clamped; fallback to the last token", () => {
@@ -148,5 +152,66 @@ Deno.test("role swap from messages: the model's turn holds the prompt and a user
     assertEquals(tokens.slice(-userHeader.length), [...userHeader]);
     const normal = tokenizeRendered(handle, renderNormal(handle, prompt)).map((id) => handle.tokenizer.decode([id]));
     assertEquals(normal.at(-2 - (handle === llama ? 1 : 0)), handle === llama ? "assistant" : "model");
+  }
+});
+
+/** The fixture's tokenizer with another chat template (the format is derived per tokenizer object). */
+async function withTemplate(name: string, template: string) {
+  const handle = await fixtureHandle(name, "cpu");
+  const tokenizer = Object.create(handle.tokenizer);
+  tokenizer.chat_template = template;
+  return { ...handle, source: `${name} (edited template)`, tokenizer };
+}
+
+Deno.test("what a generation prompt adds after the role is not the role: a reasoning model's <think> block", async () => {
+  // As DeepSeek-R1-Distill-Qwen's template: the generation prompt opens the think block.
+  const r1 = await withTemplate(
+    "tiny-qwen3-hf",
+    "{% for m in messages %}{{ '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n' }}{% endfor %}" +
+      "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n<think>\\n' }}{% endif %}",
+  );
+  const [prepared] = preparePrompts(r1, ["Why is the sky blue?"], { types: ["asst", "endheader", "newline"] });
+  assertEquals(prepared.positions.map((p) => r1.tokenizer.decode([prepared.ids[p]])), ["assistant", "\n", "\n"]);
+});
+
+Deno.test("a template that marks no assistant turn (only the user's end) is refused in one line", async () => {
+  // Llama-3-style turns, but the generation prompt ignored: only <|eot_id|> follows the user's text.
+  const bare = await withTemplate(
+    "tiny-llama-chat",
+    "{% for m in messages %}{{ '<|start_header_id|>' + m.role + '<|end_header_id|>\\n\\n' + m.content + '<|eot_id|>' }}{% endfor %}",
+  );
+  const error = (() => {
+    try {
+      preparePrompts(bare, ["Hi"], { types: ["asst"] });
+    } catch (e) {
+      return e;
+    }
+  })();
+  assert(error instanceof UserError, String(error));
+  assertMatch(error.message, /marks no assistant turn after a user message/);
+});
+
+Deno.test("a chat template saved as chat_template.jinja (recent transformers) is the model's template", async () => {
+  const temp = await tempDir("jinja-");
+  Deno.env.set("MODEL_DIFF_CHECKPOINT_CACHE", join(temp, "cache"));
+  try {
+    const source = await ensureFixtureModel("tiny-qwen3-hf");
+    const dir = join(temp, "qwen3");
+    await Deno.mkdir(dir);
+    for await (const entry of Deno.readDir(source)) {
+      if (entry.isFile) await Deno.copyFile(join(source, entry.name), join(dir, entry.name));
+    }
+    const config = JSON.parse(await Deno.readTextFile(join(dir, "tokenizer_config.json")));
+    await Deno.writeTextFile(join(dir, "chat_template.jinja"), config.chat_template);
+    delete config.chat_template;
+    await Deno.writeTextFile(join(dir, "tokenizer_config.json"), JSON.stringify(config));
+    const handle = await loadTokenizer(dir);
+    const [prepared] = preparePrompts(handle, ["Hi there"], { types: ["asst"] });
+    assertEquals([prepared.headerFound, handle.tokenizer.decode([prepared.ids[prepared.positions[0]]])], [
+      true,
+      "assistant",
+    ]);
+  } finally {
+    Deno.env.delete("MODEL_DIFF_CHECKPOINT_CACHE");
   }
 });
