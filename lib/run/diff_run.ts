@@ -12,7 +12,7 @@ import { join } from "node:path";
 import type { StartProgress } from "../core/progress.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { loadForCapture } from "../runtime/runtime.ts";
-import { preparePrompts, type TokenType } from "../runtime/chat.ts";
+import { preparePrompts, renderNormal, type TokenType } from "../runtime/chat.ts";
 import { collectStats, writeStats } from "../analysis/collect.ts";
 import {
   DIFF_METRICS,
@@ -131,6 +131,8 @@ export async function diffFingerprint(parts: {
   topExamples: number;
   /** cpu or webgpu: their f32 results differ in the last bits, so their parts never mix. */
   device: string;
+  /** A probe prompt as the chat template renders it today. */
+  template: string;
 }): Promise<string> {
   const prompts = await promptsDigest(parts.prompts);
   return (await sha256Hex([JSON.stringify({ version: 1, ...parts, prompts })])).slice(0, 32);
@@ -181,6 +183,9 @@ async function prepareDiffRun(options: DiffRunOptions) {
     sae: await saeIdentity(sae),
   };
   const topExamples = options.topExamples ?? DEFAULT_TOP_EXAMPLES;
+  // Prompts are formatted with the chat model's template for both models, as the notebook does.
+  // From the resolved directory: a checkpoint's source would be built again at the default precision.
+  const tokenizer = await loadTokenizer(chatDir);
   const fingerprint = await diffFingerprint({
     prompts: options.prompts,
     ...identities,
@@ -190,13 +195,14 @@ async function prepareDiffRun(options: DiffRunOptions) {
     maxLength: options.maxLength,
     topExamples,
     device: options.device,
+    // What the template renders, not just its text: a template that writes today's date (Llama 3.2's
+    // default system prompt) renders differently tomorrow, and a resume or merge must not mix the two.
+    template: renderNormal(tokenizer, "\u2063probe\u2063"),
   });
   const digest = await promptsDigest(options.prompts);
   const shard = options.shard;
   const slice = shard ? options.prompts.slice(shard.start, shard.end) : options.prompts;
-  // Prompts are formatted with the chat model's template for both models, as the notebook does.
-  // From the resolved directory: a checkpoint's source would be built again at the default precision.
-  const prepared = preparePrompts(await loadTokenizer(chatDir), slice, {
+  const prepared = preparePrompts(tokenizer, slice, {
     maxLength: options.maxLength,
     types: options.tokenTypes,
   });

@@ -5,7 +5,7 @@ import { TOKEN_TYPES } from "../../lib/runtime/chat.ts";
 import { collectStats, readStats, writeStats } from "../../lib/analysis/collect.ts";
 import { UserError } from "../../lib/core/errors.ts";
 import type { GpuSaeEncoder } from "../../lib/kernels/sae_encode.ts";
-import { collectDiff, mergeDiffShards } from "../../lib/run/diff_run.ts";
+import { collectDiff, diffFingerprint, mergeDiffShards } from "../../lib/run/diff_run.ts";
 import { statsPath } from "../../lib/run/stats_files.ts";
 import { FeatureStats, METRICS } from "../../lib/features/stats.ts";
 import { assertSameTopExamples } from "../reference_stats.ts";
@@ -83,4 +83,22 @@ Deno.test("a checkpoint of another run is refused on --resume, in one line namin
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("the run fingerprint covers what the chat template renders (a template that writes today's date)", async () => {
+  const parts = {
+    prompts: ["a", "b"],
+    base: "b1",
+    chat: "c1",
+    sae: "s1",
+    layer: 2,
+    tokenTypes: ["asst"],
+    batchSize: 4,
+    maxLength: 512,
+    topExamples: 10,
+    device: "cpu",
+  };
+  const today = await diffFingerprint({ ...parts, template: "Today Date: 07 Dec 2026\nprobe" });
+  assertEquals(await diffFingerprint({ ...parts, template: "Today Date: 07 Dec 2026\nprobe" }), today);
+  assert(await diffFingerprint({ ...parts, template: "Today Date: 08 Dec 2026\nprobe" }) !== today);
 });
