@@ -4,6 +4,7 @@
  */
 
 import assertModule from "node:assert/strict";
+import { UserError } from "../lib/core/errors.ts";
 
 /** Asserts `condition` is truthy. */
 export function assert(condition: unknown, message?: string): asserts condition {
@@ -18,6 +19,20 @@ export function assertEquals<T>(actual: T, expected: T, message?: string): void 
 /** Asserts `text` matches `pattern`. */
 export function assertMatch(text: string, pattern: RegExp, message?: string): void {
   assertModule.match(text, pattern, message ?? `expected a match for ${pattern}`);
+}
+
+/** Asserts `run` throws a {@linkcode UserError} of one line matching `pattern`, and returns it. */
+export function assertUserError(run: () => unknown, pattern: RegExp, message?: string): UserError {
+  let error: unknown;
+  try {
+    run();
+  } catch (e) {
+    error = e;
+  }
+  assert(error instanceof UserError, `${message ?? "expected a UserError"} for ${pattern}, got ${error}`);
+  assert(!error.message.includes("\n"), `${message ?? "the error"}: one line`);
+  assertMatch(error.message, pattern, message);
+  return error;
 }
 
 /**

@@ -5,12 +5,11 @@
  * from the transformers source, not computed by the code under test.
  */
 
-import { assert, assertBytesEqual, assertEquals, assertMatch } from "../assert.ts";
+import { assert, assertBytesEqual, assertEquals, assertUserError } from "../assert.ts";
 import { encodeModel } from "../../lib/graph/onnx.ts";
 import { buildFixtureGraph } from "../../lib/fixtures/decoder_graph.ts";
 import { fixtureWeights } from "../../lib/fixtures/weights.ts";
 import { join } from "node:path";
-import { UserError } from "../../lib/core/errors.ts";
 import { ensureFixtureModel, fixtureModelSpec } from "../../lib/fixtures/build.ts";
 import { type DecoderConfig, decoderConfigFromHf, embeddingScale, hfConfigOf } from "../../lib/models/config.ts";
 
@@ -77,18 +76,7 @@ const slidingExcept = (n: number, global: number[]) =>
 
 /** Each config is refused with a UserError of one line matching its pattern. */
 function assertRefusals(cases: [Record<string, unknown>, RegExp][]) {
-  for (const [config, pattern] of cases) {
-    const error = (() => {
-      try {
-        decoderConfigFromHf(config, "config.json");
-      } catch (e) {
-        return e;
-      }
-    })();
-    assert(error instanceof UserError, `expected a UserError for ${pattern}`);
-    assert(!error.message.includes("\n"), "one line");
-    assertMatch(error.message, pattern);
-  }
+  for (const [config, pattern] of cases) assertUserError(() => decoderConfigFromHf(config, "config.json"), pattern);
 }
 
 /** JSON's view of a config (drops fields that are undefined). */

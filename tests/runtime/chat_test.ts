@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertMatch } from "../assert.ts";
+import { assertEquals, assertUserError } from "../assert.ts";
 import {
   chatFormat,
   preparePrompts,
@@ -10,7 +10,6 @@ import {
   tokenizeRendered,
   truncateIds,
 } from "../../lib/runtime/chat.ts";
-import { UserError } from "../../lib/core/errors.ts";
 import { fixtureHandle } from "../helpers.ts";
 import { join } from "node:path";
 import { ensureFixtureModel } from "../../lib/fixtures/build.ts";
@@ -81,16 +80,10 @@ Deno.test("a model without a chat template: one line naming the flags that help;
   const handle = await fixtureHandle("tiny-llama-chat", "cpu");
   const bare = { ...handle, source: "my-base-model", tokenizer: Object.create(handle.tokenizer) };
   bare.tokenizer.chat_template = null;
-  const error = (() => {
-    try {
-      preparePrompts(bare, ["Hi"], { types: ["asst"] });
-    } catch (e) {
-      return e;
-    }
-  })();
-  assert(error instanceof UserError);
-  assertMatch(error.message, /^my-base-model has no chat template .*capture reads plain text with --raw/);
-  assert(!error.message.includes("\n"));
+  assertUserError(
+    () => preparePrompts(bare, ["Hi"], { types: ["asst"] }),
+    /^my-base-model has no chat template .*capture reads plain text with --raw/,
+  );
   const [raw] = preparePrompts(bare, ["Hi there"], { raw: true, types: ["asst"] });
   assertEquals([raw.headerFound, raw.positions], [false, [raw.ids.length - 1]]);
 });
@@ -180,15 +173,10 @@ Deno.test("a template that marks no assistant turn (only the user's end) is refu
     "tiny-llama-chat",
     "{% for m in messages %}{{ '<|start_header_id|>' + m.role + '<|end_header_id|>\\n\\n' + m.content + '<|eot_id|>' }}{% endfor %}",
   );
-  const error = (() => {
-    try {
-      preparePrompts(bare, ["Hi"], { types: ["asst"] });
-    } catch (e) {
-      return e;
-    }
-  })();
-  assert(error instanceof UserError, String(error));
-  assertMatch(error.message, /marks no assistant turn after a user message/);
+  assertUserError(
+    () => preparePrompts(bare, ["Hi"], { types: ["asst"] }),
+    /marks no assistant turn after a user message/,
+  );
 });
 
 Deno.test("a chat template saved as chat_template.jinja (recent transformers) is the model's template", async () => {
