@@ -127,12 +127,17 @@ Deno.test("a rewritten entry with a garbage model.onnx is rebuilt with one line"
   });
 });
 
-Deno.test("capture on a checkpoint whose converted weights were truncated: one line, rebuilt, the same result", async () => {
-  const dir = await tempDir("heal-");
+/**
+ * A copy of the Gemma 2 fixture checkpoint in `dir`, caches of its own under `dir/cache`, and a
+ * `capture` of two prompts from it on the CPU into `dir/<out>`.
+ */
+async function captureSetup(dir: string) {
   const model = await copyFixture("tiny-gemma2-chat", dir);
+  const cache = join(dir, "cache");
   const env = {
-    MODEL_DIFF_CHECKPOINT_CACHE: join(dir, "cache", "checkpoints"),
-    MODEL_DIFF_CACHE: join(dir, "cache", "rewritten"),
+    MODEL_DIFF_CHECKPOINT_CACHE: join(cache, "checkpoints"),
+    MODEL_DIFF_CACHE: join(cache, "rewritten"),
+    MODEL_DIFF_FILE_MEMO: join(cache, "file-memo"),
   };
   const prompts = join(dir, "prompts.txt");
   await Deno.writeTextFile(prompts, "Who are you?\nName a river.\n");
@@ -140,6 +145,12 @@ Deno.test("capture on a checkpoint whose converted weights were truncated: one l
     runScript("capture.ts", [
       ...["--model", model, "--prompts", prompts, "--layers", "1", "--device", "cpu", "--out", join(dir, out)],
     ], env);
+  return { env, cache, capture };
+}
+
+Deno.test("capture on a checkpoint whose converted weights were truncated: one line, rebuilt, the same result", async () => {
+  const dir = await tempDir("heal-");
+  const { env, capture } = await captureSetup(dir);
   const clean = await capture("clean.safetensors");
   assertEquals(clean.code, 0, clean.stderr);
   const [entry] = await Array.fromAsync(Deno.readDir(env.MODEL_DIFF_CHECKPOINT_CACHE));
@@ -225,19 +236,7 @@ async function readOnly(dir: string): Promise<() => Promise<void>> {
 
 Deno.test("a read-only cache holding every entry is used as it is; a damaged entry in it is one line", async () => {
   const dir = await tempDir("heal-");
-  const model = await copyFixture("tiny-gemma2-chat", dir);
-  const cache = join(dir, "cache");
-  const env = {
-    MODEL_DIFF_CHECKPOINT_CACHE: join(cache, "checkpoints"),
-    MODEL_DIFF_CACHE: join(cache, "rewritten"),
-    MODEL_DIFF_FILE_MEMO: join(cache, "file-memo"),
-  };
-  const prompts = join(dir, "prompts.txt");
-  await Deno.writeTextFile(prompts, "Who are you?\nName a river.\n");
-  const capture = (out: string) =>
-    runScript("capture.ts", [
-      ...["--model", model, "--prompts", prompts, "--layers", "1", "--device", "cpu", "--out", join(dir, out)],
-    ], env);
+  const { env, cache, capture } = await captureSetup(dir);
   assertEquals((await capture("a.safetensors")).code, 0);
   const [entry] = await Array.fromAsync(Deno.readDir(env.MODEL_DIFF_CHECKPOINT_CACHE));
   const restore = await readOnly(cache);
