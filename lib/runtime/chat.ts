@@ -165,7 +165,8 @@ export function chatFormat(handle: Pick<ModelHandle, "tokenizer" | "source">): C
   }
   // The end of an assistant turn, then the user header after it.
   const replied = renderChat(handle, [user, reply], { generationPrompt: false });
-  const turnEnd = replied.slice(contentEnd(replied, REPLY_PROBE));
+  const replyEnd = contentEnd(replied, REPLY_PROBE);
+  const turnEnd = replied.slice(replyEnd);
   const reopened = renderOpenTurn(handle, [user, reply]);
   const between = reopened.slice(contentEnd(reopened, REPLY_PROBE));
   const userStart = reopened.length - between.length + (between.startsWith(turnEnd) ? turnEnd.length : 0);
@@ -177,7 +178,7 @@ export function chatFormat(handle: Pick<ModelHandle, "tokenizer" | "source">): C
   }
   // The first token after the reply, unless it straddles the reply's last characters (then the
   // tokenizer's EOS stands in: see steeringSuppressedIds).
-  const [closer] = tokensAfter(handle, replied, contentEnd(replied, REPLY_PROBE));
+  const [closer] = tokensAfter(handle, replied, replyEnd);
   const closes = closer !== undefined && turnEnd.startsWith(handle.tokenizer.decode([closer]));
   const format: ChatFormat = {
     assistant: turnHeader(handle, assistantAdded),
