@@ -15,11 +15,12 @@ import { join } from "node:path";
 import { collectResiduals, type PositionRule } from "../runtime/activations.ts";
 import { loadForCapture } from "../runtime/runtime.ts";
 import { preparePrompts } from "../runtime/chat.ts";
-import { isCheckpointDir, openCheckpoint } from "../models/checkpoint.ts";
+import { isCheckpoint, openCheckpoint } from "../models/checkpoint.ts";
+import { FAMILIES } from "../models/config.ts";
+import { dirSource } from "../io/fs_source.ts";
 import { UserError } from "../core/errors.ts";
 
 import type { Gpu } from "../backend/gpu.ts";
-import { readRange } from "../io/files.ts";
 import { toFloat32 } from "../io/safetensors.ts";
 import { openSafetensors } from "../io/safetensors_file.ts";
 import { cosine } from "../kernels/cosine_matrix.ts";
@@ -133,27 +134,24 @@ export async function loadUnembedding(dir: string): Promise<Unembedding> {
     () => undefined,
   );
   if (record?.source) source = record.source;
-  if (!(await isCheckpointDir(source))) {
+  const files = dirSource(source);
+  if (!(await isCheckpoint(files))) {
     throw new UserError(
       `${dir} is an ONNX export: the lens reads the final norm and unembedding from a Hugging Face checkpoint (config.json + safetensors); pass --chat as one`,
     );
   }
-  const checkpoint = await openCheckpoint(source);
+  const checkpoint = await openCheckpoint(files);
   const { config } = checkpoint;
   const read = async (name: string, start = 0, count?: number) => {
     const tensor = checkpoint.tensors.get(name)!;
     const rowBytes = tensor.length / tensor.shape[0];
     const bytes = count ?? tensor.shape[0];
-    const file = await Deno.open(join(source, tensor.file));
-    try {
-      const raw = await readRange(file, tensor.offset + start * rowBytes, bytes * rowBytes, join(source, tensor.file));
-      return toFloat32(tensor.dtype, raw, name);
-    } finally {
-      file.close();
-    }
+    const raw = await files.read(tensor.file, tensor.offset + start * rowBytes, bytes * rowBytes);
+    return toFloat32(tensor.dtype, raw, name);
   };
   const norm = await read("model.norm.weight");
-  const gemma = config.family === "gemma2";
+  // Gemma 2 and 3 both scale by (1 + w) (Gemma2RMSNorm, Gemma3RMSNorm).
+  const gemma = FAMILIES[config.family].gemmaLayer;
   const head = config.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight";
   return {
     vocab: config.vocabSize,

@@ -8,20 +8,13 @@
 
 import { fileURLToPath } from "node:url";
 import { describeError, UserError } from "../core/errors.ts";
-import { sharedDevice } from "./ort_web.ts";
+import { ortWeb, sharedDevice } from "./ort_web.ts";
+import { describeAdapter, describeGpu, type Gpu, gpuOf, isSoftwareAdapter } from "./gpu_info.ts";
 
-/** The process-wide GPU: adapter, device and what they can do. */
-export interface Gpu {
-  adapter: GPUAdapter;
-  device: GPUDevice;
-  /** `vendor / architecture / description`, as far as the adapter tells. */
-  description: string;
-  /** True for Mesa's llvmpipe/lavapipe and other CPU implementations. */
-  isSoftware: boolean;
-  hasF16: boolean;
-  maxStorageBufferBindingSize: number;
-  maxBufferSize: number;
-}
+export { describeGpu, type Gpu, isSoftwareAdapter };
+
+// ORT-web's wasm files from the local package (it would otherwise fetch them from a CDN).
+ortWeb.env.wasm.wasmPaths = fileURLToPath(new URL("../../node_modules/onnxruntime-web/dist/", import.meta.url));
 
 const NO_ADAPTER_HELP =
   "no WebGPU adapter found: install a GPU driver with Vulkan support (without a GPU: `apt-get install mesa-vulkan-drivers`), " +
@@ -65,27 +58,6 @@ export interface AdapterProbe {
   isSoftware: boolean;
 }
 
-/**
- * Renderers that emulate a GPU on the CPU, by the names their adapters report: Mesa's llvmpipe (GL)
- * and lavapipe (Vulkan, which Deno reports as "llvmpipe (LLVM …)"), softpipe, Google's SwiftShader,
- * Microsoft's WARP ("Microsoft Basic Render Driver").
- */
-const SOFTWARE_NAMES = /llvmpipe|lavapipe|softpipe|swiftshader|microsoft basic render|\bwarp\b|software/i;
-
-/**
- * Whether an adapter is a software renderer: `isFallbackAdapter` where the implementation sets it
- * (Deno does for lavapipe), else by the renderer's name, since not every stack sets the flag.
- */
-export function isSoftwareAdapter(
-  info: Pick<GPUAdapterInfo, "vendor" | "architecture" | "description"> & {
-    device?: string;
-    isFallbackAdapter?: boolean;
-  },
-): boolean {
-  if (info.isFallbackAdapter) return true;
-  return SOFTWARE_NAMES.test([info.vendor, info.architecture, info.device, info.description].join(" "));
-}
-
 /** The process's adapter (requested once) and what it is; undefined when there is none. Never throws. */
 export function probeAdapter(): Promise<AdapterProbe | undefined> {
   probePromise ??= (async () => {
@@ -94,11 +66,6 @@ export function probeAdapter(): Promise<AdapterProbe | undefined> {
     return { adapter, description: describeAdapter(adapter.info), isSoftware: isSoftwareAdapter(adapter.info) };
   })();
   return probePromise;
-}
-
-/** `vendor / architecture / description`, as far as the adapter tells. */
-function describeAdapter(info: GPUAdapterInfo): string {
-  return [info.vendor, info.architecture, info.description].filter((s) => s).join(" / ") || "unknown adapter";
 }
 
 async function requestGpu(log?: (line: string) => void): Promise<Gpu> {
@@ -114,28 +81,8 @@ async function requestGpu(log?: (line: string) => void): Promise<Gpu> {
       }): update the GPU driver or run with --device cpu`,
     );
   });
-  const hasF16 = device.features.has("shader-f16");
-  // What the device was made from: ORT asks for its own adapter, which on a machine with several
-  // need not be the one probed.
-  const info = (device as GPUDevice & { adapterInfo?: GPUAdapterInfo }).adapterInfo ?? adapter.info;
-  const [description, isSoftware] = [describeAdapter(info), isSoftwareAdapter(info)];
-  const gpu: Gpu = {
-    adapter,
-    device,
-    description,
-    isSoftware,
-    hasF16,
-    maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
-    maxBufferSize: device.limits.maxBufferSize,
-  };
+  const gpu = gpuOf(adapter, device);
   log?.(describeGpu(gpu));
   return gpu;
 }
 
-/** One line for logs: adapter, whether it is software, f16, and the binding limits kernels chunk by. */
-export function describeGpu(gpu: Gpu): string {
-  const mib = (n: number) => `${Math.round(n / 2 ** 20)} MiB`;
-  return `WebGPU: ${gpu.description}${gpu.isSoftware ? " (software)" : ""}; shader-f16 ${
-    gpu.hasF16 ? "yes" : "no"
-  }; max storage binding ${mib(gpu.maxStorageBufferBindingSize)}, max buffer ${mib(gpu.maxBufferSize)}`;
-}

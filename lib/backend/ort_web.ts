@@ -11,12 +11,10 @@
  */
 
 import * as ortWeb from "onnxruntime-web/webgpu";
-import { fileURLToPath } from "node:url";
 import { DataType, encodeModel } from "../graph/onnx.ts";
 
-// Local wasm files (ORT-web would otherwise fetch them from a CDN); one thread, as under Deno the wasm
-// part only runs the few CPU-side ops.
-ortWeb.env.wasm.wasmPaths = fileURLToPath(new URL("../../node_modules/onnxruntime-web/dist/", import.meta.url));
+// One thread: the wasm part only runs the few CPU-side ops. Where the wasm files are is the platform's
+// to say (lib/backend/gpu.ts for Deno, the page for a browser); ORT would fetch them from a CDN.
 ortWeb.env.wasm.numThreads = 1;
 // Warnings of a normal run ("some nodes were not assigned to the preferred execution providers") are
 // not for users; real failures still surface as errors.

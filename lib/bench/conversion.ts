@@ -10,6 +10,7 @@
 
 import { join } from "node:path";
 import { openCheckpoint } from "../models/checkpoint.ts";
+import { dirSource } from "../io/fs_source.ts";
 import { ensureFixtureModel } from "../fixtures/build.ts";
 import { FIXTURE_MODELS } from "../fixtures/spec.ts";
 import { modelDirFromCheckpoint } from "../models/from_checkpoint.ts";
@@ -42,7 +43,7 @@ export async function largestConversionFixture(): Promise<string> {
 }
 
 async function convertedBytes(dir: string): Promise<number> {
-  const { tensors } = await openCheckpoint(dir);
+  const { tensors } = await openCheckpoint(dirSource(dir));
   return [...tensors.values()].filter((t) => t.dtype !== "F32").reduce((n, t) => n + t.length, 0);
 }
 
@@ -101,7 +102,7 @@ export async function conversionReport(checkpoint: string | undefined): Promise<
 
 /** The child: converts the checkpoint named by its argument and prints the measurement as JSON. */
 async function child(dir: string): Promise<void> {
-  const checkpoint = await openCheckpoint(dir);
+  const checkpoint = await openCheckpoint(dirSource(dir));
   const converted = [...checkpoint.tensors.values()].filter((t) => t.dtype !== "F32");
   // Start the peak over (Linux: "5" resets VmHWM), so module loading does not count.
   try {

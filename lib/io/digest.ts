@@ -7,17 +7,12 @@
 
 import { createHash } from "node:crypto";
 import { fileState, memoByFile } from "./file_memo.ts";
+import { sampledArrayDigest, sha256Hex } from "../core/sha256.ts";
+
+export { sampledArrayDigest, sha256Hex };
 
 /** Bytes read per step when hashing a file: large enough for throughput, small beside any model. */
 const READ_BYTES = 8 * 1024 * 1024;
-
-/** SHA-256 of the concatenated parts, as hex. */
-export function sha256Hex(parts: (Uint8Array | string)[]): Promise<string> {
-  // node:crypto streams without concatenating and hashes ~8x faster than crypto.subtle here.
-  const hash = createHash("sha256");
-  for (const part of parts) hash.update(part);
-  return Promise.resolve(hash.digest("hex"));
-}
 
 /** A file's content digest and where it lies (the latter only for machine-local caches). */
 export interface FileIdentity {
@@ -49,19 +44,6 @@ export async function fileIdentity(path: string): Promise<FileIdentity> {
   const state = await fileState(path);
   const digest = await memoByFile(path, "sha256", hashFile);
   return { digest, size: state.size, path, mtimeMs: state.mtimeMs };
-}
-
-/** A digest of typed arrays by a fixed stride of their elements (plus lengths): cheap for GiB-sized SAEs. */
-export async function sampledArrayDigest(arrays: Record<string, Float32Array>, stride = 997): Promise<string> {
-  const parts: string[] = [];
-  for (const [name, data] of Object.entries(arrays)) {
-    const picked = new Float32Array(Math.ceil(data.length / stride) + 1);
-    let k = 0;
-    for (let i = 0; i < data.length; i += stride) picked[k++] = data[i];
-    picked[k] = data[data.length - 1] ?? 0;
-    parts.push(`${name}:${data.length}:${await sha256Hex([new Uint8Array(picked.buffer)])}`);
-  }
-  return sha256Hex([parts.join(";")]);
 }
 
 /** A digest of the source text of `modules` (e.g. the code that produced a cached artefact). */

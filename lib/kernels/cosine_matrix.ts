@@ -6,7 +6,7 @@
  */
 
 import { UserError } from "../core/errors.ts";
-import type { Gpu } from "../backend/gpu.ts";
+import type { Gpu } from "../backend/gpu_info.ts";
 import { dispatch, pipeline, readBack, storageBuffer, uniformBuffer } from "./shader.ts";
 
 /** A cosine matrix and its sweep reductions. */

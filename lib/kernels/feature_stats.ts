@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { Gpu } from "../backend/gpu.ts";
+import type { Gpu } from "../backend/gpu_info.ts";
 import { type FeatureStats, PARTIAL_ROWS } from "../features/stats.ts";
 import { NO_BAD_ROW } from "./sae_input.ts";
 import { nonFiniteRow } from "../sae/feature_encoder.ts";

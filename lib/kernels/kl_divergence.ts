@@ -8,7 +8,7 @@
  */
 
 import { UserError } from "../core/errors.ts";
-import type { Gpu } from "../backend/gpu.ts";
+import type { Gpu } from "../backend/gpu_info.ts";
 import { dispatch, pipeline, readBackAll, storageBuffer, uniformBuffer } from "./shader.ts";
 
 /** The argmax the kernel reports for a row holding NaN or infinity. */

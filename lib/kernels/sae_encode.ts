@@ -14,7 +14,7 @@
  * @module
  */
 
-import type { Gpu } from "../backend/gpu.ts";
+import type { Gpu } from "../backend/gpu_info.ts";
 import type { Sae } from "../sae/config.ts";
 import { type FeatureStats, rowsPerType } from "../features/stats.ts";
 import { type RowExamples, rowExamplesSlice, type TopExamples } from "../features/top_examples.ts";

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { Gpu } from "../backend/gpu.ts";
+import type { Gpu } from "../backend/gpu_info.ts";
 import { dispatch, pipeline, uniformBuffer } from "./shader.ts";
 
 /** Workgroups per dispatch dimension that every adapter allows. */

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Gpu } from "../backend/gpu.ts";
+import type { Gpu } from "../backend/gpu_info.ts";
 
 const pipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
 

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Gpu } from "../backend/gpu.ts";
+import type { Gpu } from "../backend/gpu_info.ts";
 import { dispatch, pipeline, readBack, storageBuffer, uniformBuffer } from "./shader.ts";
 
 /** Workgroups per dispatch dimension that every adapter allows. */

@@ -8,7 +8,7 @@
  */
 
 import { UserError } from "../core/errors.ts";
-import type { Gpu } from "../backend/gpu.ts";
+import type { Gpu } from "../backend/gpu_info.ts";
 import { NO_PROMPT, TopExamples } from "../features/top_examples.ts";
 import { dispatch, pipeline, readBackAll, storageBuffer, uniformBuffer } from "./shader.ts";
 

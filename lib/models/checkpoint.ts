@@ -7,11 +7,9 @@
  * @module
  */
 
-import { basename, join } from "node:path";
 import { UserError } from "../core/errors.ts";
-import { readJsonObject } from "../io/json.ts";
+import { type FileSource, readJsonObjectFrom } from "../core/file_source.ts";
 import { type SafetensorsDtype, SafetensorsFile } from "../io/safetensors.ts";
-import { openSafetensors } from "../io/safetensors_file.ts";
 import { type DecoderConfig, decoderConfigFromHf, parameterShapes } from "./config.ts";
 
 const SINGLE = "model.safetensors";
@@ -23,7 +21,7 @@ export const CHECKPOINT_DTYPES: readonly SafetensorsDtype[] = ["F32", "F16", "BF
 /** Where one tensor's bytes are. */
 export interface CheckpointTensor {
   name: string;
-  /** The safetensors file, relative to the checkpoint directory. */
+  /** The safetensors file, relative to the checkpoint's folder. */
   file: string;
   dtype: SafetensorsDtype;
   shape: number[];
@@ -34,6 +32,9 @@ export interface CheckpointTensor {
 
 /** An opened checkpoint: its config and where each tensor lies. */
 export interface Checkpoint {
+  /** The checkpoint's folder (on disk, or the files a page was given). */
+  source: FileSource;
+  /** How messages name the folder. */
   dir: string;
   config: DecoderConfig;
   /** config.json as written. */
@@ -43,8 +44,8 @@ export interface Checkpoint {
   tensors: Map<string, CheckpointTensor>;
 }
 
-async function exists(path: string): Promise<boolean> {
-  return await Deno.stat(path).then(() => true, () => false);
+async function exists(source: FileSource, path: string): Promise<boolean> {
+  return await source.size(path) !== undefined;
 }
 
 /**
@@ -62,43 +63,44 @@ function gemma3DecoderName(stored: string): string | undefined {
   return undefined;
 }
 
-/** True when `dir` holds a Hugging Face checkpoint (config.json and safetensors weights). */
-export async function isCheckpointDir(dir: string): Promise<boolean> {
-  return await exists(join(dir, "config.json")) &&
-    (await exists(join(dir, SINGLE)) || await exists(join(dir, INDEX)));
+/** True when `source` holds a Hugging Face checkpoint (config.json and safetensors weights). */
+export async function isCheckpoint(source: FileSource): Promise<boolean> {
+  return await exists(source, "config.json") &&
+    (await exists(source, SINGLE) || await exists(source, INDEX));
 }
 
 /**
- * Opens the checkpoint in `dir`: reads config.json and every safetensors header, and checks that
+ * Opens the checkpoint in `source`: reads config.json and every safetensors header, and checks that
  * each tensor the architecture needs is there with the shape config.json implies and a float dtype.
  */
-export async function openCheckpoint(dir: string): Promise<Checkpoint> {
-  const configPath = join(dir, "config.json");
+export async function openCheckpoint(source: FileSource): Promise<Checkpoint> {
+  const dir = source.label("");
+  const configPath = source.label("config.json");
   let rawConfig: Record<string, unknown>;
   try {
-    rawConfig = JSON.parse(await Deno.readTextFile(configPath));
+    rawConfig = JSON.parse(new TextDecoder().decode(await source.readAll("config.json", "config.json")));
   } catch (error) {
+    if (error instanceof UserError) throw error;
     throw new UserError(`${configPath} cannot be read as JSON (${(error as Error).message.split("\n")[0]})`);
   }
   const config = decoderConfigFromHf(rawConfig, configPath);
 
   // Which file holds which tensor: the index for sharded checkpoints, else the one file's header.
   let weightMap: Map<string, string> | undefined;
-  if (await exists(join(dir, INDEX))) {
-    const index = await readJsonObject(join(dir, INDEX)) as { weight_map?: Record<string, string> };
-    if (!index.weight_map) throw new UserError(`${join(dir, INDEX)} has no weight_map`);
+  if (await exists(source, INDEX)) {
+    const index = await readJsonObjectFrom(source, INDEX) as { weight_map?: Record<string, string> };
+    if (!index.weight_map) throw new UserError(`${source.label(INDEX)} has no weight_map`);
     weightMap = new Map(Object.entries(index.weight_map));
   }
   const files = weightMap ? [...new Set(weightMap.values())].sort() : [SINGLE];
   const headers = new Map<string, SafetensorsFile>();
   for (const file of files) {
-    const path = join(dir, file);
-    if (!(await exists(path))) {
+    if (!(await exists(source, file))) {
       throw new UserError(
         `${dir} is missing ${file}${weightMap ? ` (named by ${INDEX})` : ""}: download every shard of the checkpoint`,
       );
     }
-    headers.set(file, await openSafetensors(path));
+    headers.set(file, await SafetensorsFile.read(source, file));
   }
   const tensors = new Map<string, CheckpointTensor>();
   const held = new Set<string>();
@@ -153,9 +155,9 @@ export async function openCheckpoint(dir: string): Promise<Checkpoint> {
     }
     if (tensor.shape.join() !== shape.join()) {
       throw new UserError(
-        `${name} in ${basename(join(dir, tensor.file))} has shape [${tensor.shape}] but config.json implies [${shape}]`,
+        `${name} in ${tensor.file.split("/").pop()} has shape [${tensor.shape}] but config.json implies [${shape}]`,
       );
     }
   }
-  return { dir, config, rawConfig, files, tensors };
+  return { source, dir, config, rawConfig, files, tensors };
 }

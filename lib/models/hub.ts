@@ -8,7 +8,8 @@
 
 import { join, resolve } from "node:path";
 import { UserError } from "../core/errors.ts";
-import { isCheckpointDir } from "./checkpoint.ts";
+import { isCheckpoint } from "./checkpoint.ts";
+import { dirSource } from "../io/fs_source.ts";
 import { externalDataLocations } from "../graph/onnx.ts";
 import { readModel } from "../graph/onnx_file.ts";
 import { modelDirFromCheckpoint } from "./from_checkpoint.ts";
@@ -40,7 +41,7 @@ export async function resolveModelDir(
   else if (isHubId(source) && !source.startsWith(".")) dir = await downloadFromHub(source, modelFileName);
   else throw new UserError(`model directory not found: ${source} (pass a local directory or a hub id like org/name)`);
   // A Hugging Face checkpoint (no ONNX graph): build the graph from config.json (cached).
-  if (!(await exists(join(dir, "onnx", `${modelFileName}.onnx`))) && await isCheckpointDir(dir)) {
+  if (!(await exists(join(dir, "onnx", `${modelFileName}.onnx`))) && await isCheckpoint(dirSource(dir))) {
     let bar: ProgressBar | undefined;
     const dtype = options.dtype ?? "fp32";
     dir = await modelDirFromCheckpoint(dir, {

@@ -11,6 +11,7 @@ import { readUserFile } from "../io/files.ts";
 import { decodeModel, externalDataLocations } from "../graph/onnx.ts";
 import { type FileIdentity, fileIdentity, sha256Hex } from "../io/digest.ts";
 import { memoByFile } from "../io/file_memo.ts";
+import { contentIdentity, MODEL_SIDE_FILES } from "./content_identity.ts";
 
 /**
  * The external data files (relative to the graph's directory) an ONNX graph names: decoded once per
@@ -24,15 +25,6 @@ export function externalDataFiles(graphPath: string): Promise<string[]> {
     async (path) => externalDataLocations(decodeModel(await readUserFile(path, "model file"), path)),
   );
 }
-
-/** The files of a model directory that determine what it computes and how its text is tokenized. */
-const MODEL_SIDE_FILES = [
-  "config.json",
-  "generation_config.json",
-  "tokenizer.json",
-  "tokenizer_config.json",
-  "chat_template.jinja",
-];
 
 /** A model directory's identity: graph, every external data file it names, config and tokenizer. */
 export interface ModelIdentity {
@@ -53,8 +45,7 @@ export async function modelIdentity(dir: string, modelFileName = "model"): Promi
     const identity = await fileIdentity(join(dir, name)).catch(() => undefined);
     if (identity) files.push(identity);
   }
-  const relative = (f: FileIdentity) => f.path.slice(dir.length);
-  const content = await sha256Hex([JSON.stringify(files.map((f) => [relative(f), f.size, f.digest]))]);
+  const content = await contentIdentity(files.map((f) => ({ ...f, path: f.path.slice(dir.length) })));
   const local = await sha256Hex([content, JSON.stringify(files.map((f) => [f.path, f.mtimeMs]))]);
   return { content, local };
 }

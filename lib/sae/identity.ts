@@ -4,7 +4,7 @@
  * @module
  */
 
-import { sampledArrayDigest, sha256Hex } from "../io/digest.ts";
+import { sampledArrayDigest, sha256Hex } from "../core/sha256.ts";
 import type { Sae } from "./config.ts";
 
 /** An SAE's identity: its configuration (what it computes) and a sampled digest of its weights. */

@@ -13,6 +13,7 @@ import { ensureFixtureModel } from "../../lib/fixtures/build.ts";
 import { referenceForward } from "../../lib/fixtures/reference.ts";
 import { generateGreedy } from "../../lib/runtime/generation.ts";
 import { openCheckpoint } from "../../lib/models/checkpoint.ts";
+import { dirSource } from "../../lib/io/fs_source.ts";
 import { bf16Bits } from "../../lib/fixtures/weights.ts";
 import { readModelShape, resolveModelDir } from "../../lib/models/hub.ts";
 import { encodeSafetensors, type TensorToWrite } from "../../lib/io/safetensors.ts";
@@ -133,9 +134,9 @@ Deno.test("a multimodal Gemma 3 checkpoint (model_type gemma3) runs as its decod
       await Deno.writeFile(join(dir, "model.safetensors"), encodeSafetensors(tensors));
       dirs.push(dir);
     }
-    const flatCheckpoint = await openCheckpoint(source);
+    const flatCheckpoint = await openCheckpoint(dirSource(source));
     for (const dir of dirs) {
-      const opened = await openCheckpoint(dir);
+      const opened = await openCheckpoint(dirSource(dir));
       assertEquals(opened.config, flatCheckpoint.config);
       assertEquals([...opened.tensors.keys()].sort(), [...flatCheckpoint.tensors.keys()].sort());
     }
@@ -227,7 +228,7 @@ Deno.test("bad checkpoints: one line each, and nothing half-written in the cache
     await edit(join(noType, "config.json"), (t) => t.replace(`"model_type": "llama",`, ""));
     // A weight beyond fp16's range: fine at fp32, refused at fp16 (it would become infinite).
     const huge = await copy(single, "beyond-fp16");
-    const norm = (await openCheckpoint(huge)).tensors.get("model.norm.weight")!;
+    const norm = (await openCheckpoint(dirSource(huge))).tensors.get("model.norm.weight")!;
     const file = await Deno.open(join(huge, norm.file), { write: true });
     await file.seek(norm.offset, Deno.SeekMode.Start);
     await file.write(new Uint8Array(Float32Array.of(1e5).buffer));

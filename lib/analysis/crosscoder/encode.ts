@@ -14,7 +14,7 @@
  * @module
  */
 
-import type { Gpu } from "../../backend/gpu.ts";
+import type { Gpu } from "../../backend/gpu_info.ts";
 import { GpuSaeEncoder } from "../../kernels/sae_encode.ts";
 import type { Sae } from "../../sae/config.ts";
 import type { FeatureStats } from "../../features/stats.ts";
