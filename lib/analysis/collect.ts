@@ -11,11 +11,27 @@
 import { residualOnDevice, residuals, vectorAt } from "../runtime/activations.ts";
 import type { PreparedPrompt } from "../runtime/chat.ts";
 import { UserError } from "../core/errors.ts";
-import { openSafetensors, writeSafetensors } from "../io/safetensors_file.ts";
+import { bytesSource } from "../core/file_source.ts";
 import type { ModelHandle } from "../runtime/runtime.ts";
 import type { FeatureEncoder } from "../sae/feature_encoder.ts";
 import { FeatureStats } from "../features/stats.ts";
 import { TopExamples } from "../features/top_examples.ts";
+import { type Collected, encodeStats, readStatsFrom } from "./stats_file.ts";
+
+export type { Collected };
+
+/**
+ * Where a collection keeps its resume checkpoint: a file beside the run's statistics (the CLI), the
+ * page's origin-private storage (a browser). Saving replaces the checkpoint whole, never half.
+ */
+export interface CheckpointStore {
+  /** How messages name it. */
+  label: string;
+  /** The saved checkpoint's bytes, or undefined when there is none. */
+  load(): Promise<Uint8Array | undefined>;
+  save(bytes: Uint8Array): Promise<void>;
+  remove(): Promise<void>;
+}
 
 /** Options of {@linkcode collectStats}. */
 export interface CollectOptions {
@@ -27,7 +43,7 @@ export interface CollectOptions {
   batchSize: number;
   /** Write a checkpoint every this many batches (0: never). */
   checkpointEvery: number;
-  checkpointPath: string;
+  checkpoint: CheckpointStore;
   /**
    * Identifies the run and the model within it (a digest, never the prompts themselves); a
    * checkpoint of another run is refused.
@@ -44,56 +60,6 @@ export interface CollectOptions {
   firstPrompt?: number;
 }
 
-/** What a collection gathered: statistics, and the top examples when asked for. */
-export interface Collected {
-  stats: FeatureStats;
-  examples?: TopExamples;
-}
-
-/**
- * Saves statistics (F64 tensors), top examples if any (F32 values, U32 prompts; their k in the
- * metadata's `top_examples`, 0 without) and string metadata as safetensors.
- */
-export function writeStats(
-  path: string,
-  stats: FeatureStats,
-  metadata: Record<string, unknown>,
-  examples?: TopExamples,
-): Promise<void> {
-  return writeSafetensors(path, { ...stats.toTensors(), ...examples?.toTensors() }, {
-    format: "model-diff/stats/1",
-    metadata: JSON.stringify({ ...metadata, top_examples: examples?.k ?? 0 }),
-  });
-}
-
-/** Loads statistics (and top examples) written by {@linkcode writeStats}, with their metadata. */
-export async function readStats(path: string): Promise<Collected & { metadata: Record<string, unknown> }> {
-  const file = await openSafetensors(path);
-  if (file.metadata.format !== "model-diff/stats/1") {
-    throw new UserError(`${path} is not a statistics file of this toolkit`);
-  }
-  const metadata = JSON.parse(file.metadata.metadata) as Record<string, unknown>;
-  const types = metadata.token_types as string[];
-  const dSae = Number(metadata.num_features);
-  const k = Number(metadata.top_examples ?? 0);
-  const tensors = new Map<string, Uint8Array>();
-  for (const name of Object.keys(file.tensors)) tensors.set(name, await file.bytes(name));
-  const f64 = (name: string) => {
-    const bytes = tensors.get(name)!;
-    return new Float64Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 8);
-  };
-  const bytes = (name: string) => {
-    const found = tensors.get(name);
-    if (!found) throw new UserError(`${path} lacks its tensor ${name}`);
-    return found;
-  };
-  return {
-    stats: FeatureStats.fromTensors(types, dSae, f64),
-    examples: k > 0 ? TopExamples.fromTensors(types, dSae, k, bytes) : undefined,
-    metadata,
-  };
-}
-
 /** Runs the prompts (resuming from a checkpoint when asked) and returns their statistics and top examples. */
 export async function collectStats(options: CollectOptions): Promise<Collected> {
   const { handle, encoder, layer, prompts, tokenTypes, batchSize } = options;
@@ -103,19 +69,22 @@ export async function collectStats(options: CollectOptions): Promise<Collected> 
   let examples = k > 0 ? TopExamples.empty(tokenTypes, dSae, k) : undefined;
   let start = 0;
   if (options.resume) {
-    const exists = await Deno.stat(options.checkpointPath).then(() => true, () => false);
-    if (exists) {
-      const checkpoint = await readStats(options.checkpointPath);
+    const saved = await options.checkpoint.load();
+    if (saved) {
+      const label = options.checkpoint.label;
+      const checkpoint = await readStatsFrom(bytesSource(label, saved), label);
       if (checkpoint.metadata.run_fingerprint !== options.fingerprint || (checkpoint.examples?.k ?? 0) !== k) {
         throw new UserError(
-          `${options.checkpointPath} belongs to another run (other prompts, models, SAE or settings): remove it or rerun without --resume`,
+          `${label} belongs to another run (other prompts, models, SAE or settings): remove it or rerun without --resume`,
         );
       }
       stats = checkpoint.stats;
       examples = checkpoint.examples;
       start = Number(checkpoint.metadata.next_prompt);
     } else {
-      options.log?.(`--resume: no checkpoint at ${options.checkpointPath}, so this model starts from the first prompt`);
+      options.log?.(
+        `--resume: no checkpoint at ${options.checkpoint.label}, so this model starts from the first prompt`,
+      );
     }
   }
   // On the shared GPU device the residuals never leave it: the read positions are gathered there and
@@ -152,12 +121,12 @@ export async function collectStats(options: CollectOptions): Promise<Collected> 
     const done = first + batch.length;
     if (options.checkpointEvery && batches % options.checkpointEvery === 0 && done < prompts.length) {
       await encoder.flush();
-      await writeStats(options.checkpointPath, stats, {
+      await options.checkpoint.save(encodeStats(stats, {
         run_fingerprint: options.fingerprint,
         next_prompt: done,
         token_types: tokenTypes,
         num_features: encoder.sae.config.dSae,
-      }, examples);
+      }, examples));
     }
     options.onProgress?.(done);
   }

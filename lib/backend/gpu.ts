@@ -85,4 +85,3 @@ async function requestGpu(log?: (line: string) => void): Promise<Gpu> {
   log?.(describeGpu(gpu));
   return gpu;
 }
-

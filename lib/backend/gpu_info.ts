@@ -5,6 +5,8 @@
  * @module
  */
 
+import type { GraphDtype } from "../models/decoder_graph.ts";
+
 /** The process-wide GPU: adapter, device and what they can do. */
 export interface Gpu {
   adapter: GPUAdapter;
@@ -67,4 +69,12 @@ export function describeGpu(gpu: Gpu): string {
   return `WebGPU: ${gpu.description}${gpu.isSoftware ? " (software)" : ""}; shader-f16 ${
     gpu.hasF16 ? "yes" : "no"
   }; max storage binding ${mib(gpu.maxStorageBufferBindingSize)}, max buffer ${mib(gpu.maxBufferSize)}`;
+}
+
+/**
+ * The graph precision a GPU runs best: fp16 on a hardware GPU with `shader-f16`, fp32 otherwise (on a
+ * software adapter, lavapipe or SwiftShader, f16 costs accuracy and saves no time).
+ */
+export function defaultGraphDtype(gpu: Pick<Gpu, "hasF16" | "isSoftware">): GraphDtype {
+  return gpu.hasF16 && !gpu.isSoftware ? "fp16" : "fp32";
 }

@@ -37,3 +37,23 @@ export async function readJsonObjectFrom(source: FileSource, path: string): Prom
   }
   return value as Record<string, unknown>;
 }
+
+/** One file held in memory, called `name` (a checkpoint read back, a download). */
+export function bytesSource(name: string, bytes: Uint8Array): FileSource {
+  const check = (path: string) => {
+    if (path !== name) throw new UserError(`file not found: ${path}`);
+  };
+  return {
+    label: (path) => path,
+    size: (path) => Promise.resolve(path === name ? bytes.length : undefined),
+    read(path, offset, length) {
+      check(path);
+      if (offset + length > bytes.length) throw new UserError(`${name} ends before byte ${offset + length}`);
+      return Promise.resolve(bytes.subarray(offset, offset + length));
+    },
+    readAll(path) {
+      check(path);
+      return Promise.resolve(bytes);
+    },
+  };
+}

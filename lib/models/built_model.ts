@@ -98,5 +98,14 @@ export async function buildModel(
     const size = await files.size(name);
     if (size !== undefined) hashed.push({ path: `/${name}`, size, digest: await sha256OfFile(files, name) });
   }
-  return { files, checkpoint, dtype, graph, convertedFile, converted, configText, identity: await contentIdentity(hashed) };
+  return {
+    files,
+    checkpoint,
+    dtype,
+    graph,
+    convertedFile,
+    converted,
+    configText,
+    identity: await contentIdentity(hashed),
+  };
 }

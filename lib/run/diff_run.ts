@@ -9,55 +9,48 @@
  */
 
 import { join } from "node:path";
+
+export { DEFAULT_TOP_EXAMPLES, diffFingerprint, type ShardSpec };
 import type { StartProgress } from "../core/progress.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { loadForCapture } from "../runtime/runtime.ts";
-import { preparePrompts, renderNormal, type TokenType } from "../runtime/chat.ts";
-import { collectStats, writeStats } from "../analysis/collect.ts";
+import type { TokenType } from "../runtime/chat.ts";
 import {
-  DIFF_METRICS,
-  diffCsv,
-  type DiffMetric,
-  type DiffRow,
-  type MetricTable,
-  topChanges,
-} from "../features/diff.ts";
-import { NonFiniteInputError, UserError } from "../core/errors.ts";
+  checkLayer,
+  collectDiffModel,
+  DEFAULT_TOP_EXAMPLES,
+  diffFingerprint,
+  planDiff,
+  type ShardSpec,
+} from "../analysis/diff_collect.ts";
+import type { DiffMetric, DiffRow } from "../features/diff.ts";
+import { UserError } from "../core/errors.ts";
 import { readModelShape } from "../models/hub.ts";
 import { saeIdentity } from "../sae/identity.ts";
-import { sha256Hex } from "../io/digest.ts";
 import { ensureOutDir } from "../io/atomic.ts";
 import { type PairRunOptions, resolveModelPair } from "../runtime/model_pair.ts";
-import { featureIncreasesFigure } from "../report/figures.ts";
-import { modelDisplayName, modelsLine, writePlotlyPage } from "../report/plotly.ts";
+import { writeDiffTables, writeFeatureIncreasesPage } from "../report/diff.ts";
 import { loadTokenizer } from "../runtime/runtime.ts";
 import { createEncoder } from "../encoders/encoder.ts";
 import { loadSae } from "../sae/load.ts";
 import type { FeatureStats } from "../features/stats.ts";
 import type { Device } from "../backend/device.ts";
 import { type ExplanationOptions } from "../features/neuronpedia_api.ts";
-import { neuronpediaId } from "../features/neuronpedia.ts";
 import { writeDashboards } from "./dashboards.ts";
-import { promptsDigest, writeRunPrompts } from "./run_prompts.ts";
+import { writeRunPrompts } from "./run_prompts.ts";
 import type { TopExamples } from "../features/top_examples.ts";
 import { dirOutput } from "../io/dir_output.ts";
 import {
   checkpointFileName,
   DIFF_MODELS,
   type DiffModel,
+  fileCheckpoint,
   parseStatsFileName,
   readRunStats,
   type StatsMetadata,
   statsPath,
+  writeStats,
 } from "./stats_files.ts";
-
-/** One slice of a run's prompts: `[start, end)`, shard `index` of `count`. */
-export interface ShardSpec {
-  index: number;
-  count: number;
-  start: number;
-  end: number;
-}
 
 /** Shard `index` of `count` over `total` prompts (contiguous, sizes differing by at most one). */
 export function shardOf(total: number, index: number, count: number): ShardSpec {
@@ -103,9 +96,6 @@ export interface DiffRunOptions extends PairRunOptions {
   hostRoundTrip?: boolean;
 }
 
-/** Top examples kept per feature and token type unless a run says otherwise. */
-export const DEFAULT_TOP_EXAMPLES = 10;
-
 /** What a collection did. */
 export interface DiffCollection {
   fingerprint: string;
@@ -113,29 +103,6 @@ export interface DiffCollection {
   /** Prompts whose assistant header was not found (read at the last token). */
   fallbacks: number;
   truncated: number;
-}
-
-/**
- * The fingerprint of a run: every input that determines its statistics. Shards of one run share it
- * (the shard is not part of it); prompts enter only as a digest.
- */
-export async function diffFingerprint(parts: {
-  prompts: readonly string[];
-  base: string;
-  chat: string;
-  sae: string;
-  layer: number;
-  tokenTypes: readonly string[];
-  batchSize: number;
-  maxLength: number;
-  topExamples: number;
-  /** cpu or webgpu: their f32 results differ in the last bits, so their parts never mix. */
-  device: string;
-  /** A probe prompt as the chat template renders it today. */
-  template: string;
-}): Promise<string> {
-  const prompts = await promptsDigest(parts.prompts);
-  return (await sha256Hex([JSON.stringify({ version: 1, ...parts, prompts })])).slice(0, 32);
 }
 
 /**
@@ -170,141 +137,59 @@ async function prepareDiffRun(options: DiffRunOptions) {
   const pair = await resolveModelPair(options, "a diff needs two versions of one model");
   const { chatDir, dtype } = pair;
   const shape = await readModelShape(chatDir);
-  if (!Number.isInteger(options.layer) || options.layer < 0 || options.layer >= shape.layers) {
-    throw new UserError(`layer ${options.layer} is out of range: this model has layers 0..${shape.layers - 1}`);
-  }
+  checkLayer(options.layer, shape.layers);
   const sae = await loadSae(options.sae, { dModel: shape.dModel, layers: shape.layers });
   if (sae.config.hookLayer !== undefined && sae.config.hookLayer !== options.layer) {
     console.error(`warning: the SAE was trained on layer ${sae.config.hookLayer}, reading layer ${options.layer}`);
   }
-  const identities = {
-    base: pair.base.identity.content,
-    chat: pair.chat.identity.content,
-    sae: await saeIdentity(sae),
-  };
-  const topExamples = options.topExamples ?? DEFAULT_TOP_EXAMPLES;
-  // Prompts are formatted with the chat model's template for both models, as the notebook does.
-  // From the resolved directory: a checkpoint's source would be built again at the default precision.
-  const tokenizer = await loadTokenizer(chatDir);
-  const fingerprint = await diffFingerprint({
+  const plan = await planDiff({
+    models: {
+      base: { source: pair.base.source, identity: pair.base.identity.content },
+      chat: { source: pair.chat.source, identity: pair.chat.identity.content },
+    },
+    sae,
+    saeSource: options.sae,
+    saeIdentity: await saeIdentity(sae),
+    // From the resolved directory: a checkpoint's source would be built again at the default precision.
+    tokenizer: await loadTokenizer(chatDir),
     prompts: options.prompts,
-    ...identities,
+    shard: options.shard,
     layer: options.layer,
     tokenTypes: options.tokenTypes,
     batchSize: options.batchSize,
     maxLength: options.maxLength,
-    topExamples,
+    topExamples: options.topExamples ?? DEFAULT_TOP_EXAMPLES,
     device: options.device,
-    // What the template renders, not just its text: a template that writes today's date (Llama 3.2's
-    // default system prompt) renders differently tomorrow, and a resume or merge must not mix the two.
-    template: renderNormal(tokenizer, "\u2063probe\u2063"),
-  });
-  const digest = await promptsDigest(options.prompts);
-  const shard = options.shard;
-  const slice = shard ? options.prompts.slice(shard.start, shard.end) : options.prompts;
-  const prepared = preparePrompts(tokenizer, slice, {
-    maxLength: options.maxLength,
-    types: options.tokenTypes,
+    dtype,
+    neuronpediaId: options.neuronpediaId,
   });
   // Last: the encoder holds GPU buffers, which an error above would otherwise leave behind.
   const encoder = await createEncoder(sae, options.device, { log });
-  const summary: DiffCollection = {
-    fingerprint,
-    prompts: prepared.length,
-    fallbacks: prepared.filter((p) => !p.headerFound).length,
-    truncated: prepared.filter((p) => p.truncated).length,
-  };
-  return {
-    options,
-    log,
-    pair,
-    dtype,
-    sae,
-    identities,
-    topExamples,
-    fingerprint,
-    digest,
-    shard,
-    encoder,
-    prepared,
-    summary,
-  };
+  return { options, log, pair, plan, encoder, topExamples: plan.topExamples, summary: plan.summary };
 }
 
 /** Collects one model's statistics over the run's prompts into its stats file (resuming its checkpoint if asked). */
 async function collectModel(run: DiffRun, model: DiffModel): Promise<void> {
-  const { options, pair, dtype, sae, shard, prepared } = run;
+  const { options, pair, plan } = run;
   const handle = await loadForCapture(pair[model], [options.layer], {
     device: options.device,
-    dtype,
+    dtype: plan.dtype,
     cut: true,
     // Residuals stay on the GPU when the encoder runs there (the same device: lib/backend/ort_web.ts).
     outputsOnGpu: run.encoder.encodeGatheredInto !== undefined && !options.hostRoundTrip,
     log: run.log,
   });
-  const progress = options.progress?.(`${model} model`, prepared.length);
-  const checkpoint = join(options.outDir, checkpointFileName(model, shard));
+  const checkpoint = fileCheckpoint(join(options.outDir, checkpointFileName(model, plan.shard)));
   try {
-    const { stats, examples } = await collectStats({
-      handle,
-      encoder: run.encoder,
-      layer: options.layer,
-      prompts: prepared,
-      tokenTypes: options.tokenTypes,
-      batchSize: options.batchSize,
+    const bytes = await collectDiffModel(plan, model, handle, run.encoder, {
+      checkpoint,
       checkpointEvery: options.checkpointEvery,
-      checkpointPath: checkpoint,
-      fingerprint: `${run.fingerprint}:${model}:${shard ? `${shard.start}-${shard.end}` : "all"}`,
       resume: options.resume,
+      progress: options.progress?.(`${model} model`, plan.prepared.length),
       log: run.log,
-      onProgress: (done) => progress?.update(done),
-      topExamples: run.topExamples,
-      firstPrompt: shard?.start ?? 0,
-    }).catch((error) => {
-      if (!(error instanceof NonFiniteInputError)) throw error;
-      throw new UserError(
-        `the ${model} model ${pair[model].source} gives NaN or infinite residuals at layer ${options.layer}: ` +
-          `its weights hold non-finite values (check or download them again) or it overflowed at ${dtype} (try --dtype fp32)`,
-      );
     });
-    progress?.finish();
-    await writeStats(
-      statsPath(options.outDir, model, shard),
-      stats,
-      {
-        source: `${model}_layer${options.layer}`,
-        model: pair[model].source,
-        model_ver: model,
-        sae_layer: options.layer,
-        sae: options.sae,
-        sae_format: sae.config.format,
-        // What the dashboards need to run the prompts of the top examples again, and to check that
-        // the models and SAE are still the ones collected.
-        dtype,
-        max_length: options.maxLength,
-        batch_size: options.batchSize,
-        prompts_digest: run.digest,
-        model_identity: run.identities[model],
-        sae_identity: run.identities.sae,
-        neuronpedia_id: neuronpediaId({
-          explicit: options.neuronpediaId ?? sae.config.neuronpediaId,
-          format: sae.config.format,
-          modelName: sae.config.modelName,
-          layer: options.layer,
-          dSae: sae.config.dSae,
-        }) ?? null,
-        run_fingerprint: run.fingerprint,
-        num_prompts: run.summary.prompts,
-        num_features: sae.config.dSae,
-        token_types: options.tokenTypes,
-        header_fallbacks: run.summary.fallbacks,
-        truncated: run.summary.truncated,
-        shard: shard ? `${shard.index}/${shard.count}` : null,
-        prompt_range: shard ? [shard.start, shard.end] : [0, options.prompts.length],
-      } satisfies StatsMetadata,
-      examples,
-    );
-    await Deno.remove(checkpoint).catch(() => {});
+    await writeFileAtomic(statsPath(options.outDir, model, plan.shard), bytes);
+    await checkpoint.remove();
   } finally {
     await handle.dispose();
   }
@@ -421,35 +306,11 @@ export interface ReportOptions {
  */
 export async function writeDiffReport(outDir: string, options: ReportOptions): Promise<DiffReport> {
   const [base, chat] = await Promise.all(DIFF_MODELS.map((m) => readRunStats(statsPath(outDir, m))));
-  if (base.metadata.run_fingerprint !== chat.metadata.run_fingerprint) {
-    throw new UserError(
-      `${statsPath(outDir, "base")} and ${
-        statsPath(outDir, "chat")
-      } come from different runs: collect both in one run (or --merge one run's shards)`,
-    );
-  }
-  const tokenTypes = chat.metadata.token_types;
-  const table = (stats: FeatureStats): MetricTable => {
-    const metrics = stats.finalize();
-    return Object.fromEntries(tokenTypes.map((t) => [t, metrics[t]])) as MetricTable;
-  };
-  const [b, c] = [table(base.stats), table(chat.stats)];
-  const id = chat.metadata.neuronpedia_id ?? undefined;
-  const tables = {} as Record<DiffMetric, DiffRow[]>;
-  const files: string[] = [];
-  for (const metric of DIFF_METRICS) {
-    tables[metric] = topChanges(b, c, metric, tokenTypes, options.topK, { neuronpediaId: id });
-    await writeFileAtomic(join(outDir, `top_${metric}.csv`), diffCsv(tables[metric], metric));
-    files.push(`top_${metric}.csv`);
-    if (options.decreases) {
-      const down = topChanges(b, c, metric, tokenTypes, options.topK, { neuronpediaId: id, decreases: true });
-      await writeFileAtomic(join(outDir, `top_decreases_${metric}.csv`), diffCsv(down, metric));
-      files.push(`top_decreases_${metric}.csv`);
-    }
-  }
-  const title = `${modelDisplayName(base.metadata.model)} → ${
-    modelDisplayName(chat.metadata.model)
-  } (layer ${chat.metadata.sae_layer})`;
+  const stats = { base, chat };
+  const out = dirOutput(outDir);
+  const labels = { base: statsPath(outDir, "base"), chat: statsPath(outDir, "chat") };
+  const diff = await writeDiffTables(stats, out, { topK: options.topK, decreases: options.decreases, labels });
+  const { tables, files, title } = diff;
   let dashboards: { cards: number } | undefined;
   let failure: unknown;
   if (options.cards && options.device && base.examples && chat.examples) {
@@ -471,15 +332,8 @@ export async function writeDiffReport(outDir: string, options: ReportOptions): P
   }
   const link = dashboards
     ? `<p style="margin:8px"><a href="features.html">Feature dashboards</a>: top examples of the ${dashboards.cards} features in the first ${options.cards} rows per read position of each table.</p>`
-    : undefined;
-  await writePlotlyPage(
-    dirOutput(outDir),
-    "feature_increases.html",
-    "feature increases",
-    featureIncreasesFigure(tables, tokenTypes, title),
-    // The figure's own height, so the models' line and the link show beneath it.
-    { html: modelsLine({ base: base.metadata.model, chat: chat.metadata.model }) + (link ?? ""), height: "540px" },
-  );
+    : "";
+  await writeFeatureIncreasesPage(stats, diff, out, link);
   if (failure) throw failure;
   files.push("feature_increases.html", ...(dashboards ? ["features.html"] : []));
   files.push("stats_base.safetensors", "stats_chat.safetensors");

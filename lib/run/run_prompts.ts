@@ -8,17 +8,14 @@
 
 import { join } from "node:path";
 import { UserError } from "../core/errors.ts";
-import { sha256Hex } from "../io/digest.ts";
+import { promptsDigest } from "../analysis/diff_collect.ts";
+
+export { promptsDigest };
 import { writeJsonAtomic } from "../io/atomic.ts";
 
 /** `prompts.json` in `dir`. */
 export function runPromptsPath(dir: string): string {
   return join(dir, "prompts.json");
-}
-
-/** The digest of a run's prompts (in the run's fingerprint and its stats files). */
-export function promptsDigest(prompts: readonly string[]): Promise<string> {
-  return sha256Hex([JSON.stringify(prompts)]);
 }
 
 /** Writes the run's prompts into `dir`, atomically. */

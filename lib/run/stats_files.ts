@@ -1,140 +1,64 @@
 /**
- * A diff run's files, named in one place, and the metadata its statistics files carry, as one type
- * checked once when a file is read (every reader then uses typed fields, never casts).
+ * A diff run's statistics files in a directory on disk (their names, contents and metadata are
+ * lib/analysis/stats_file.ts's).
  *
  * @module
  */
 
 import { join } from "node:path";
-import { type Collected, readStats } from "../analysis/collect.ts";
-import { UserError } from "../core/errors.ts";
-import { TOKEN_TYPES, type TokenType } from "../runtime/chat.ts";
-import type { GraphDtype } from "../runtime/runtime.ts";
+import {
+  type Collected,
+  encodeStats,
+  readRunStatsFrom,
+  readStatsFrom,
+  type Shard,
+  statsFileName,
+  type StatsMetadata,
+} from "../analysis/stats_file.ts";
+import type { CheckpointStore } from "../analysis/collect.ts";
+import type { FeatureStats } from "../features/stats.ts";
+import type { TopExamples } from "../features/top_examples.ts";
+import { writeFileAtomic } from "../io/atomic.ts";
+import { dirSource } from "../io/fs_source.ts";
+import type { DiffModel } from "../analysis/stats_file.ts";
 
-/** The two models of a diff, in file-name order. */
-export const DIFF_MODELS = ["base", "chat"] as const;
-
-/** One of a diff's two models. */
-export type DiffModel = typeof DIFF_MODELS[number];
-
-/** Shard `index` of `count`. */
-export interface Shard {
-  index: number;
-  count: number;
-}
-
-const shardPart = (shard?: Shard) => shard ? `.shard-${shard.index}-of-${shard.count}` : "";
-
-/** The statistics file of `model`, for the whole run or one shard. */
-export function statsFileName(model: DiffModel, shard?: Shard): string {
-  return `stats_${model}${shardPart(shard)}.safetensors`;
-}
-
-/** The resume checkpoint of `model`, for the whole run or one shard. */
-export function checkpointFileName(model: DiffModel, shard?: Shard): string {
-  return `checkpoint_${model}${shardPart(shard)}.safetensors`;
-}
-
-/** The model and shard a statistics file name stands for (the inverse of {@linkcode statsFileName}). */
-export function parseStatsFileName(name: string): { model: DiffModel; shard?: Shard } | undefined {
-  const match = /^stats_(base|chat)(?:\.shard-(\d+)-of-(\d+))?\.safetensors$/.exec(name);
-  if (!match) return undefined;
-  const model = match[1] as DiffModel;
-  return match[2] === undefined ? { model } : { model, shard: { index: Number(match[2]), count: Number(match[3]) } };
-}
+export * from "../analysis/stats_file.ts";
 
 /** The statistics file of `model` in `dir`. */
 export function statsPath(dir: string, model: DiffModel, shard?: Shard): string {
   return join(dir, statsFileName(model, shard));
 }
 
-/** What a statistics file says about the run that wrote it (JSON metadata, in this key order). */
-export interface StatsMetadata {
-  source: string;
-  /** The model as the user named it (directory or hub id). */
-  model: string;
-  model_ver: DiffModel;
-  sae_layer: number;
-  sae: string;
-  sae_format: string;
-  dtype: GraphDtype;
-  max_length: number;
-  batch_size: number;
-  prompts_digest: string;
-  model_identity: string;
-  sae_identity: string;
-  neuronpedia_id: string | null;
-  run_fingerprint: string;
-  num_prompts: number;
-  num_features: number;
-  token_types: TokenType[];
-  header_fallbacks: number;
-  truncated: number;
-  /** `i/n` for a shard's file, null for the whole run. */
-  shard: string | null;
-  /** The run's prompts `[start, end)` this file covers. */
-  prompt_range: [number, number];
-  /** How many shards a merged file came from. */
-  merged_shards?: number;
-  /** Top examples kept per feature and token type (0: none). */
-  top_examples?: number;
+/** Saves statistics, top examples and metadata as a statistics file at `path`, atomically. */
+export function writeStats(
+  path: string,
+  stats: FeatureStats,
+  metadata: Record<string, unknown>,
+  examples?: TopExamples,
+): Promise<void> {
+  return writeFileAtomic(path, encodeStats(stats, metadata, examples));
 }
 
-const KINDS: Record<keyof StatsMetadata, "string" | "number" | "string|null" | "types" | "range" | "dtype"> = {
-  source: "string",
-  model: "string",
-  model_ver: "string",
-  sae_layer: "number",
-  sae: "string",
-  sae_format: "string",
-  dtype: "dtype",
-  max_length: "number",
-  batch_size: "number",
-  prompts_digest: "string",
-  model_identity: "string",
-  sae_identity: "string",
-  neuronpedia_id: "string|null",
-  run_fingerprint: "string",
-  num_prompts: "number",
-  num_features: "number",
-  token_types: "types",
-  header_fallbacks: "number",
-  truncated: "number",
-  shard: "string|null",
-  prompt_range: "range",
-  merged_shards: "number",
-  top_examples: "number",
-};
-
-const OPTIONAL = new Set<keyof StatsMetadata>(["merged_shards", "top_examples"]);
-
-/** `raw` checked field by field against {@linkcode StatsMetadata}; a file another version wrote is one line. */
-export function parseStatsMetadata(raw: Record<string, unknown>, path: string): StatsMetadata {
-  for (const [key, kind] of Object.entries(KINDS) as [keyof StatsMetadata, string][]) {
-    const value = raw[key];
-    if (value === undefined && OPTIONAL.has(key)) continue;
-    const ok = kind === "string"
-      ? typeof value === "string"
-      : kind === "number"
-      ? typeof value === "number" && Number.isFinite(value)
-      : kind === "string|null"
-      ? value === null || typeof value === "string"
-      : kind === "types"
-      ? Array.isArray(value) && value.every((t) => (TOKEN_TYPES as readonly unknown[]).includes(t))
-      : kind === "range"
-      ? Array.isArray(value) && value.length === 2 && value.every((n) => Number.isInteger(n))
-      : value === "fp32" || value === "fp16";
-    if (!ok) {
-      throw new UserError(
-        `${path} has no valid "${key}" in its metadata: it was not written by this version of the toolkit (collect again)`,
-      );
-    }
-  }
-  return raw as unknown as StatsMetadata;
+/** Loads the statistics file at `path`, with its metadata. */
+export function readStats(path: string): Promise<Collected & { metadata: Record<string, unknown> }> {
+  return readStatsFrom(dirSource(""), path);
 }
 
 /** A diff run's statistics file, its metadata checked and typed. */
-export async function readRunStats(path: string): Promise<Collected & { metadata: StatsMetadata }> {
-  const file = await readStats(path);
-  return { ...file, metadata: parseStatsMetadata(file.metadata, path) };
+export function readRunStats(path: string): Promise<Collected & { metadata: StatsMetadata }> {
+  return readRunStatsFrom(dirSource(""), path);
+}
+
+/** A collection's resume checkpoint kept in the file at `path` (written atomically). */
+export function fileCheckpoint(path: string): CheckpointStore {
+  return {
+    label: path,
+    load: () =>
+      Deno.readFile(path).catch((error) => {
+        if (error instanceof Deno.errors.NotFound) return undefined;
+        throw error;
+      }),
+    save: (bytes) => writeFileAtomic(path, bytes),
+    remove: () => Deno.remove(path).catch(() => {}),
+  };
 }

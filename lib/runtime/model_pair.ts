@@ -6,48 +6,15 @@
  * @module
  */
 
-import { join } from "node:path";
 import { UserError } from "../core/errors.ts";
-import { sha256Hex } from "../io/digest.ts";
+import { dirSource } from "../io/fs_source.ts";
+import { describeMismatch } from "../models/pair.ts";
 import type { TokenType } from "./chat.ts";
 import { type Device, type GraphDtype, type ResolvedModel, resolveModel } from "./runtime.ts";
 
-interface Summary {
-  model_type: string;
-  layers: number;
-  width: number;
-  vocab: number;
-  tokenizer: string;
-}
-
-async function summarise(dir: string): Promise<Summary> {
-  const config = JSON.parse(await Deno.readTextFile(join(dir, "config.json")));
-  const tokenizer = await Deno.readTextFile(join(dir, "tokenizer.json")).then(
-    (text) => JSON.parse(text) as { model?: unknown; added_tokens?: { id: number; content: string }[] },
-    () => undefined,
-  );
-  // The vocabulary and merges, and the special tokens' ids and texts (not their flags, which
-  // instruct releases sometimes change).
-  const tokens = tokenizer?.added_tokens?.map((t) => [t.id, t.content]);
-  return {
-    model_type: String(config.model_type ?? "?"),
-    layers: Number(config.num_hidden_layers),
-    width: Number(config.hidden_size),
-    vocab: Number(config.vocab_size),
-    tokenizer: tokenizer ? await sha256Hex([JSON.stringify([tokenizer.model, tokens])]) : "none",
-  };
-}
-
 /** A description of how the models in `baseDir` and `chatDir` differ, or undefined when they pair. */
-export async function describePairMismatch(baseDir: string, chatDir: string): Promise<string | undefined> {
-  const [base, chat] = await Promise.all([summarise(baseDir), summarise(chatDir)]);
-  const differences: string[] = [];
-  if (base.model_type !== chat.model_type) differences.push(`model_type ${base.model_type} vs ${chat.model_type}`);
-  if (base.layers !== chat.layers) differences.push(`${base.layers} vs ${chat.layers} layers`);
-  if (base.width !== chat.width) differences.push(`hidden size ${base.width} vs ${chat.width}`);
-  if (base.vocab !== chat.vocab) differences.push(`vocabulary ${base.vocab} vs ${chat.vocab}`);
-  if (base.tokenizer !== chat.tokenizer && base.vocab === chat.vocab) differences.push("different tokenizers");
-  return differences.length ? differences.join(", ") : undefined;
+export function describePairMismatch(baseDir: string, chatDir: string): Promise<string | undefined> {
+  return describeMismatch(dirSource(baseDir), dirSource(chatDir));
 }
 
 /** What every base-vs-chat task takes: the two models, the prompts and how to run them. */

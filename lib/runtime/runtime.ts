@@ -17,6 +17,7 @@ import * as ortNode from "onnxruntime-node";
 import { join } from "node:path";
 import { describeError, UserError } from "../core/errors.ts";
 import { acquireGpu } from "../backend/gpu.ts";
+import { defaultGraphDtype } from "../backend/gpu_info.ts";
 import { ortWeb } from "../backend/ort_web.ts";
 import { rewrittenModel } from "../models/rewritten.ts";
 import { readModelInMemory } from "../graph/external_data.ts";
@@ -56,7 +57,7 @@ export async function graphDtype(device: Device, requested?: GraphDtype): Promis
   if (requested === "fp16" && !hasF16) {
     throw new UserError(`the GPU (${description}) has no shader-f16: use --dtype fp32`);
   }
-  return requested ?? (hasF16 && !isSoftware ? "fp16" : "fp32");
+  return requested ?? defaultGraphDtype({ hasF16, isSoftware });
 }
 
 type SessionOptions = ortWeb.InferenceSession.SessionOptions;

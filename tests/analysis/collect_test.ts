@@ -4,6 +4,7 @@ import { randomSae } from "../random_sae.ts";
 import { join } from "node:path";
 import { loadForCapture } from "../../lib/runtime/runtime.ts";
 import { preparePrompts, TOKEN_TYPES } from "../../lib/runtime/chat.ts";
+import { fileCheckpoint } from "../../lib/run/stats_files.ts";
 import { type Collected, collectStats } from "../../lib/analysis/collect.ts";
 import { ensureFixtureModel } from "../../lib/fixtures/build.ts";
 import { DEMO_PROMPTS } from "../../lib/fixtures/prompts.ts";
@@ -52,7 +53,7 @@ Deno.test("shared-device pipeline: statistics and top examples bit-identical to 
           tokenTypes: TOKEN_TYPES,
           batchSize: 4,
           checkpointEvery: extra.checkpointEvery ?? 0,
-          checkpointPath: extra.path ?? join(dir, "unused.safetensors"),
+          checkpoint: fileCheckpoint(extra.path ?? join(dir, "unused.safetensors")),
           fingerprint: `${architecture}`,
           resume: extra.resume ?? false,
           topExamples: 4,

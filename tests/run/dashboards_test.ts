@@ -3,7 +3,7 @@ import { tempDir } from "../temp.ts";
 import { fixtureDiffOptions } from "../helpers.ts";
 import { join } from "node:path";
 import { TOKEN_TYPES } from "../../lib/runtime/chat.ts";
-import { readStats, writeStats } from "../../lib/analysis/collect.ts";
+import { readStats, writeStats } from "../../lib/run/stats_files.ts";
 import type { DiffRow } from "../../lib/features/diff.ts";
 import { UserError } from "../../lib/core/errors.ts";
 import type { DashboardData } from "../../lib/report/dashboards.ts";

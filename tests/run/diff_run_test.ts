@@ -2,7 +2,8 @@ import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { tempDir } from "../temp.ts";
 import { join } from "node:path";
 import { TOKEN_TYPES } from "../../lib/runtime/chat.ts";
-import { collectStats, readStats, writeStats } from "../../lib/analysis/collect.ts";
+import { collectStats } from "../../lib/analysis/collect.ts";
+import { fileCheckpoint, readStats, writeStats } from "../../lib/run/stats_files.ts";
 import { UserError } from "../../lib/core/errors.ts";
 import type { GpuSaeEncoder } from "../../lib/kernels/sae_encode.ts";
 import { collectDiff, diffFingerprint, mergeDiffShards } from "../../lib/run/diff_run.ts";
@@ -73,7 +74,7 @@ Deno.test("a checkpoint of another run is refused on --resume, in one line namin
       tokenTypes: ["asst"],
       batchSize: 4,
       checkpointEvery: 1,
-      checkpointPath: path,
+      checkpoint: fileCheckpoint(path),
       fingerprint: "this-run:base:all",
       resume: true,
     }).then(() => undefined, (error: unknown) => error);

@@ -2,7 +2,7 @@ import { assert, assertBytesEqual, assertClose, assertEquals, assertMatch } from
 import { join } from "node:path";
 import { parse } from "csv-parse/sync";
 import { preparePrompts, TOKEN_TYPES, type TurnHeader } from "../../lib/runtime/chat.ts";
-import { readStats } from "../../lib/analysis/collect.ts";
+import { readStats } from "../../lib/run/stats_files.ts";
 import { ensureFixtureModel, ensureFixtureSae, fixtureReferenceSae } from "../../lib/fixtures/build.ts";
 import { DEMO_PROMPTS } from "../../lib/fixtures/prompts.ts";
 import { resolveModelDir } from "../../lib/models/hub.ts";

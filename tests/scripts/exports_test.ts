@@ -8,7 +8,7 @@ import { assert, assertEquals } from "../assert.ts";
 import { tempDir } from "../temp.ts";
 import { join } from "node:path";
 import { parse } from "csv-parse/sync";
-import { readStats } from "../../lib/analysis/collect.ts";
+import { readStats } from "../../lib/run/stats_files.ts";
 import { ensureFixtureModel, ensureFixtureSae } from "../../lib/fixtures/build.ts";
 import { runScript } from "../helpers.ts";
 
