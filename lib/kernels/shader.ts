@@ -9,6 +9,14 @@ import type { Gpu } from "../backend/gpu_info.ts";
 
 const pipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
 
+/** Where `shaders/` is: beside lib/ in a checkout; a bundled page says where it serves them. */
+let shaderRoot = new URL("../../shaders/", import.meta.url);
+
+/** Points the kernels at the `shaders/` folder a page serves (its bundle no longer sits beside them). */
+export function setShaderRoot(root: URL): void {
+  shaderRoot = root;
+}
+
 /**
  * The compute pipeline of `shaders/<name>.wgsl` (entry `main`) with the given values of its `override`
  * constants, compiled once per device and set of constants.
@@ -24,7 +32,10 @@ export async function pipeline(
   let found = byName.get(id);
   if (!found) {
     // fetch reads file: URLs in Deno and served files in a page: the same line on both platforms.
-    const code = await (await fetch(new URL(`../../shaders/${name}.wgsl`, import.meta.url))).text();
+    const url = new URL(`${name}.wgsl`, shaderRoot);
+    const response = await fetch(url);
+    if (!response.ok) throw new Error(`the kernel ${name} is not at ${url} (${response.status})`);
+    const code = await response.text();
     const module = gpu.device.createShaderModule({ code, label: name });
     found = await gpu.device.createComputePipelineAsync({
       layout: "auto",
