@@ -59,7 +59,7 @@ const LAYERS = [
  */
 const CORE = [
   ...["errors", "file_source", "matrix", "output", "random"].map((m) => `core/${m}.ts`),
-  ...["finite", "gguf", "npz", "safetensors", "vector_names"].map((m) => `io/${m}.ts`),
+  ...["finite", "gguf", "npz", "prompt_parse", "safetensors", "vector_names"].map((m) => `io/${m}.ts`),
   ...["builder", "onnx", "residuals", "rewrite", "steering"].map((m) => `graph/${m}.ts`),
   "models/config.ts",
   "models/decoder_graph.ts",
