@@ -74,6 +74,8 @@ const CORE = [
   "analysis/sweep.ts",
   ...["analysis", "config", "encode"].map((m) => `analysis/crosscoder/${m}.ts`),
   ...["adl", "crosscoder", "dashboards", "figures", "kl", "plotly", "sweep"].map((m) => `report/${m}.ts`),
+  "run/web_layout.ts",
+  "cli/commands.ts",
 ];
 
 const PLATFORM =

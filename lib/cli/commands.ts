@@ -401,3 +401,19 @@ export const COMMANDS: Record<string, CommandSpec> = {
   "crosscoder.ts": CROSSCODER,
   "test.ts": TEST,
 };
+
+/** `deno task web`. */
+export const WEB = {
+  task: "web",
+  summary: "The diff and steering as a web page on the browser's own WebGPU: builds the static site and serves it.",
+  flags: {
+    out: { type: "string", default: "results/web", description: "folder the site is built into" },
+    port: { type: "string", default: "8000", description: "port to serve on (127.0.0.1 only)" },
+    "build-only": {
+      type: "boolean",
+      default: false,
+      description: "build the site and exit (any static host can serve the folder)",
+    },
+  },
+  examples: ["deno task web", "deno task web --build-only --out site"],
+} satisfies CommandSpec;
