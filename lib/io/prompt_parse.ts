@@ -10,7 +10,6 @@
  * @module
  */
 
-import { parse as parseCsv } from "csv-parse/sync";
 import { type AsyncBuffer, parquetReadObjects } from "hyparquet";
 import { compressors } from "hyparquet-compressors";
 import { UserError } from "../core/errors.ts";
@@ -81,6 +80,52 @@ interface Located {
   where: string;
 }
 
+/**
+ * The rows of a CSV text (RFC 4180: `"` quotes, `""` inside quotes, LF, CRLF or CR line ends) as objects
+ * keyed by the header row; blank lines are skipped. Our own, because csv-parse needs Node's Buffer, which
+ * a browser page lacks; an unclosed quote or a row with more fields than the header is refused.
+ */
+export function parseCsvRows(text: string): Record<string, string>[] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let field = "";
+  let quoted = false;
+  let wasQuoted = false;
+  const endField = () => {
+    row.push(field);
+    field = "";
+    wasQuoted = false;
+  };
+  const endRow = () => {
+    endField();
+    if (row.length > 1 || row[0] !== "" || wasQuoted) rows.push(row);
+    row = [];
+  };
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c !== '"') field += c;
+      else if (text[i + 1] === '"') field += text[++i];
+      else quoted = false;
+    } else if (c === '"' && field === "") quoted = wasQuoted = true;
+    else if (c === ",") endField();
+    else if (c === "\n" || c === "\r") {
+      if (c === "\r" && text[i + 1] === "\n") i++;
+      endRow();
+    } else field += c;
+  }
+  if (quoted) throw new Error("a quoted field is not closed before the end of the file");
+  if (field !== "" || row.length) endRow();
+  const [header, ...body] = rows;
+  if (!header) return [];
+  return body.map((fields, i) => {
+    if (fields.length > header.length) {
+      throw new Error(`line ${i + 2} has ${fields.length} fields, the header ${header.length}`);
+    }
+    return Object.fromEntries(header.map((name, j) => [name, fields[j] ?? ""]));
+  });
+}
+
 /** The records of a JSON Lines file, each line parsed; a line that is not JSON is refused naming it. */
 function jsonLines(text: string, path: string): Located[] {
   const out: Located[] = [];
@@ -136,7 +181,7 @@ export async function parsePrompts(
       const data = JSON.parse(text());
       records = (Array.isArray(data) ? data : [data]).map((record, i) => ({ record, where: `record ${i + 1}` }));
     } else if (extension === ".csv") {
-      const rows: Record<string, string>[] = parseCsv(text(), { columns: true, skip_empty_lines: true });
+      const rows = parseCsvRows(text());
       const columns = Object.keys(rows[0] ?? {});
       const column = TEXT_FIELDS.find((f) => columns.includes(f));
       if (rows.length && !column) {

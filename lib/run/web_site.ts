@@ -31,7 +31,10 @@ export async function bundleForBrowser(entry: string, out: string): Promise<void
     stderr: "piped",
   }).output();
   if (!result.success) {
-    const text = new TextDecoder().decode(result.stderr).replaceAll(new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g"), "").trim();
+    const text = new TextDecoder().decode(result.stderr).replaceAll(
+      new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g"),
+      "",
+    ).trim();
     throw new Error(`deno bundle ${entry} failed: ${text.split("\n").find((l) => l.trim()) ?? `exit ${result.code}`}`);
   }
 }
