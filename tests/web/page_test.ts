@@ -7,7 +7,15 @@
 
 import { assert, assertEquals } from "../assert.ts";
 import { DIFF, DIFF_DEFAULTS, STEER } from "../../lib/cli/commands.ts";
+import type { Page } from "playwright-core";
 import { NO_WEBGPU_ARGS, openSite, waitForState } from "./harness.ts";
+
+/** Presses Run and waits for the run to end; its end state. */
+async function run(page: Page): Promise<string> {
+  await page.evaluate(() => document.body.dataset.state = "pressed");
+  await page.locator("#run").click();
+  return await waitForState(page, ["error", "done", "idle"]);
+}
 
 Deno.test("the page loads cleanly, finds a WebGPU adapter, shows the CLI's defaults and stays on its origin", async () => {
   const session = await openSite();
@@ -30,8 +38,7 @@ Deno.test("the page loads cleanly, finds a WebGPU adapter, shows the CLI's defau
     assert(/cache: \d/.test(await page.locator("#cache-size").innerText()), "cache size shown");
 
     // A run with nothing picked: one line naming what is missing, no console error.
-    await page.locator("#run").click();
-    assertEquals(await waitForState(page, ["error", "done"]), "error");
+    assertEquals(await run(page), "error");
     assertEquals(await page.locator("#error").innerText(), "base model: pick its folder or enter its hub id");
 
     // A complete form reaches the engine, which is not wired yet: its UserError is the one line.
@@ -39,15 +46,13 @@ Deno.test("the page loads cleanly, finds a WebGPU adapter, shows the CLI's defau
     await page.locator("#chat-hub").fill("org/chat");
     await page.locator("#sae-hub").fill("org/sae");
     await page.locator("#prompts-text").fill("hello\nworld\n");
-    await page.locator("#run").click();
-    await page.waitForFunction(() => document.body.dataset.state !== "running");
+    await run(page);
     assertEquals(await page.locator("#error").innerText(), "not wired yet");
     assert(await page.locator("#run").isEnabled(), "Run is enabled again");
 
     // A bad field is one line naming it.
     await page.locator("#top-k").fill("0");
-    await page.locator("#run").click();
-    await page.waitForFunction(() => document.body.dataset.state !== "running");
+    await run(page);
     assertEquals(await page.locator("#error").innerText(), `top-k must be a whole number of at least 1, not "0"`);
 
     assertEquals(session.errors, []);
