@@ -11,7 +11,7 @@
 
 import { parseTokenTypes } from "../lib/runtime/chat.ts";
 import { layerFlag, nonNegativeInt, parseFlags, positiveInt } from "../lib/cli/flags.ts";
-import { DIFF } from "../lib/cli/commands.ts";
+import { DIFF, DIFF_DEFAULTS } from "../lib/cli/commands.ts";
 import { runMain } from "../lib/cli/main.ts";
 import { UserError } from "../lib/core/errors.ts";
 import { ensureFixtureModel, ensureFixtureSae } from "../lib/fixtures/build.ts";
@@ -40,10 +40,10 @@ await runMain(async () => {
     throw new UserError(`unknown preset "${values.preset}": use ${Object.keys(DIFF_PRESETS).join(" or ")}`);
   }
   const demo = !preset && !values.base && !values.chat;
-  const topK = positiveInt("top-k", values["top-k"], 100);
+  const topK = positiveInt("top-k", values["top-k"], DIFF_DEFAULTS.topK);
   const shard = values.shard === undefined ? undefined : parseShard(values.shard);
   const outDir = values["out-dir"] ?? (demo ? "results/diff-demo" : "results/diff");
-  const cards = nonNegativeInt("cards", values.cards, 10);
+  const cards = nonNegativeInt("cards", values.cards, DIFF_DEFAULTS.cards);
   let device: Device | undefined;
 
   if (values.merge) {
@@ -54,7 +54,9 @@ await runMain(async () => {
     // A SAELens release id knows its layer; resolving it here also makes an unknown release or id
     // one line before any model is loaded.
     const release = values.sae ? await saeReleaseOf(values.sae) : undefined;
-    const layer = values.layer !== undefined ? layerFlag(values.layer) : release?.layer ?? preset?.layer ?? 2;
+    const layer = values.layer !== undefined
+      ? layerFlag(values.layer)
+      : release?.layer ?? preset?.layer ?? DIFF_DEFAULTS.layer;
     device = await resolveDevice(parseDevice(values.device!), console.log);
     const collected = await collectDiff({
       base: values.base ?? preset?.base ?? await ensureFixtureModel("tiny-llama-base", console.log),
@@ -64,9 +66,9 @@ await runMain(async () => {
       prompts,
       shard: shard && shardOf(prompts.length, shard.index, shard.count),
       tokenTypes: parseTokenTypes(values["token-types"]!),
-      batchSize: positiveInt("batch-size", values["batch-size"], 32),
-      maxLength: positiveInt("max-length", values["max-length"], 512),
-      checkpointEvery: nonNegativeInt("checkpoint-every", values["checkpoint-every"], 10),
+      batchSize: positiveInt("batch-size", values["batch-size"], DIFF_DEFAULTS.batchSize),
+      maxLength: positiveInt("max-length", values["max-length"], DIFF_DEFAULTS.maxLength),
+      checkpointEvery: nonNegativeInt("checkpoint-every", values["checkpoint-every"], DIFF_DEFAULTS.checkpointEvery),
       resume: values.resume,
       device,
       topExamples: nonNegativeInt("top-examples", values["top-examples"], DEFAULT_TOP_EXAMPLES),

@@ -59,7 +59,7 @@ const LAYERS = [
  */
 const CORE = [
   ...["errors", "file_source", "matrix", "output", "random"].map((m) => `core/${m}.ts`),
-  ...["finite", "gguf", "npz", "safetensors", "vector_names"].map((m) => `io/${m}.ts`),
+  ...["finite", "gguf", "npz", "prompt_parse", "safetensors", "vector_names"].map((m) => `io/${m}.ts`),
   ...["builder", "onnx", "residuals", "rewrite", "steering"].map((m) => `graph/${m}.ts`),
   "models/config.ts",
   "models/decoder_graph.ts",
@@ -74,6 +74,8 @@ const CORE = [
   "analysis/sweep.ts",
   ...["analysis", "config", "encode"].map((m) => `analysis/crosscoder/${m}.ts`),
   ...["adl", "crosscoder", "dashboards", "figures", "kl", "plotly", "sweep"].map((m) => `report/${m}.ts`),
+  "run/web_layout.ts",
+  "cli/commands.ts",
 ];
 
 const PLATFORM =

@@ -84,6 +84,20 @@ export const CAPTURE = {
   ],
 } satisfies CommandSpec;
 
+/**
+ * `deno task diff`'s defaults that its flag table states only in words (the flag has no value until the
+ * script picks one): the script and the web page's pre-filled fields both read them from here.
+ */
+export const DIFF_DEFAULTS = {
+  /** Layer whose output the SAE reads, without a preset or release id. */
+  layer: 2,
+  batchSize: 32,
+  topK: 100,
+  maxLength: 512,
+  cards: 10,
+  checkpointEvery: 10,
+} as const;
+
 /** `deno task diff`. */
 export const DIFF = {
   task: "diff",
@@ -98,10 +112,11 @@ export const DIFF = {
     },
     layer: {
       type: "string",
-      description: "layer whose output the SAE reads (default: the preset's, the release id's, or 2)",
+      description:
+        `layer whose output the SAE reads (default: the preset's, the release id's, or ${DIFF_DEFAULTS.layer})`,
     },
-    "batch-size": { type: "string", description: "prompts per forward pass (default 32)" },
-    "top-k": { type: "string", description: "rows per token type in the tables (default 100)" },
+    "batch-size": { type: "string", description: `prompts per forward pass (default ${DIFF_DEFAULTS.batchSize})` },
+    "top-k": { type: "string", description: `rows per token type in the tables (default ${DIFF_DEFAULTS.topK})` },
     "top-examples": {
       type: "string",
       description: "top activating prompts kept per feature, read position and model (default 10; 0 = none)",
@@ -109,11 +124,14 @@ export const DIFF = {
     cards: {
       type: "string",
       description: "feature dashboards (features.html) for the first N rows per read position of each table " +
-        "(default 10; 0 = none)",
+        `(default ${DIFF_DEFAULTS.cards}; 0 = none)`,
     },
     decreases: { type: "boolean", default: false, description: "also write top_decreases_*.csv" },
     "out-dir": { type: "string", description: "output directory (default results/diff-demo or results/diff)" },
-    "checkpoint-every": { type: "string", description: "batches between checkpoints, 0 = never (default 10)" },
+    "checkpoint-every": {
+      type: "string",
+      description: `batches between checkpoints, 0 = never (default ${DIFF_DEFAULTS.checkpointEvery})`,
+    },
     resume: { type: "boolean", default: false, description: "continue an interrupted run" },
     shard: { type: "string", description: "collect slice i of n (i/n) of the prompts only" },
     merge: { type: "boolean", default: false, description: "combine all shards in --out-dir and report" },
@@ -383,3 +401,19 @@ export const COMMANDS: Record<string, CommandSpec> = {
   "crosscoder.ts": CROSSCODER,
   "test.ts": TEST,
 };
+
+/** `deno task web`. */
+export const WEB = {
+  task: "web",
+  summary: "The diff and steering as a web page on the browser's own WebGPU: builds the static site and serves it.",
+  flags: {
+    out: { type: "string", default: "results/web", description: "folder the site is built into" },
+    port: { type: "string", default: "8000", description: "port to serve on (127.0.0.1 only)" },
+    "build-only": {
+      type: "boolean",
+      default: false,
+      description: "build the site and exit (any static host can serve the folder)",
+    },
+  },
+  examples: ["deno task web", "deno task web --build-only --out site"],
+} satisfies CommandSpec;

@@ -107,7 +107,9 @@ async function runGroup(
     stderr: "piped",
   }).spawn();
   let output = "";
-  const echo = async (stream: ReadableStream<Uint8Array>) => {
+  // BufferSource, not Uint8Array: what TextDecoderStream takes under both Deno's and the DOM's typings
+  // (`deno check` reads the browser tests, tests/web/, in the same program).
+  const echo = async (stream: ReadableStream<BufferSource>) => {
     let pending = "";
     for await (const text of stream.pipeThrough(new TextDecoderStream())) {
       const lines = (pending + text).split("\n");

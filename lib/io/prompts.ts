@@ -1,175 +1,27 @@
 /**
- * Prompt files: plain text (one prompt per line), JSON Lines / JSON (strings, objects with a
- * `prompt`/`text`/`content`/`instruction` field, or lmsys-chat-1m rows whose `conversation` holds the
- * turns: the first user turn is taken), CSV (a `prompt`, `text`, `content`, `instruction` or `question` column)
- * and Parquet (lmsys-chat-1m's layout, or a text column). Optionally sampled to N with a seed. Files
- * are read strictly: not text, invalid UTF-8, or records without a prompt are one-line errors.
+ * Prompt files on disk: read, then parsed by the platform-neutral {@linkcode parsePrompts}
+ * (lib/io/prompt_parse.ts), which describes the formats. Parquet files are read lazily.
  *
  * @module
  */
 
-import { parse as parseCsv } from "csv-parse/sync";
-import { asyncBufferFromFile, parquetReadObjects } from "hyparquet";
-import { compressors } from "hyparquet-compressors";
-import { extname } from "node:path";
+import { asyncBufferFromFile } from "hyparquet";
+import { parsePrompts, type ReadPromptOptions } from "./prompt_parse.ts";
 import { readUserFile } from "./files.ts";
 import { UserError } from "../core/errors.ts";
-import { SeededRandom } from "../core/random.ts";
 
-const TEXT_FIELDS = ["prompt", "text", "content", "instruction", "question"];
-
-/** The prompt in one record: a string, a text field, or the first user turn of a conversation. */
-export function promptOf(record: unknown): string | undefined {
-  if (typeof record === "string") return record;
-  if (!record || typeof record !== "object") return undefined;
-  const object = record as Record<string, unknown>;
-  for (const key of ["conversation", "messages", "conversations"]) {
-    const turns = object[key];
-    if (Array.isArray(turns)) {
-      const first = turns.find((t) =>
-        t && typeof t === "object" && ["user", "human"].includes(String(t.role ?? t.from))
-      );
-      const text = first?.content ?? first?.value;
-      if (typeof text === "string") return text;
-    }
-  }
-  for (const key of TEXT_FIELDS) if (typeof object[key] === "string") return object[key] as string;
-  return undefined;
-}
+export { parsePrompts, promptOf, type ReadPromptOptions, samplePrompts } from "./prompt_parse.ts";
 
 /**
- * A prompt file's text, decoded strictly: a file with NUL bytes is not text (a binary file would
- * otherwise become dozens of "prompts"), and invalid UTF-8 is refused naming its line instead of being
- * replaced with U+FFFD.
- */
-async function readText(path: string): Promise<string> {
-  const bytes = await readUserFile(path, "prompt file");
-  const nul = bytes.indexOf(0);
-  if (nul >= 0) {
-    throw new UserError(
-      `${path} is not a text file (a NUL byte at offset ${nul}): pass prompts as .txt, .jsonl, .json, .csv or .parquet`,
-    );
-  }
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    let line = 1;
-    let start = 0;
-    for (let i = 0; i <= bytes.length; i++) {
-      if (i < bytes.length && bytes[i] !== 0x0a) continue;
-      try {
-        new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(start, i));
-      } catch {
-        break;
-      }
-      line++;
-      start = i + 1;
-    }
-    throw new UserError(`${path} line ${line} is not valid UTF-8: save the file as UTF-8`);
-  }
-}
-
-/** Options of {@linkcode readPromptFile}. */
-export interface ReadPromptOptions {
-  /** Leave out records without a prompt (counted in one `log` line) instead of refusing the file. */
-  skipBadRecords?: boolean;
-  log?: (line: string) => void;
-}
-
-/** One record of a structured prompt file, with where it was (a line or row number, for errors). */
-interface Located {
-  record: unknown;
-  where: string;
-}
-
-/** The records of a JSON Lines file, each line parsed; a line that is not JSON is refused naming it. */
-function jsonLines(text: string, path: string): Located[] {
-  const out: Located[] = [];
-  text.split("\n").forEach((line, i) => {
-    if (!line.trim()) return;
-    try {
-      out.push({ record: JSON.parse(line), where: `line ${i + 1}` });
-    } catch (error) {
-      throw new UserError(`${path} line ${i + 1} is not JSON (${(error as Error).message.split("\n")[0]})`);
-    }
-  });
-  return out;
-}
-
-/**
- * All prompts in a file, in file order. Records of structured files (JSON Lines, JSON, CSV, Parquet)
- * without a prompt are counted and refused in one line, unless `skipBadRecords`.
+ * All prompts in the file at `path`, in file order. Records of structured files (JSON Lines, JSON, CSV,
+ * Parquet) without a prompt are counted and refused in one line, unless `skipBadRecords`.
  */
 export async function readPromptFile(path: string, options: ReadPromptOptions = {}): Promise<string[]> {
-  const extension = extname(path).toLowerCase();
-  let records: Located[];
-  let plain = false;
-  try {
-    if (extension === ".parquet") {
-      await Deno.stat(path).catch(() => {
-        throw new UserError(`prompt file not found: ${path}`);
-      });
-      const file = await asyncBufferFromFile(path);
-      records = (await parquetReadObjects({ file, compressors })).map((record, i) => ({
-        record,
-        where: `row ${i + 1}`,
-      }));
-    } else if (extension === ".jsonl" || extension === ".ndjson") {
-      records = jsonLines(await readText(path), path);
-    } else if (extension === ".json") {
-      const data = JSON.parse(await readText(path));
-      records = (Array.isArray(data) ? data : [data]).map((record, i) => ({ record, where: `record ${i + 1}` }));
-    } else if (extension === ".csv") {
-      const rows: Record<string, string>[] = parseCsv(await readText(path), { columns: true, skip_empty_lines: true });
-      const columns = Object.keys(rows[0] ?? {});
-      const column = TEXT_FIELDS.find((f) => columns.includes(f));
-      if (rows.length && !column) {
-        throw new UserError(
-          `${path} has no prompt column (its columns: ${columns.join(", ")}): name one ${TEXT_FIELDS.join(", ")}`,
-        );
-      }
-      // Row 1 is the header line.
-      records = rows.map((r, i) => ({ record: column ? r[column] : undefined, where: `line ${i + 2}` }));
-    } else {
-      plain = true;
-      records = (await readText(path)).split("\n").map((l) => l.trimEnd()).filter((l) => l.trim())
-        .map((record) => ({ record, where: "" }));
-    }
-  } catch (error) {
-    if (error instanceof UserError) throw error;
-    throw new UserError(`could not read prompts from ${path}: ${(error as Error).message.split("\n")[0]}`);
+  if (path.toLowerCase().endsWith(".parquet")) {
+    await Deno.stat(path).catch(() => {
+      throw new UserError(`prompt file not found: ${path}`);
+    });
+    return await parsePrompts(await asyncBufferFromFile(path), path, options);
   }
-  const prompts: string[] = [];
-  const bad: string[] = [];
-  for (const { record, where } of records) {
-    const prompt = promptOf(record);
-    if (typeof prompt === "string" && prompt.trim().length > 0) prompts.push(prompt);
-    else if (!plain) bad.push(where);
-  }
-  if (bad.length && !options.skipBadRecords) {
-    throw new UserError(
-      `${bad.length} of ${records.length} records in ${path} have no prompt (first: ${bad[0]}; expected a string, a ${
-        TEXT_FIELDS.map((f) => `"${f}"`).join("/")
-      } field or a "conversation"): fix them, or pass --skip-bad-records to leave them out`,
-    );
-  }
-  if (bad.length) options.log?.(`skipped ${bad.length} of ${records.length} records in ${path} without a prompt`);
-  if (!prompts.length) {
-    throw new UserError(
-      `no prompts in ${path}: expected one prompt per line (.txt), JSON Lines with a "prompt"/"text" field or a "conversation", a CSV with a prompt column, or lmsys-style Parquet`,
-    );
-  }
-  return prompts;
-}
-
-/** `count` prompts drawn without replacement with `seed` (all of them, in order, when count is absent or larger). */
-export function samplePrompts(prompts: string[], count: number | undefined, seed: number): string[] {
-  if (count === undefined || count >= prompts.length) return prompts;
-  const random = new SeededRandom(seed);
-  const indices = prompts.map((_, i) => i);
-  for (let i = 0; i < count; i++) {
-    const j = i + Math.floor(random.uniform() * (indices.length - i));
-    [indices[i], indices[j]] = [indices[j], indices[i]];
-  }
-  return indices.slice(0, count).map((i) => prompts[i]);
+  return await parsePrompts(await readUserFile(path, "prompt file"), path, options);
 }

@@ -72,3 +72,29 @@ Deno.test("sampling is seeded, without replacement, and keeps everything when N 
   assert(a.join() !== samplePrompts(prompts, 10, 43).join(), "another seed, another sample");
   assertEquals(samplePrompts(prompts, 100, 42), prompts);
 });
+
+Deno.test("parsePrompts: a file's bytes and name in (what a page hands over), the same prompts out", async () => {
+  const { parsePrompts } = await import("../../lib/io/prompt_parse.ts");
+  const bytes = new TextEncoder().encode('{"prompt":"a"}\n{"text":"b"}\n');
+  assertEquals(await parsePrompts(bytes, "picked.JSONL"), ["a", "b"]);
+  assertEquals(await parsePrompts(new TextEncoder().encode("x\ny\n"), "C:\\dir.v2\\pasted"), ["x", "y"]);
+  const parquet = new Uint8Array(parquetWriteBuffer({ columnData: [{ name: "prompt", data: ["p", "q"] }] }));
+  assertEquals(await parsePrompts(parquet.subarray(0), "p.parquet"), ["p", "q"]);
+});
+
+Deno.test("parseCsvRows: quotes, doubled quotes, newlines inside quotes, CRLF and blank lines", async () => {
+  const { parseCsvRows } = await import("../../lib/io/prompt_parse.ts");
+  assertEquals(parseCsvRows('id,prompt\r\n1,"a, ""b""\nc"\r\n\r\n2,d\n3,\n'), [
+    { id: "1", prompt: 'a, "b"\nc' },
+    { id: "2", prompt: "d" },
+    { id: "3", prompt: "" },
+  ]);
+  assertEquals(parseCsvRows(""), []);
+  let message = "";
+  try {
+    parseCsvRows('prompt\n"open');
+  } catch (error) {
+    message = (error as Error).message;
+  }
+  assert(message.includes("not closed"), message);
+});

@@ -1,0 +1,388 @@
+/// <reference lib="dom" />
+/**
+ * The page (web/index.html): reads the form, calls the engine (web/engine.ts) and shows what comes
+ * back. `document.body.dataset.state` says where it is (loading, idle, running, done, error, nogpu) and
+ * `dataset.adapter` which WebGPU adapter it found ("none" without WebGPU), for people and tests alike.
+ * Every failure is one line in `#error`: a UserError's message, anything else as "internal error: ...".
+ *
+ * @module
+ */
+
+import { DIFF, DIFF_DEFAULTS, STEER } from "../lib/cli/commands.ts";
+import { describeError, UserError } from "../lib/core/errors.ts";
+import { parsePrompts } from "../lib/io/prompt_parse.ts";
+import { parseTokenTypes } from "../lib/runtime/chat.ts";
+import { engine } from "./engine.ts";
+import type {
+  ByteStore,
+  DiffInputs,
+  ModelInput,
+  PromptInput,
+  RunFile,
+  RunUi,
+  SaeInput,
+  VectorSource,
+} from "./engine_api.ts";
+import { filesSource, folderName, folderSource } from "./platform/file_source.ts";
+import { cacheSize, clearCaches, openStore } from "./platform/opfs.ts";
+import { progressBars } from "./platform/progress.ts";
+
+/** The element with id `id`. */
+function $<T extends HTMLElement = HTMLInputElement>(id: string): T {
+  const element = document.getElementById(id);
+  if (!element) throw new Error(`the page has no #${id}`);
+  return element as T;
+}
+
+const TOKEN_KEY = "model-diff.hf-token";
+
+/** The page's states, as `body[data-state]`. */
+type State = "loading" | "idle" | "running" | "done" | "error" | "nogpu";
+
+function setState(state: State): void {
+  document.body.dataset.state = state;
+}
+
+/** Shows one line of error (empty: hides it). */
+function showError(line: string): void {
+  const box = $<HTMLParagraphElement>("error");
+  box.textContent = line;
+  box.title = line;
+  box.hidden = !line;
+}
+
+/** The one line for any thrown value. */
+export function errorLine(error: unknown): string {
+  if (error instanceof UserError) return error.message;
+  if (error instanceof DOMException && error.name === "AbortError") return "cancelled";
+  return `internal error: ${describeError(error)}`;
+}
+
+/** One line in the log area. */
+function log(line: string): void {
+  const area = $<HTMLPreElement>("log");
+  area.textContent += `${line}\n`;
+  area.scrollTop = area.scrollHeight;
+}
+
+/** `bytes` as "12.3 MB". */
+function formatBytes(bytes: number): string {
+  const units = ["B", "kB", "MB", "GB", "TB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit++;
+  }
+  return `${unit ? value.toFixed(1) : value} ${units[unit]}`;
+}
+
+/** The files picked in a file input. */
+function picked(id: string): File[] {
+  return [...($(id).files ?? [])];
+}
+
+/** A model from a folder input or a hub id field; both or neither is a UserError. */
+function readModel(prefix: string, what: string): ModelInput {
+  const files = picked(`${prefix}-folder`);
+  const id = $(`${prefix}-hub`).value.trim();
+  if (files.length && id) throw new UserError(`${what}: pick a folder or enter a hub id, not both`);
+  if (files.length) return { kind: "files", source: folderSource(files), name: folderName(files)! };
+  if (id) return { kind: "hub", id };
+  throw new UserError(`${what}: pick its folder or enter its hub id`);
+}
+
+/** The SAE from its folder, file(s) or hub field; exactly one must be given. */
+function readSae(): SaeInput {
+  const folder = picked("sae-folder");
+  const files = picked("sae-files");
+  const id = $("sae-hub").value.trim();
+  if ([folder.length > 0, files.length > 0, id !== ""].filter(Boolean).length > 1) {
+    throw new UserError("SAE: give a folder, file(s) or a hub path, only one of them");
+  }
+  if (folder.length) return { kind: "files", source: folderSource(folder), name: folderName(folder)! };
+  if (files.length) return { kind: "files", source: filesSource(files, files[0].name), name: files[0].name };
+  if (id) return { kind: "hub", id };
+  throw new UserError("SAE: pick its folder or file(s), or enter a hub path or release id");
+}
+
+/** The prompts of the picked file or the pasted text; `required` false: undefined when neither is given. */
+async function readPrompts(required: boolean): Promise<PromptInput | undefined> {
+  const [file] = picked("prompts-file");
+  const text = $<HTMLTextAreaElement>("prompts-text").value;
+  if (file && text.trim()) throw new UserError("prompts: pick a file or paste them, not both");
+  if (file) {
+    return { label: file.name, prompts: await parsePrompts(new Uint8Array(await file.arrayBuffer()), file.name) };
+  }
+  if (text.trim()) {
+    return { label: "pasted prompts", prompts: await parsePrompts(new TextEncoder().encode(text), "pasted prompts") };
+  }
+  if (required) throw new UserError("prompts: pick a prompt file or paste prompts, one per line");
+  return undefined;
+}
+
+/** An integer field; empty is undefined, anything else not an integer ≥ `min` is a UserError naming it. */
+function intField(id: string, name: string, min: number): number | undefined {
+  const value = $(id).value.trim();
+  if (value === "") return undefined;
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < min) {
+    throw new UserError(
+      `${name} must be a whole number${min > 0 ? ` of at least ${min}` : min === 0 ? " ≥ 0" : ""}, not "${value}"`,
+    );
+  }
+  return number;
+}
+
+/** An integer field that must be filled in. */
+function requiredInt(id: string, name: string, min: number): number {
+  const value = intField(id, name, min);
+  if (value === undefined) throw new UserError(`${name} is empty: enter a number`);
+  return value;
+}
+
+/** Magnitudes as "-3,3". */
+function parseMagnitudes(value: string): number[] {
+  const parts = value.split(",").map((s) => s.trim()).filter(Boolean);
+  const numbers = parts.map(Number);
+  if (!parts.length || numbers.some((n) => !Number.isFinite(n))) {
+    throw new UserError(`magnitudes must be comma-separated numbers such as -3,3, not "${value}"`);
+  }
+  return numbers;
+}
+
+/** The HF token, saved or forgotten as the "remember" box says. */
+function readToken(): string | undefined {
+  const token = $("hf-token").value.trim();
+  if ($("remember-token").checked && token) localStorage.setItem(TOKEN_KEY, token);
+  else localStorage.removeItem(TOKEN_KEY);
+  return token || undefined;
+}
+
+/** The diff form as the engine's inputs. */
+async function readDiffInputs(): Promise<DiffInputs> {
+  return {
+    base: readModel("base", "base model"),
+    chat: readModel("chat", "chat model"),
+    sae: readSae(),
+    prompts: (await readPrompts(true))!,
+    layer: intField("layer", "layer", 0),
+    n: intField("n", "n", 1),
+    seed: requiredInt("seed", "seed", 0),
+    tokenTypes: parseTokenTypes($("token-types").value),
+    topK: requiredInt("top-k", "top-k", 1),
+    batchSize: requiredInt("batch-size", "batch size", 1),
+    hfToken: readToken(),
+  };
+}
+
+/** Fills the form with the CLI's defaults (lib/cli/commands.ts) and a remembered token. */
+function fillDefaults(): void {
+  $("layer").value = String(DIFF_DEFAULTS.layer);
+  $("seed").value = DIFF.flags.seed.default;
+  $("token-types").value = DIFF.flags["token-types"].default;
+  $("top-k").value = String(DIFF_DEFAULTS.topK);
+  $("batch-size").value = String(DIFF_DEFAULTS.batchSize);
+  $("steer-mags").value = STEER.flags.mag.default;
+  $("steer-greedy").checked = STEER.flags.greedy.default;
+  const token = localStorage.getItem(TOKEN_KEY);
+  if (token) {
+    $("hf-token").value = token;
+    $("remember-token").checked = true;
+  }
+}
+
+/** Finds the WebGPU adapter; without one, says which browsers have WebGPU and keeps Run disabled. */
+async function detectWebGpu(): Promise<boolean> {
+  const adapter = "gpu" in navigator ? await navigator.gpu.requestAdapter().catch(() => null) : null;
+  if (!adapter) {
+    document.body.dataset.adapter = "none";
+    $("adapter").textContent = "no WebGPU";
+    showError(
+      (isSecureContext ? "" : "this page is not a secure context (open it over https or from localhost); ") +
+        "this browser has no WebGPU: use Chrome or Edge 113+, Safari 26+, Firefox 141+ on Windows, " +
+        "or chromium started with --enable-unsafe-webgpu",
+    );
+    return false;
+  }
+  const info = adapter.info;
+  const name = [info.vendor, info.architecture, info.device].filter(Boolean).join(" ") || "unknown adapter";
+  document.body.dataset.adapter = name;
+  $("adapter").textContent = `WebGPU: ${name}${info.isFallbackAdapter ? " (software fallback: slow)" : ""}`;
+  return true;
+}
+
+/** Shows the cache's size beside its button. */
+async function showCacheSize(): Promise<void> {
+  try {
+    $("cache-size").textContent = `cache: ${formatBytes(await cacheSize())}`;
+  } catch (error) {
+    $("cache-size").textContent = `cache unavailable (${describeError(error)})`;
+  }
+}
+
+let running: AbortController | undefined;
+let blobUrls: string[] = [];
+
+/** Runs `body` as the page's one job: buttons, state, cancel and the one-line error around it. */
+async function job(body: (ui: RunUi) => Promise<void>): Promise<void> {
+  if (running) return;
+  showError("");
+  const controller = new AbortController();
+  running = controller;
+  setState("running");
+  $<HTMLButtonElement>("run").disabled = true;
+  $<HTMLButtonElement>("generate").disabled = true;
+  $<HTMLButtonElement>("cancel").disabled = false;
+  const stores = new Map<string, Promise<ByteStore>>();
+  const ui: RunUi = {
+    progress: progressBars($("progress")),
+    log,
+    signal: controller.signal,
+    cache: (kind) => {
+      if (!stores.has(kind)) stores.set(kind, openStore(kind));
+      return stores.get(kind)!;
+    },
+  };
+  try {
+    await body(ui);
+    setState("done");
+  } catch (error) {
+    const line = controller.signal.aborted ? "cancelled" : errorLine(error);
+    showError(line);
+    if (!(error instanceof UserError) && !controller.signal.aborted) console.debug(error);
+    setState(controller.signal.aborted ? "idle" : "error");
+  } finally {
+    running = undefined;
+    $<HTMLButtonElement>("run").disabled = false;
+    $<HTMLButtonElement>("generate").disabled = false;
+    $<HTMLButtonElement>("cancel").disabled = true;
+    await showCacheSize();
+  }
+}
+
+/** Lists `files` as downloads and shows the report page, if among them. */
+function showFiles(files: RunFile[], replace: boolean): void {
+  const list = $<HTMLUListElement>("downloads");
+  if (replace) {
+    for (const url of blobUrls) URL.revokeObjectURL(url);
+    blobUrls = [];
+    list.replaceChildren();
+  }
+  for (const file of files) {
+    const url = URL.createObjectURL(new Blob([file.bytes as Uint8Array<ArrayBuffer>], { type: file.type }));
+    blobUrls.push(url);
+    const link = document.createElement("a");
+    link.href = url;
+    link.download = file.name;
+    link.textContent = `${file.name} (${formatBytes(file.bytes.length)})`;
+    const item = document.createElement("li");
+    item.append(link);
+    list.append(item);
+    if (file.name === "feature_increases.html") {
+      const frame = $<HTMLIFrameElement>("report");
+      frame.src = url;
+      frame.hidden = false;
+    }
+  }
+}
+
+/** The steering results: one row per prompt, one column per magnitude. */
+function showSteering(magnitudes: number[], rows: { prompt: string; responses: string[] }[]): void {
+  const table = $<HTMLTableElement>("steer-output");
+  const head = document.createElement("tr");
+  for (const title of ["prompt", ...magnitudes.map((m) => `magnitude ${m}`)]) {
+    const th = document.createElement("th");
+    th.textContent = title;
+    head.append(th);
+  }
+  const body = rows.map((row) => {
+    const tr = document.createElement("tr");
+    for (const text of [row.prompt, ...row.responses]) {
+      const td = document.createElement("td");
+      td.textContent = text;
+      tr.append(td);
+    }
+    return tr;
+  });
+  table.replaceChildren(head, ...body);
+}
+
+function vectorSource(): VectorSource {
+  const kind = $<HTMLSelectElement>("steer-source").value;
+  if (kind === "sae-feature") {
+    return { kind, sae: readSae(), feature: requiredInt("steer-feature", "feature index", 0) };
+  }
+  if (kind === "adl" || kind === "role-swap") return { kind };
+  throw new Error(`unknown vector source ${kind}`);
+}
+
+function wire(): void {
+  $<HTMLFormElement>("diff-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    void job(async (ui) => {
+      const inputs = await readDiffInputs();
+      $("progress").replaceChildren();
+      $("log").textContent = "";
+      const files = await engine.runDiff(inputs, ui);
+      showFiles(files, true);
+    });
+  });
+  $<HTMLFormElement>("steer-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    void job(async (ui) => {
+      const vector = vectorSource();
+      const result = await engine.steer({
+        model: readModel("chat", "chat model"),
+        base: vector.kind === "adl" ? readModel("base", "base model") : undefined,
+        layer: intField("steer-layer", "steering layer", 0),
+        vector,
+        magnitudes: parseMagnitudes($("steer-mags").value),
+        greedy: $("steer-greedy").checked,
+        prompts: await readPrompts(false),
+        seed: requiredInt("seed", "seed", 0),
+        hfToken: readToken(),
+      }, ui);
+      showSteering(result.magnitudes, result.rows);
+      showFiles(result.files, false);
+    });
+  });
+  $("steer-source").addEventListener("change", () => {
+    $("steer-feature").disabled = $<HTMLSelectElement>("steer-source").value !== "sae-feature";
+  });
+  $("cancel").addEventListener("click", () => running?.abort(new DOMException("cancelled", "AbortError")));
+  $("clear-cache").addEventListener("click", () => {
+    if (running) return showError("the cache is in use: cancel the run first");
+    void clearCaches().then(showCacheSize, (error) => showError(errorLine(error)));
+  });
+  $("remember-token").addEventListener("change", () => {
+    if (!$("remember-token").checked) localStorage.removeItem(TOKEN_KEY);
+  });
+  // Anything that still escapes is one line too, never an uncaught console error.
+  addEventListener("error", (event) => {
+    event.preventDefault();
+    showError(errorLine(event.error ?? event.message));
+  });
+  addEventListener("unhandledrejection", (event) => {
+    event.preventDefault();
+    showError(errorLine(event.reason));
+  });
+}
+
+async function main(): Promise<void> {
+  wire();
+  fillDefaults();
+  await showCacheSize();
+  if (await detectWebGpu()) {
+    $<HTMLButtonElement>("run").disabled = false;
+    $<HTMLButtonElement>("generate").disabled = false;
+    setState("idle");
+  } else {
+    setState("nogpu");
+  }
+}
+
+main().catch((error) => {
+  showError(errorLine(error));
+  setState("error");
+});
