@@ -9,9 +9,10 @@
  */
 
 import { UserError } from "../../lib/core/errors.ts";
+import { DIFF_DEFAULTS } from "../../lib/cli/commands.ts";
 import type { FileSource } from "../../lib/core/file_source.ts";
 import type { ReportOutput } from "../../lib/core/output.ts";
-import type { StartProgress } from "../../lib/core/progress.ts";
+import type { Progress, StartProgress } from "../../lib/core/progress.ts";
 import { defaultGraphDtype } from "../../lib/backend/gpu_info.ts";
 import { type CheckpointStore } from "../../lib/analysis/collect.ts";
 import { checkLayer, collectDiffModel, planDiff } from "../../lib/analysis/diff_collect.ts";
@@ -73,6 +74,19 @@ export interface PageDiffResult {
   files: string[];
 }
 
+/** `progress`, stopping the run at the next batch once `signal` is aborted (after that batch's checkpoint). */
+function cancellable(progress: Progress | undefined, signal: AbortSignal | undefined): Progress | undefined {
+  if (!signal) return progress;
+  return {
+    tick: (n) => progress?.tick(n),
+    update(done) {
+      progress?.update(done);
+      signal.throwIfAborted();
+    },
+    finish: () => progress?.finish(),
+  };
+}
+
 /** A checkpoint that is never kept. */
 const NO_CHECKPOINT: CheckpointStore = {
   label: "(none)",
@@ -106,7 +120,7 @@ export async function runPageDiff(
   }
   const config = built.chat.checkpoint.config;
   const sae = await loadSaeFiles(inputs.sae.files, inputs.sae.name, { dModel: config.hiddenSize });
-  const layer = inputs.layer ?? sae.config.hookLayer ?? 2;
+  const layer = inputs.layer ?? sae.config.hookLayer ?? DIFF_DEFAULTS.layer;
   checkLayer(layer, config.numLayers);
   if (sae.config.hookLayer !== undefined && sae.config.hookLayer !== layer) {
     log(`warning: the SAE was trained on layer ${sae.config.hookLayer}, reading layer ${layer}`);
@@ -144,7 +158,7 @@ export async function runPageDiff(
           checkpoint,
           checkpointEvery: hooks.checkpoint ? inputs.checkpointEvery : 0,
           resume: inputs.resume,
-          progress: hooks.progress?.(`${model} model`, plan.prepared.length),
+          progress: cancellable(hooks.progress?.(`${model} model`, plan.prepared.length), hooks.signal),
           log,
         });
         const name = statsFileName(model);
