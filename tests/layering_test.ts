@@ -58,7 +58,14 @@ const LAYERS = [
  * onnxruntime-node), directly or through what they import when they run. What a browser page bundles.
  */
 const CORE = [
-  ...["errors", "file_source", "matrix", "output", "random"].map((m) => `core/${m}.ts`),
+  ...["errors", "file_source", "matrix", "output", "random", "sha256"].map((m) => `core/${m}.ts`),
+  "backend/gpu_info.ts",
+  "backend/ort_web.ts",
+  ...["checkpoint", "checkpoint_graph", "built_model", "content_identity", "pair"].map((m) => `models/${m}.ts`),
+  ...["collect", "diff_collect", "stats_file"].map((m) => `analysis/${m}.ts`),
+  "sae/from_files.ts",
+  "sae/identity.ts",
+  "report/diff.ts",
   ...["finite", "gguf", "npz", "prompt_parse", "safetensors", "vector_names"].map((m) => `io/${m}.ts`),
   ...["builder", "onnx", "residuals", "rewrite", "steering"].map((m) => `graph/${m}.ts`),
   "models/config.ts",
@@ -183,4 +190,28 @@ Deno.test("the platform-neutral core imports no platform API, directly or throug
     await walk(file, file);
   }
   assertEquals(offending, []);
+});
+
+Deno.test("the page (web/) reaches lib/ only through the platform-neutral core", async () => {
+  const web = fileURLToPath(new URL("../web/", import.meta.url));
+  const pattern = /(import|export)(\s+type)?\s[^;"]*?from\s+"(\.{1,2}\/[^"]+)"|import\s+"(\.{1,2}\/[^"]+)"/g;
+  const outside: string[] = [];
+  const visit = async (dir: string) => {
+    for await (const entry of Deno.readDir(dir)) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory) await visit(path);
+      else if (entry.name.endsWith(".ts")) {
+        const source = await Deno.readTextFile(path);
+        for (const m of source.matchAll(pattern)) {
+          if (m[2]) continue; // type-only: erased from the bundle
+          const target = normalize(join(dirname(path), m[3] ?? m[4]));
+          if (!target.startsWith(LIB)) continue;
+          const module = relative(LIB, target);
+          if (!CORE.includes(module)) outside.push(`${relative(web, path)} -> lib/${module}`);
+        }
+      }
+    }
+  };
+  await visit(web);
+  assertEquals(outside, []);
 });

@@ -43,26 +43,30 @@ export const engine: Engine = {
     if (!inputs.prompts.prompts.length) throw new UserError(`${inputs.prompts.label} holds no prompts`);
     const checkpoints = await ui.cache("checkpoints");
     const out = memoryOutput();
-    await runPageDiff({
-      base: namedFiles(inputs.base, inputs.hfToken),
-      chat: namedFiles(inputs.chat, inputs.hfToken),
-      sae: namedFiles(inputs.sae, inputs.hfToken),
-      prompts: samplePrompts(inputs.prompts.prompts, inputs.n, inputs.seed),
-      layer: inputs.layer,
-      tokenTypes: parseTokenTypes(inputs.tokenTypes.join(",")),
-      topK: inputs.topK,
-      batchSize: inputs.batchSize,
-      maxLength: inputs.maxLength ?? DIFF_DEFAULTS.maxLength,
-      topExamples: DEFAULT_TOP_EXAMPLES,
-      checkpointEvery: DIFF_DEFAULTS.checkpointEvery,
-      // Keyed by the run's fingerprint: only the same run's checkpoint is ever found.
-      resume: true,
-    }, out, {
-      progress: ui.progress,
-      log: ui.log,
-      signal: ui.signal,
-      checkpoint: (model, fingerprint) => storeCheckpoint(checkpoints, `${fingerprint}-${model}`),
-    });
+    await runPageDiff(
+      {
+        base: namedFiles(inputs.base, inputs.hfToken),
+        chat: namedFiles(inputs.chat, inputs.hfToken),
+        sae: namedFiles(inputs.sae, inputs.hfToken),
+        prompts: samplePrompts(inputs.prompts.prompts, inputs.n, inputs.seed),
+        layer: inputs.layer,
+        tokenTypes: parseTokenTypes(inputs.tokenTypes.join(",")),
+        topK: inputs.topK,
+        batchSize: inputs.batchSize,
+        maxLength: inputs.maxLength ?? DIFF_DEFAULTS.maxLength,
+        topExamples: DEFAULT_TOP_EXAMPLES,
+        checkpointEvery: DIFF_DEFAULTS.checkpointEvery,
+        // Keyed by the run's fingerprint: only the same run's checkpoint is ever found.
+        resume: true,
+      },
+      out,
+      {
+        progress: ui.progress,
+        log: ui.log,
+        signal: ui.signal,
+        checkpoint: (model, fingerprint) => storeCheckpoint(checkpoints, `${fingerprint}-${model}`),
+      },
+    );
     return out.files();
   },
   steer: () =>

@@ -52,4 +52,3 @@ function compare(base: Summary, chat: Summary): string | undefined {
   if (base.tokenizer !== chat.tokenizer && base.vocab === chat.vocab) differences.push("different tokenizers");
   return differences.length ? differences.join(", ") : undefined;
 }
-

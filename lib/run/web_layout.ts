@@ -27,5 +27,8 @@ export const ORT_RUNTIME_FILES = [
   "ort-wasm-simd-threaded.asyncify.wasm",
 ] as const;
 
+/** The folder of our WGSL kernels (shaders/ of the repository), relative to the site. */
+export const SHADER_DIR = "shaders/";
+
 /** plotly.js, which the page's report output fetches and inlines into every report. */
 export const PLOTLY_FILE = "plotly-basic.min.js";

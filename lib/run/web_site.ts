@@ -9,7 +9,7 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { plotlyJsFromNpm } from "../io/dir_output.ts";
-import { APP_SCRIPT, ORT_DIR, ORT_RUNTIME_FILES, PLOTLY_FILE, STATIC_FILES } from "./web_layout.ts";
+import { APP_SCRIPT, ORT_DIR, ORT_RUNTIME_FILES, PLOTLY_FILE, SHADER_DIR, STATIC_FILES } from "./web_layout.ts";
 
 /** The page's sources (web/ at the repository root). */
 export const WEB_SOURCES = fileURLToPath(new URL("../../web/", import.meta.url));
@@ -43,6 +43,9 @@ export async function bundleForBrowser(entry: string, out: string): Promise<void
 export async function buildSite(outDir: string, options: BuildSiteOptions = {}): Promise<void> {
   const started = performance.now();
   await Deno.mkdir(join(outDir, ORT_DIR), { recursive: true });
+  await Deno.mkdir(join(outDir, SHADER_DIR), { recursive: true });
+  const shaders = fileURLToPath(new URL("../../shaders/", import.meta.url));
+  const kernels = [...Deno.readDirSync(shaders)].filter((e) => e.isFile && e.name.endsWith(".wgsl")).map((e) => e.name);
   const entries = options.entries ?? [{ entry: join(WEB_SOURCES, "app.ts"), out: APP_SCRIPT }];
   await Promise.all([
     ...entries.map(({ entry, out }) => bundleForBrowser(entry, join(outDir, out))),
@@ -53,6 +56,7 @@ export async function buildSite(outDir: string, options: BuildSiteOptions = {}):
         join(outDir, ORT_DIR, name),
       )
     ),
+    ...kernels.map((name) => Deno.copyFile(join(shaders, name), join(outDir, SHADER_DIR, name))),
     plotlyJsFromNpm().then((source) => Deno.writeTextFile(join(outDir, PLOTLY_FILE), source)),
   ]);
   options.log?.(`built the page into ${outDir} in ${((performance.now() - started) / 1000).toFixed(1)} s`);

@@ -16,12 +16,7 @@ import type { Progress, StartProgress } from "../../lib/core/progress.ts";
 import { defaultGraphDtype } from "../../lib/backend/gpu_info.ts";
 import { type CheckpointStore } from "../../lib/analysis/collect.ts";
 import { checkLayer, collectDiffModel, planDiff } from "../../lib/analysis/diff_collect.ts";
-import {
-  DIFF_MODELS,
-  type DiffModel,
-  readRunStatsFrom,
-  statsFileName,
-} from "../../lib/analysis/stats_file.ts";
+import { DIFF_MODELS, type DiffModel, readRunStatsFrom, statsFileName } from "../../lib/analysis/stats_file.ts";
 import { bytesSource } from "../../lib/core/file_source.ts";
 import { buildModel, type BuiltModel } from "../../lib/models/built_model.ts";
 import { describeMismatch } from "../../lib/models/pair.ts";
@@ -153,11 +148,14 @@ export async function runPageDiff(
         steering: [],
       }, { outputsOnGpu: true });
       const checkpoint = hooks.checkpoint?.(model, plan.fingerprint) ?? NO_CHECKPOINT;
+      // The page resumes whenever its storage holds this very run's checkpoint (keyed by its fingerprint).
+      const resume = inputs.resume && await checkpoint.load() !== undefined;
+      if (resume) log(`resuming the ${model} model from ${checkpoint.label}`);
       try {
         const bytes = await collectDiffModel(plan, model, handle, encoder, {
           checkpoint,
           checkpointEvery: hooks.checkpoint ? inputs.checkpointEvery : 0,
-          resume: inputs.resume,
+          resume,
           progress: cancellable(hooks.progress?.(`${model} model`, plan.prepared.length), hooks.signal),
           log,
         });

@@ -15,6 +15,7 @@ import type * as Transformers from "@huggingface/transformers";
 import { ortWeb, sharedDevice } from "../../lib/backend/ort_web.ts";
 import { type Gpu, gpuOf } from "../../lib/backend/gpu_info.ts";
 import { setShaderRoot } from "../../lib/kernels/shader.ts";
+import { ORT_DIR, SHADER_DIR } from "../../lib/run/web_layout.ts";
 import { describeError, UserError } from "../../lib/core/errors.ts";
 import { decodeModel, encodeModel, externalDataLocations } from "../../lib/graph/onnx.ts";
 import { rewriteModel, type RewriteSpec } from "../../lib/graph/rewrite.ts";
@@ -22,8 +23,8 @@ import type { BuiltModel } from "../../lib/models/built_model.ts";
 import type { ModelHandle, OrtSession, OrtTensor } from "../../lib/runtime/runtime.ts";
 
 // Where the site serves ORT's wasm files and our kernels (its build copies them there).
-ortWeb.env.wasm.wasmPaths = new URL("./ort/", document.baseURI).href;
-setShaderRoot(new URL("./shaders/", document.baseURI));
+ortWeb.env.wasm.wasmPaths = new URL(ORT_DIR, document.baseURI).href;
+setShaderRoot(new URL(SHADER_DIR, document.baseURI));
 (globalThis as Record<symbol, unknown>)[Symbol.for("onnxruntime")] = ortWeb;
 const transformers: typeof Transformers = await import("@huggingface/transformers");
 transformers.env.logLevel = transformers.LogLevel.ERROR;
