@@ -64,6 +64,7 @@ export const engine: Engine = {
         progress: ui.progress,
         log: ui.log,
         signal: ui.signal,
+        builds: await ui.cache("graphs"),
         checkpoint: (model, fingerprint) => storeCheckpoint(checkpoints, `${fingerprint}-${model}`),
       },
     );

@@ -9,6 +9,7 @@
 
 import type { FileSource } from "../lib/core/file_source.ts";
 import type { StartProgress } from "../lib/core/progress.ts";
+import type { ByteStore } from "../lib/core/byte_store.ts";
 
 /** A model: a folder the user picked (or its files), or a Hugging Face hub repo id. */
 export type ModelInput =
@@ -51,17 +52,7 @@ export interface DiffInputs {
   hfToken?: string;
 }
 
-/** A key → bytes store kept across reloads (web/platform/opfs.ts), one per cache kind. */
-export interface ByteStore {
-  get(key: string): Promise<Uint8Array | undefined>;
-  /** Writes `key` whole: a reader (or a reload) never sees half of it. */
-  put(key: string, bytes: Uint8Array): Promise<void>;
-  remove(key: string): Promise<void>;
-  keys(): Promise<string[]>;
-  /** Bytes held. */
-  size(): Promise<number>;
-  clear(): Promise<void>;
-}
+export type { ByteStore };
 
 /** How an engine call reports back and learns it was cancelled. */
 export interface RunUi {

@@ -18,6 +18,11 @@ export interface FileSource {
   read(path: string, offset: number, length: number): Promise<Uint8Array>;
   /** Every byte of `path`; a missing file is a UserError calling it `what`. */
   readAll(path: string, what: string): Promise<Uint8Array>;
+  /**
+   * A cheap token that changes whenever `path` does (its size and modification time), where the
+   * platform has one (a page's `File`): keys caches without reading the file. Undefined otherwise.
+   */
+  stamp?(path: string): Promise<string | undefined>;
 }
 
 /**

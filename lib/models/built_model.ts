@@ -7,6 +7,7 @@
  * @module
  */
 
+import type { ByteStore } from "../core/byte_store.ts";
 import type { FileSource } from "../core/file_source.ts";
 import { sha256Hex, sha256OfFile } from "../core/sha256.ts";
 import { decodeModel, externalDataLocations } from "../graph/onnx.ts";
@@ -59,20 +60,86 @@ function memorySink() {
   };
 }
 
+/** Where built models are kept between runs (a page's origin-private storage), and the building code's version. */
+export interface BuildCache {
+  store: ByteStore;
+  /** Changes whenever the code that builds (or the bundle holding it) does. */
+  version: string;
+}
+
+/** Files besides the weights that a built model depends on. */
+const BUILD_INPUTS = ["config.json", "model.safetensors.index.json", ...MODEL_SIDE_FILES, "special_tokens_map.json"];
+
+/**
+ * The cache key of `checkpoint` built at `dtype`: every file it is built from by path, size and
+ * modification time, the precision and the code's version; undefined when `files` cannot stamp files
+ * cheaply (then nothing is cached).
+ */
+async function buildKey(checkpoint: Checkpoint, dtype: GraphDtype, version: string): Promise<string | undefined> {
+  const { source } = checkpoint;
+  if (!source.stamp) return undefined;
+  const stamps: [string, string][] = [];
+  for (const name of [...new Set([...checkpoint.files, ...BUILD_INPUTS])]) {
+    const stamp = await source.stamp(name);
+    if (stamp !== undefined) stamps.push([name, stamp]);
+    else if (checkpoint.files.includes(name)) return undefined;
+  }
+  return (await sha256Hex([JSON.stringify({ stamps, dtype, version })])).slice(0, 32);
+}
+
+async function fromCache(cache: BuildCache, key: string, checkpoint: Checkpoint, dtype: GraphDtype) {
+  // The metadata is written last, so its presence says the other parts are whole.
+  const meta = await cache.store.get(`${key}.meta`);
+  if (!meta) return undefined;
+  const { identity, configText, convertedFile, hasConverted } = JSON.parse(new TextDecoder().decode(meta));
+  const graph = await cache.store.get(`${key}.graph`);
+  const converted = hasConverted ? await cache.store.get(`${key}.converted`) : undefined;
+  if (!graph || (hasConverted && !converted)) return undefined;
+  return { files: checkpoint.source, checkpoint, dtype, graph, convertedFile, converted, configText, identity };
+}
+
+async function toCache(cache: BuildCache, key: string, built: BuiltModel): Promise<void> {
+  await cache.store.put(`${key}.graph`, built.graph);
+  if (built.converted) await cache.store.put(`${key}.converted`, built.converted);
+  const meta = {
+    identity: built.identity,
+    configText: built.configText,
+    convertedFile: built.convertedFile,
+    hasConverted: built.converted !== undefined,
+  };
+  await cache.store.put(`${key}.meta`, new TextEncoder().encode(JSON.stringify(meta)));
+}
+
 /**
  * Builds the checkpoint in `files` at `dtype`: headers checked, tensors used in place checked finite,
  * the others converted, the graph built, and the identity computed (hashing every weight file whole,
- * as the CLI does once per file change).
+ * as the CLI does once per file change). With a `cache`, a checkpoint built before (same files by
+ * size and modification time, same precision, same code) is read back instead, and a new build is kept.
  */
 export async function buildModel(
   files: FileSource,
   dtype: GraphDtype,
-  options: { onProgress?: ConversionProgress } = {},
+  options: { onProgress?: ConversionProgress; cache?: BuildCache; log?: (line: string) => void } = {},
 ): Promise<BuiltModel> {
   const checkpoint = await openCheckpoint(files);
+  const key = options.cache && await buildKey(checkpoint, dtype, options.cache.version);
+  if (options.cache && key) {
+    const cached = await fromCache(options.cache, key, checkpoint, dtype);
+    if (cached) {
+      options.log?.(`using the ${dtype} graph of ${files.label("")} built before (cache ${key})`);
+      return cached;
+    }
+  }
+  const built = await build(checkpoint, dtype, options.onProgress);
+  if (options.cache && key) await toCache(options.cache, key, built);
+  return built;
+}
+
+async function build(checkpoint: Checkpoint, dtype: GraphDtype, onProgress?: ConversionProgress): Promise<BuiltModel> {
+  const files = checkpoint.source;
   await checkInPlaceTensors(checkpoint, dtype);
   const sink = memorySink();
-  const placed = await convertTensors(checkpoint, dtype, sink, options.onProgress);
+  const placed = await convertTensors(checkpoint, dtype, sink, onProgress);
   const converted = placed.size ? sink.bytes() : undefined;
   const graph = checkpointGraph(checkpoint, placed, dtype);
   const textOnly = checkpoint.rawConfig.model_type === "gemma3";

@@ -10,6 +10,7 @@
 
 import { UserError } from "../../lib/core/errors.ts";
 import { DIFF_DEFAULTS } from "../../lib/cli/commands.ts";
+import type { ByteStore } from "../../lib/core/byte_store.ts";
 import type { FileSource } from "../../lib/core/file_source.ts";
 import type { ReportOutput } from "../../lib/core/output.ts";
 import type { Progress, StartProgress } from "../../lib/core/progress.ts";
@@ -25,7 +26,7 @@ import { loadSaeFiles } from "../../lib/sae/from_files.ts";
 import { saeIdentity } from "../../lib/sae/identity.ts";
 import { GpuSaeEncoder } from "../../lib/kernels/sae_encode.ts";
 import { type RunStats, writeDiffTables, writeFeatureIncreasesPage } from "../../lib/report/diff.ts";
-import { loadPageModel, pageGpu, pageTokenizerHandle } from "./page_runtime.ts";
+import { codeVersion, loadPageModel, pageGpu, pageTokenizerHandle } from "./page_runtime.ts";
 
 /** A folder of files the user gave the page, and the name runs record it by. */
 export interface NamedFiles {
@@ -55,6 +56,8 @@ export interface PageDiffInputs {
 export interface PageRunHooks {
   progress?: StartProgress;
   log?: (line: string) => void;
+  /** Where built graphs and converted weights are kept between runs (none: built each run). */
+  builds?: ByteStore;
   /** Where each model's resume checkpoint lives (none: no checkpoints). */
   checkpoint?: (model: DiffModel, fingerprint: string) => CheckpointStore;
   signal?: AbortSignal;
@@ -110,7 +113,8 @@ export async function runPageDiff(
   const built = {} as Record<DiffModel, BuiltModel>;
   for (const model of DIFF_MODELS) {
     log(`building the ${dtype} graph of the ${model} model ${inputs[model].name}`);
-    built[model] = await buildModel(inputs[model].files, dtype);
+    const cache = hooks.builds && { store: hooks.builds, version: await codeVersion() };
+    built[model] = await buildModel(inputs[model].files, dtype, { cache, log });
     hooks.signal?.throwIfAborted();
   }
   const config = built.chat.checkpoint.config;

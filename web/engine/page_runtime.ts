@@ -17,6 +17,7 @@ import { type Gpu, gpuOf } from "../../lib/backend/gpu_info.ts";
 import { setShaderRoot } from "../../lib/kernels/shader.ts";
 import { ORT_DIR, SHADER_DIR } from "../../lib/run/web_layout.ts";
 import { describeError, UserError } from "../../lib/core/errors.ts";
+import { sha256Hex } from "../../lib/core/sha256.ts";
 import { decodeModel, encodeModel, externalDataLocations } from "../../lib/graph/onnx.ts";
 import { rewriteModel, type RewriteSpec } from "../../lib/graph/rewrite.ts";
 import type { BuiltModel } from "../../lib/models/built_model.ts";
@@ -54,6 +55,19 @@ function pageFetch(input: string | URL | Request): Promise<Response> {
 (transformers.env as unknown as { fetch: typeof pageFetch }).fetch = pageFetch;
 
 export { transformers };
+
+let versionPromise: Promise<string> | undefined;
+
+/**
+ * The version of the code this page runs: the digest of its own bundle, so built models cached by
+ * another build of the site are never used.
+ */
+export function codeVersion(): Promise<string> {
+  versionPromise ??= fetch(import.meta.url).then(async (response) =>
+    (await sha256Hex([new Uint8Array(await response.arrayBuffer())])).slice(0, 16)
+  );
+  return versionPromise;
+}
 
 let gpuPromise: Promise<Gpu> | undefined;
 

@@ -33,6 +33,10 @@ export function mapSource(files: ReadonlyMap<string, Blob>, name: string): FileS
     async readAll(path, what) {
       return new Uint8Array(await fileOf(path, what).arrayBuffer());
     },
+    stamp(path) {
+      const file = files.get(path);
+      return Promise.resolve(file instanceof File ? `${file.size}:${file.lastModified}` : undefined);
+    },
   };
 }
 
