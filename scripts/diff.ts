@@ -49,7 +49,7 @@ await runMain(async () => {
   if (values.merge) {
     const merged = await mergeDiffShards(outDir);
     console.log(`merged ${merged.shards} shards (${merged.prompts} prompts) in ${outDir}`);
-  } else {
+  } else if (!values["report-only"]) {
     const prompts = await sampledPromptsFromFlags(values, DEMO_PROMPTS, console.log);
     // A SAELens release id knows its layer; resolving it here also makes an unknown release or id
     // one line before any model is loaded.
@@ -90,10 +90,12 @@ await runMain(async () => {
       return;
     }
   }
-  // After a merge the device is resolved only if the dashboards need one.
+  // After a merge or for a report only, the device is resolved only if the dashboards need one.
   if (cards && !device) device = await resolveDevice(parseDevice(values.device!), console.log);
   const report = await writeDiffReport(outDir, { topK, decreases: values.decreases, cards, device, log: console.log });
   for (const line of diffSummary(report)) console.log(line);
-  if (demo) { for (const line of plantRecoveryLines(report.tables, "llama")) console.log(line); }
+  if (demo && !values["report-only"]) {
+    for (const line of plantRecoveryLines(report.tables, "llama")) console.log(line);
+  }
   for (const line of reportLinks(report, outDir)) console.log(line);
 });

@@ -66,6 +66,7 @@ const CORE = [
   "sae/from_files.ts",
   "sae/identity.ts",
   "report/diff.ts",
+  "report/dashboard_data.ts",
   ...["finite", "gguf", "npz", "prompt_parse", "safetensors", "vector_names"].map((m) => `io/${m}.ts`),
   ...["builder", "onnx", "residuals", "rewrite", "steering"].map((m) => `graph/${m}.ts`),
   "models/config.ts",

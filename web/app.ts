@@ -269,21 +269,31 @@ function showFiles(files: RunFile[], replace: boolean): void {
     blobUrls = [];
     list.replaceChildren();
   }
-  for (const file of files) {
-    const url = URL.createObjectURL(new Blob([file.bytes as Uint8Array<ArrayBuffer>], { type: file.type }));
+  const blobUrl = (bytes: Uint8Array, type: string) => {
+    const url = URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>], { type }));
     blobUrls.push(url);
+    return url;
+  };
+  const urls = new Map(files.map((file) => [file.name, blobUrl(file.bytes, file.type)]));
+  for (const file of files) {
     const link = document.createElement("a");
-    link.href = url;
+    link.href = urls.get(file.name)!;
     link.download = file.name;
     link.textContent = `${file.name} (${formatBytes(file.bytes.length)})`;
     const item = document.createElement("li");
     item.append(link);
     list.append(item);
-    if (file.name === "feature_increases.html") {
-      const frame = $<HTMLIFrameElement>("report");
-      frame.src = url;
-      frame.hidden = false;
-    }
+  }
+  const report = files.find((file) => file.name === "feature_increases.html");
+  if (report) {
+    // Shown from a blob URL, the page's link to the dashboards must name their blob too (the
+    // downloaded copy keeps the plain file name, for the folder it is saved into).
+    let html = new TextDecoder().decode(report.bytes);
+    const dashboards = urls.get("features.html");
+    if (dashboards) html = html.replaceAll('href="features.html"', `href="${dashboards}"`);
+    const frame = $<HTMLIFrameElement>("report");
+    frame.src = blobUrl(new TextEncoder().encode(html), report.type);
+    frame.hidden = false;
   }
 }
 

@@ -135,6 +135,11 @@ export const DIFF = {
     resume: { type: "boolean", default: false, description: "continue an interrupted run" },
     shard: { type: "string", description: "collect slice i of n (i/n) of the prompts only" },
     merge: { type: "boolean", default: false, description: "combine all shards in --out-dir and report" },
+    "report-only": {
+      type: "boolean",
+      default: false,
+      description: "report the statistics already in --out-dir (an earlier run, or the page's downloads)",
+    },
   },
   examples: ["deno task diff", "deno task diff --preset llama31-8b --prompts lmsys.parquet --n 1000 --out-dir r/l"],
 } satisfies CommandSpec;

@@ -90,3 +90,8 @@ export async function writeFeatureIncreasesPage(
     },
   );
 }
+
+/** The line under the figure that links the feature dashboards (`cards` features from the first `rows` rows per table). */
+export function dashboardsLink(cards: number, rows: number): string {
+  return `<p style="margin:8px"><a href="features.html">Feature dashboards</a>: top examples of the ${cards} features in the first ${rows} rows per read position of each table.</p>`;
+}

@@ -29,7 +29,7 @@ import { readModelShape } from "../models/hub.ts";
 import { saeIdentity } from "../sae/identity.ts";
 import { ensureOutDir } from "../io/atomic.ts";
 import { type PairRunOptions, resolveModelPair } from "../runtime/model_pair.ts";
-import { writeDiffTables, writeFeatureIncreasesPage } from "../report/diff.ts";
+import { dashboardsLink, writeDiffTables, writeFeatureIncreasesPage } from "../report/diff.ts";
 import { loadTokenizer } from "../runtime/runtime.ts";
 import { createEncoder } from "../encoders/encoder.ts";
 import { loadSae } from "../sae/load.ts";
@@ -330,9 +330,7 @@ export async function writeDiffReport(outDir: string, options: ReportOptions): P
       failure = error;
     }
   }
-  const link = dashboards
-    ? `<p style="margin:8px"><a href="features.html">Feature dashboards</a>: top examples of the ${dashboards.cards} features in the first ${options.cards} rows per read position of each table.</p>`
-    : "";
+  const link = dashboards ? dashboardsLink(dashboards.cards, options.cards!) : "";
   await writeFeatureIncreasesPage(stats, diff, out, link);
   if (failure) throw failure;
   files.push("feature_increases.html", ...(dashboards ? ["features.html"] : []));

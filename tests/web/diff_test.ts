@@ -86,6 +86,20 @@ function rankingDifferences(cli: string, page: string, tolerance: number, flippe
   return problems;
 }
 
+/** A card of features.html, as far as the comparison reads it. */
+interface DashboardCard {
+  feature: number;
+  token: string;
+  examples: Record<"base" | "chat", { prompt: number; activations?: number[] }[]>;
+}
+
+/** The cards embedded in a features.html (lib/report/dashboards.ts writes them as `const data = {...};`). */
+function dashboardCards(html: string): DashboardCard[] {
+  const match = /const data = (\{.*?\});\n/s.exec(html);
+  assert(match, "features.html embeds its data");
+  return (JSON.parse(match[1]) as { cards: DashboardCard[] }).cards;
+}
+
 /** Per element, relative (absolute floor 1e-4): measured 1.7e-3 on Llama, 9.8e-3 on Gemma 2 (see above). */
 const TOLERANCE = 2e-2;
 
@@ -111,8 +125,6 @@ for (const { family, sae: saeName } of CASES) {
         "scripts/diff.ts",
         "--device",
         "webgpu",
-        "--cards",
-        "0",
         "--out-dir",
         cliDir,
         "--base",
@@ -152,7 +164,13 @@ for (const { family, sae: saeName } of CASES) {
     }
 
     for (
-      const name of ["stats_base.safetensors", "stats_chat.safetensors", "top_all_mean.csv", "feature_increases.html"]
+      const name of [
+        "stats_base.safetensors",
+        "stats_chat.safetensors",
+        "top_all_mean.csv",
+        "feature_increases.html",
+        "features.html",
+      ]
     ) {
       assert(files.has(name), `the page offers ${name}`);
     }
@@ -222,6 +240,53 @@ for (const { family, sae: saeName } of CASES) {
       swaps += topRows(a).filter((r, i) => r.feature !== topRows(b)[i]?.feature).length;
     }
     console.log(`rows the page orders otherwise than the CLI (near-equal values): ${swaps}`);
+    // The CLI reports the page's downloads as its own run's: byte for byte the page's tables.
+    const reported = join(dir, "reported");
+    await Deno.mkdir(reported);
+    for (const name of ["stats_base.safetensors", "stats_chat.safetensors", "prompts.json"]) {
+      await Deno.copyFile(join(pageDir, name), join(reported, name));
+    }
+    const report = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "scripts/diff.ts", "--report-only", "--cards", "0", "--out-dir", reported],
+      cwd: new URL("../../", import.meta.url),
+    }).output();
+    assertEquals(report.code, 0, new TextDecoder().decode(report.stderr));
+    for (const metric of ["all_mean", "active_mean", "sparsity"]) {
+      const name = `top_${metric}.csv`;
+      assertEquals(await Deno.readTextFile(join(reported, name)), await Deno.readTextFile(join(pageDir, name)), name);
+    }
+
+    // The feature dashboards: the same cards (features whose statistics a threshold tie moved aside),
+    // each with the same top examples and per-token activations within the tolerance.
+    const [cliCards, pageCards] = await Promise.all(
+      [cliDir, pageDir].map(async (d) => dashboardCards(await Deno.readTextFile(join(d, "features.html")))),
+    );
+    const comparable = (cards: DashboardCard[]) => cards.filter((c) => !flipped.has(`${c.token}:${c.feature}`));
+    const [ours, theirs] = [comparable(pageCards), comparable(cliCards)];
+    assert(theirs.length > 0, "the CLI made cards");
+    const key = (c: DashboardCard) => `${c.token}:${c.feature}`;
+    const theirsByKey = new Map(theirs.map((c) => [key(c), c]));
+    const common = ours.filter((c) => theirsByKey.has(key(c)));
+    assert(common.length >= theirs.length - flipped.size, `${common.length} of ${theirs.length} cards in common`);
+    let tokensCompared = 0;
+    for (const card of common) {
+      const other = theirsByKey.get(key(card))!;
+      for (const model of ["base", "chat"] as const) {
+        assertEquals(card.examples[model].map((e) => e.prompt), other.examples[model].map((e) => e.prompt));
+        card.examples[model].forEach((example, e) => {
+          const expected = other.examples[model][e].activations ?? [];
+          assertEquals(example.activations?.length, expected.length);
+          example.activations!.forEach((v, i) => {
+            tokensCompared++;
+            const close = Math.abs(v - expected[i]) <= TOLERANCE * Math.max(Math.abs(expected[i]), 0.05);
+            // A token whose pre-activation ties its threshold fires on one adapter only (as above).
+            const tie = (v === 0) !== (expected[i] === 0);
+            assert(close || tie, `${key(card)} ${model} prompt ${example.prompt} token ${i}: ${v} vs ${expected[i]}`);
+          });
+        });
+      }
+    }
+    console.log(`${family}: ${common.length} dashboard cards compared, ${tokensCompared} per-token activations`);
     const memory = { label: (n: string) => n, write: () => Promise.resolve(), plotlyJs: () => Promise.resolve("") };
     const labels = { base: "the page's stats_base", chat: "the page's stats_chat" };
     const { tables } = await writeDiffTables(stats, memory, { topK: 100, decreases: false, labels });

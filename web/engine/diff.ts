@@ -25,7 +25,9 @@ import type { TokenType } from "../../lib/runtime/chat.ts";
 import { loadSaeFiles } from "../../lib/sae/from_files.ts";
 import { saeIdentity } from "../../lib/sae/identity.ts";
 import { GpuSaeEncoder } from "../../lib/kernels/sae_encode.ts";
-import { type RunStats, writeDiffTables, writeFeatureIncreasesPage } from "../../lib/report/diff.ts";
+import { dashboardsLink, type RunStats, writeDiffTables, writeFeatureIncreasesPage } from "../../lib/report/diff.ts";
+import { dashboardData, featureSubset, tokenActivations } from "../../lib/report/dashboard_data.ts";
+import { writeDashboardPage } from "../../lib/report/dashboards.ts";
 import { codeVersion, loadPageModel, pageGpu, pageTokenizerHandle } from "./page_runtime.ts";
 
 /** A folder of files the user gave the page, and the name runs record it by. */
@@ -48,6 +50,8 @@ export interface PageDiffInputs {
   batchSize: number;
   maxLength: number;
   topExamples: number;
+  /** Feature dashboards for the first this many rows per read position of each table (0: none). */
+  cards: number;
   checkpointEvery: number;
   resume: boolean;
 }
@@ -177,12 +181,55 @@ export async function runPageDiff(
   }
   const labels = { base: statsFileName("base"), chat: statsFileName("chat") };
   const diff = await writeDiffTables(stats, out, { topK: inputs.topK, decreases: false, labels });
-  await writeFeatureIncreasesPage(stats, diff, out);
+  let link = "";
+  if (inputs.cards > 0 && inputs.topExamples > 0) {
+    log(`feature dashboards: running the top examples' prompts again`);
+    const data = await dashboardData({
+      title: diff.title,
+      tables: diff.tables,
+      stats,
+      prompts: inputs.prompts,
+      tokenizer: await pageTokenizerHandle(built.chat, inputs.chat.name),
+      cards: inputs.cards,
+      async activations(model, requests) {
+        const features = [...new Set(requests.flatMap((r) => r.features))].sort((a, b) => a - b);
+        const subset = featureSubset(sae, features);
+        const subsetEncoder = await GpuSaeEncoder.create(gpu, subset.sae);
+        try {
+          const handle = await loadPageModel(built[model], inputs[model].name, {
+            capture: [layer],
+            cut: true,
+            steering: [],
+          });
+          try {
+            return await tokenActivations(handle, subsetEncoder, subset.column, requests, {
+              layer,
+              batchSize: inputs.batchSize,
+            });
+          } finally {
+            await handle.dispose();
+          }
+        } finally {
+          subsetEncoder.destroy();
+        }
+      },
+      // Neuronpedia is not asked from the page: nothing leaves it but hub downloads.
+    });
+    await writeDashboardPage(out, "features.html", data);
+    link = dashboardsLink(data.cards.length, inputs.cards);
+  }
+  await writeFeatureIncreasesPage(stats, diff, out, link);
   // As the CLI writes it (lib/io/atomic.ts writeJsonAtomic), so the CLI can report this run.
   await out.write("prompts.json", JSON.stringify(inputs.prompts, null, 2) + "\n");
   return {
     ...plan.summary,
     layer,
-    files: [...DIFF_MODELS.map((m) => statsFileName(m)), ...diff.files, "feature_increases.html", "prompts.json"],
+    files: [
+      ...DIFF_MODELS.map((m) => statsFileName(m)),
+      ...diff.files,
+      "feature_increases.html",
+      ...(link ? ["features.html"] : []),
+      "prompts.json",
+    ],
   };
 }
