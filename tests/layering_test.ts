@@ -77,6 +77,7 @@ const CORE = [
   ...["cosine_matrix", "feature_stats", "kl_divergence", "sae_encode", "sae_input", "shader", "top_k", "top_rows"]
     .map((m) => `kernels/${m}.ts`),
   "runtime/activations.ts",
+  "runtime/handle.ts",
   "runtime/chat.ts",
   "analysis/kl.ts",
   "analysis/sweep.ts",
@@ -181,7 +182,8 @@ Deno.test("the platform-neutral core imports no platform API, directly or throug
   const walk = async (file: string, via: string) => {
     if (seen.has(file)) return;
     seen.add(file);
-    const source = await Deno.readTextFile(join(LIB, file));
+    // Type-only imports are erased when the code runs or is bundled: only what remains must be free.
+    const source = (await Deno.readTextFile(join(LIB, file))).replace(/^import type [^;]*;$/gm, "");
     const match = source.match(PLATFORM);
     if (match) offending.push(`${file} (${match[0]}, reached from ${via})`);
     for (const target of graph.get(file) ?? []) await walk(target, via);

@@ -22,6 +22,7 @@ import { ortWeb } from "../backend/ort_web.ts";
 import { rewrittenModel } from "../models/rewritten.ts";
 import { readModelInMemory } from "../graph/external_data.ts";
 import type { ResidualMap } from "../graph/residuals.ts";
+import { type ModelHandle, modelHandle, type OrtSession, type OrtTensor } from "./handle.ts";
 import type { RewriteSpec } from "../graph/rewrite.ts";
 import { resolveModelDir } from "../models/hub.ts";
 import type { GraphDtype } from "../models/decoder_graph.ts";
@@ -108,43 +109,7 @@ transformers.env.logLevel = transformers.LogLevel.ERROR;
 
 export { transformers };
 
-/** A loaded causal language model and everything scripts need with it. */
-export interface ModelHandle {
-  /** What the user passed: a directory or a hub id. */
-  source: string;
-  /** The local directory the original files are in. */
-  localDir: string;
-  device: Device;
-  config: Transformers.PretrainedConfig & Record<string, unknown>;
-  tokenizer: Transformers.PreTrainedTokenizer;
-  model: Transformers.PreTrainedModel;
-  /** The ONNX session (of the rewritten graph, when there is one). */
-  session: OrtSession;
-  /** Where the residual stream is, when the graph was rewritten. */
-  residuals?: ResidualMap;
-  rewrite?: RewriteSpec;
-  /** Whether the session's outputs come back as GPU buffers ({@linkcode LoadOptions.outputsOnGpu}). */
-  outputsOnGpu: boolean;
-  /** A tensor {@linkcode ModelHandle.session} accepts (each runtime only takes its own tensor class). */
-  tensor(
-    type: "float32" | "float16" | "int64",
-    data: Float32Array | Float16Array | BigInt64Array,
-    dims: readonly number[],
-  ): OrtTensor;
-  dispose(): Promise<void>;
-}
-
-/** The part of an ONNX Runtime session (web or node) this toolkit uses. */
-export interface OrtSession {
-  readonly inputNames: readonly string[];
-  readonly outputNames: readonly string[];
-  /** Declared inputs with their element types (`float32`, `float16`, `int64`, ...). */
-  readonly inputMetadata: readonly ortWeb.InferenceSession.ValueMetadata[];
-  run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>;
-}
-
-/** A tensor of either runtime. */
-export type OrtTensor = ortWeb.Tensor | ortNode.Tensor;
+export type { ModelHandle, OrtSession, OrtTensor };
 
 /** Where recent transformers versions save a tokenizer's chat template (beside tokenizer_config.json). */
 export const CHAT_TEMPLATE_FILE = "chat_template.jinja";
@@ -261,26 +226,14 @@ export async function loadModel(model: string | ResolvedModel, options: LoadOpti
       model_file_name: fileName,
       session_options: sessionOptions,
     });
-    const config = model.config as ModelHandle["config"];
-    const session = (model as unknown as { sessions: Record<string, OrtSession> }).sessions.model;
-    return {
+    return modelHandle(transformers, model, tokenizer, {
       source,
       localDir,
       device: options.device,
-      config,
-      tokenizer,
-      model,
-      session,
       residuals,
       rewrite: options.rewrite,
       outputsOnGpu,
-      // transformers.js's Tensor wraps a tensor of the runtime it was loaded over.
-      tensor: (type, data, dims) =>
-        (new transformers.Tensor(type, data, [...dims]) as unknown as { ort_tensor: OrtTensor }).ort_tensor,
-      dispose: async () => {
-        await model.dispose();
-      },
-    };
+    });
   } catch (error) {
     if (error instanceof UserError) throw error;
     throw new UserError(`could not load the model in ${localDir}: ${describeError(error)}`);

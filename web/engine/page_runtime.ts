@@ -21,7 +21,7 @@ import { sha256Hex } from "../../lib/core/sha256.ts";
 import { decodeModel, encodeModel, externalDataLocations } from "../../lib/graph/onnx.ts";
 import { rewriteModel, type RewriteSpec } from "../../lib/graph/rewrite.ts";
 import type { BuiltModel } from "../../lib/models/built_model.ts";
-import type { ModelHandle, OrtSession, OrtTensor } from "../../lib/runtime/runtime.ts";
+import { type ModelHandle, modelHandle } from "../../lib/runtime/handle.ts";
 
 // Where the site serves ORT's wasm files and our kernels (its build copies them there).
 ortWeb.env.wasm.wasmPaths = new URL(ORT_DIR, document.baseURI).href;
@@ -174,24 +174,14 @@ export async function loadPageModel(
         ...(outputsOnGpu && { preferredOutputLocation: "gpu-buffer" }),
       } as Record<string, unknown>,
     });
-    const session = (model as unknown as { sessions: Record<string, OrtSession> }).sessions.model;
-    return {
+    return modelHandle(transformers, model, tokenizer, {
       source,
       localDir: source,
       device: "webgpu",
-      config: model.config as ModelHandle["config"],
-      tokenizer,
-      model,
-      session,
       residuals,
       rewrite: spec,
       outputsOnGpu,
-      tensor: (type, data, dims) =>
-        (new transformers.Tensor(type, data, [...dims]) as unknown as { ort_tensor: OrtTensor }).ort_tensor,
-      dispose: async () => {
-        await model.dispose();
-      },
-    };
+    });
   } catch (error) {
     if (error instanceof UserError) throw error;
     throw new UserError(`could not load the model ${source}: ${describeError(error)}`);
