@@ -61,7 +61,9 @@ const CORE = [
   ...["errors", "file_source", "matrix", "output", "random", "sha256"].map((m) => `core/${m}.ts`),
   "backend/gpu_info.ts",
   "backend/ort_web.ts",
-  ...["checkpoint", "checkpoint_graph", "built_model", "content_identity", "pair"].map((m) => `models/${m}.ts`),
+  ...["checkpoint", "checkpoint_graph", "built_model", "content_identity", "memory", "pair"].map((m) =>
+    `models/${m}.ts`
+  ),
   ...["collect", "diff_collect", "stats_file"].map((m) => `analysis/${m}.ts`),
   "sae/from_files.ts",
   "sae/identity.ts",
