@@ -172,6 +172,7 @@ async function readDiffInputs(): Promise<DiffInputs> {
     tokenTypes: parseTokenTypes($("token-types").value),
     topK: requiredInt("top-k", "top-k", 1),
     batchSize: requiredInt("batch-size", "batch size", 1),
+    checkpointEvery: requiredInt("checkpoint-every", "checkpoint every", 0),
     hfToken: readToken(),
   };
 }
@@ -183,6 +184,7 @@ function fillDefaults(): void {
   $("token-types").value = DIFF.flags["token-types"].default;
   $("top-k").value = String(DIFF_DEFAULTS.topK);
   $("batch-size").value = String(DIFF_DEFAULTS.batchSize);
+  $("checkpoint-every").value = String(DIFF_DEFAULTS.checkpointEvery);
   $("steer-mags").value = STEER.flags.mag.default;
   $("steer-greedy").checked = STEER.flags.greedy.default;
   const token = localStorage.getItem(TOKEN_KEY);

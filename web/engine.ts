@@ -56,7 +56,7 @@ export const engine: Engine = {
         maxLength: inputs.maxLength ?? DIFF_DEFAULTS.maxLength,
         topExamples: DEFAULT_TOP_EXAMPLES,
         cards: DIFF_DEFAULTS.cards,
-        checkpointEvery: DIFF_DEFAULTS.checkpointEvery,
+        checkpointEvery: inputs.checkpointEvery ?? DIFF_DEFAULTS.checkpointEvery,
         // Keyed by the run's fingerprint: only the same run's checkpoint is ever found.
         resume: true,
       },

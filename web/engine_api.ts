@@ -46,6 +46,11 @@ export interface DiffInputs {
   tokenTypes: string[];
   topK: number;
   batchSize: number;
+  /**
+   * Save a resume checkpoint every this many batches (0: never); absent: DIFF_DEFAULTS.checkpointEvery.
+   * A Run whose inputs give the fingerprint of a saved checkpoint resumes from it.
+   */
+  checkpointEvery?: number;
   /** Tokens per prompt before truncation; absent: DIFF_DEFAULTS.maxLength. */
   maxLength?: number;
   /** Hugging Face token for gated hub repos. */

@@ -30,6 +30,7 @@ Deno.test("the page loads cleanly, finds a WebGPU adapter, shows the CLI's defau
     assertEquals(await value("token-types"), DIFF.flags["token-types"].default);
     assertEquals(await value("top-k"), String(DIFF_DEFAULTS.topK));
     assertEquals(await value("batch-size"), String(DIFF_DEFAULTS.batchSize));
+    assertEquals(await value("checkpoint-every"), String(DIFF_DEFAULTS.checkpointEvery));
     assertEquals(await value("n"), "");
     assertEquals(await value("steer-mags"), STEER.flags.mag.default);
     assertEquals(await page.locator("#steer-greedy").isChecked(), STEER.flags.greedy.default);

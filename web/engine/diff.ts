@@ -20,6 +20,7 @@ import { checkLayer, collectDiffModel, planDiff } from "../../lib/analysis/diff_
 import { DIFF_MODELS, type DiffModel, readRunStatsFrom, statsFileName } from "../../lib/analysis/stats_file.ts";
 import { bytesSource } from "../../lib/core/file_source.ts";
 import { buildModel, type BuiltModel } from "../../lib/models/built_model.ts";
+import { checkModelFitsGpu } from "../../lib/models/memory.ts";
 import { describeMismatch } from "../../lib/models/pair.ts";
 import type { TokenType } from "../../lib/runtime/chat.ts";
 import { loadSaeFiles } from "../../lib/sae/from_files.ts";
@@ -110,6 +111,11 @@ export async function runPageDiff(
   const log = hooks.log ?? (() => {});
   const gpu = await pageGpu();
   const dtype = defaultGraphDtype(gpu);
+  // Before anything is built or loaded: a model whose largest tensor no GPU buffer holds is refused
+  // from its config.json alone.
+  for (const model of DIFF_MODELS) {
+    await checkModelFitsGpu(inputs[model].files, `the ${model} model ${inputs[model].name}`, dtype, gpu);
+  }
   const mismatch = await describeMismatch(inputs.base.files, inputs.chat.files);
   if (mismatch) {
     throw new UserError(`the base and chat models differ (${mismatch}): a diff needs two versions of one model`);
