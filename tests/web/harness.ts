@@ -107,3 +107,15 @@ export async function waitForState(page: Page, states: string[], timeout = 60_00
 export async function pickFolder(page: Page, selector: string, dir: string): Promise<void> {
   await page.locator(selector).setInputFiles(dir);
 }
+
+/** The page's downloads: name → bytes (read back from their blob URLs). */
+export async function downloads(page: Page): Promise<Map<string, Uint8Array>> {
+  const files = await page.evaluate(async () => {
+    const links = [...document.querySelectorAll<HTMLAnchorElement>("#downloads a")];
+    return await Promise.all(links.map(async (a) => {
+      const bytes = new Uint8Array(await (await fetch(a.href)).arrayBuffer());
+      return [a.download, Array.from(bytes)] as [string, number[]];
+    }));
+  });
+  return new Map(files.map(([name, bytes]) => [name, new Uint8Array(bytes)]));
+}
