@@ -11,6 +11,8 @@
 import { DIFF, DIFF_DEFAULTS, STEER } from "../lib/cli/commands.ts";
 import { describeError, UserError } from "../lib/core/errors.ts";
 import { parsePrompts } from "../lib/io/prompt_parse.ts";
+import { readStatsFrom } from "../lib/analysis/stats_file.ts";
+import { bytesSource } from "../lib/core/file_source.ts";
 import { parseTokenTypes } from "../lib/runtime/chat.ts";
 import { engine } from "./engine.ts";
 import type {
@@ -173,6 +175,9 @@ async function readDiffInputs(): Promise<DiffInputs> {
     topK: requiredInt("top-k", "top-k", 1),
     batchSize: requiredInt("batch-size", "batch size", 1),
     checkpointEvery: requiredInt("checkpoint-every", "checkpoint every", 0),
+    resumeFrom: await Promise.all(
+      picked("resume-files").map(async (file) => ({ name: file.name, bytes: new Uint8Array(await file.arrayBuffer()) })),
+    ),
     hfToken: readToken(),
   };
 }
@@ -214,13 +219,44 @@ async function detectWebGpu(): Promise<boolean> {
   return true;
 }
 
-/** Shows the cache's size beside its button. */
+/** Shows the cache's size beside its button, and the checkpoints it holds as downloads. */
 async function showCacheSize(): Promise<void> {
   try {
     $("cache-size").textContent = `cache: ${formatBytes(await cacheSize())}`;
+    await showCheckpoints(await openStore("checkpoints"));
   } catch (error) {
     $("cache-size").textContent = `cache unavailable (${describeError(error)})`;
   }
+}
+
+let checkpointUrls: string[] = [];
+
+/**
+ * Lists the checkpoints kept in `store` as downloads named as `deno task diff` names its own
+ * (`checkpoint_{model}.safetensors`: the same format and run fingerprint), with the run and how far it got.
+ */
+async function showCheckpoints(store: ByteStore): Promise<void> {
+  for (const url of checkpointUrls) URL.revokeObjectURL(url);
+  checkpointUrls = [];
+  const items = [];
+  for (const key of await store.keys()) {
+    const bytes = await store.get(key);
+    const model = /-(base|chat)$/.exec(key)?.[1];
+    if (!bytes || !model) continue;
+    const name = `checkpoint_${model}.safetensors`;
+    const { metadata } = await readStatsFrom(bytesSource(name, bytes), name);
+    const url = URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>]));
+    checkpointUrls.push(url);
+    const link = document.createElement("a");
+    link.href = url;
+    link.download = name;
+    link.textContent = `${name} (run ${key.slice(0, 8)}, the ${model} model up to prompt ${metadata.next_prompt})`;
+    link.dataset.key = key;
+    const item = document.createElement("li");
+    item.append(link);
+    items.push(item);
+  }
+  $<HTMLUListElement>("checkpoint-list").replaceChildren(...items);
 }
 
 let running: AbortController | undefined;

@@ -66,6 +66,7 @@ export const engine: Engine = {
         log: ui.log,
         signal: ui.signal,
         builds: await ui.cache("graphs"),
+      resumeFrom: inputs.resumeFrom,
         checkpoint: (model, fingerprint) => storeCheckpoint(checkpoints, `${fingerprint}-${model}`),
       },
     );

@@ -51,6 +51,11 @@ export interface DiffInputs {
    * A Run whose inputs give the fingerprint of a saved checkpoint resumes from it.
    */
   checkpointEvery?: number;
+  /**
+   * Checkpoint files to resume from (`checkpoint_{base,chat}.safetensors`, as `deno task diff` writes
+   * them, or as the page offers its own): each is used for the model of this run it belongs to.
+   */
+  resumeFrom?: { name: string; bytes: Uint8Array }[];
   /** Tokens per prompt before truncation; absent: DIFF_DEFAULTS.maxLength. */
   maxLength?: number;
   /** Hugging Face token for gated hub repos. */

@@ -131,6 +131,15 @@ export async function planDiff(inputs: DiffPlanInputs): Promise<DiffPlan> {
   };
 }
 
+/**
+ * What one model's collection (and its checkpoint) is keyed by: the run's fingerprint, the model and
+ * the shard's prompt range.
+ */
+export function modelFingerprint(plan: Pick<DiffPlan, "fingerprint" | "shard">, model: DiffModel): string {
+  const shard = plan.shard;
+  return `${plan.fingerprint}:${model}:${shard ? `${shard.start}-${shard.end}` : "all"}`;
+}
+
 /** How one model's collection keeps its checkpoint and reports progress. */
 export interface CollectModelOptions {
   checkpoint: CheckpointStore;
@@ -162,7 +171,7 @@ export async function collectDiffModel(
     batchSize: plan.batchSize,
     checkpointEvery: options.checkpointEvery,
     checkpoint: options.checkpoint,
-    fingerprint: `${plan.fingerprint}:${model}:${shard ? `${shard.start}-${shard.end}` : "all"}`,
+    fingerprint: modelFingerprint(plan, model),
     resume: options.resume,
     log: options.log,
     onProgress: (done) => options.progress?.update(done),

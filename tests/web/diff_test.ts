@@ -29,19 +29,7 @@ import { ACCUMULATORS } from "../../lib/features/stats.ts";
 import { plantRecovery } from "../../lib/fixtures/plant.ts";
 import type { Family } from "../../lib/fixtures/spec.ts";
 import { writeDiffTables } from "../../lib/report/diff.ts";
-import { openSite, pickFolder, waitForState } from "./harness.ts";
-
-/** The page's downloads: name → bytes (read back from their blob URLs). */
-async function downloads(page: import("playwright-core").Page): Promise<Map<string, Uint8Array>> {
-  const files = await page.evaluate(async () => {
-    const links = [...document.querySelectorAll<HTMLAnchorElement>("#downloads a")];
-    return await Promise.all(links.map(async (a) => {
-      const bytes = new Uint8Array(await (await fetch(a.href)).arrayBuffer());
-      return [a.download, Array.from(bytes)] as [string, number[]];
-    }));
-  });
-  return new Map(files.map(([name, bytes]) => [name, new Uint8Array(bytes)]));
-}
+import { downloads, openSite, pickFolder, waitForState } from "./harness.ts";
 
 /** A top_*.csv's rows: read position, rank, feature and the ranked value (the diff column). */
 function topRows(csv: string): { token: string; rank: number; feature: number; value: number }[] {

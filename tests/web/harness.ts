@@ -1,4 +1,5 @@
 /// <reference lib="dom" />
+/// <reference lib="dom.asynciterable" />
 /**
  * The web page under test: the site built once (lib/run/web_site.ts) into a temporary folder, with the
  * probe page (tests/web/probe.ts: the platform modules on `globalThis.probe`) beside it, served on a
@@ -118,4 +119,34 @@ export async function downloads(page: Page): Promise<Map<string, Uint8Array>> {
     }));
   });
   return new Map(files.map(([name, bytes]) => [name, new Uint8Array(bytes)]));
+}
+
+/** The checkpoint files the page holds, as `name: size` (a `.tmp` a reload left is not one). */
+export function checkpoints(page: Page): Promise<string[]> {
+  return page.evaluate(async () => {
+    const root = await navigator.storage.getDirectory();
+    const dir = await (await root.getDirectoryHandle("model-diff", { create: true }))
+      .getDirectoryHandle("checkpoints", { create: true });
+    const out: string[] = [];
+    for await (const [name, handle] of dir.entries()) {
+      if (!name.endsWith(".tmp")) out.push(`${name}: ${(await (handle as FileSystemFileHandle).getFile()).size}`);
+    }
+    return out.sort();
+  });
+}
+
+/** Waits until the chat model's progress row shows some but not all prompts done; how many of how many. */
+export async function chatUnderway(page: Page): Promise<[number, number]> {
+  const handle = await page.waitForFunction(
+    () => {
+      const row = document.querySelector<HTMLElement>('.progress-row[data-label="chat model"]');
+      const done = Number(row?.dataset.done ?? 0);
+      const total = Number(row?.dataset.total ?? 0);
+      // A finished row is the last run's, not yet replaced.
+      return done > 0 && done < total ? [done, total] : false;
+    },
+    undefined,
+    { timeout: 300_000, polling: 10 },
+  );
+  return await handle.jsonValue() as [number, number];
 }

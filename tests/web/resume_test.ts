@@ -12,41 +12,10 @@
 
 import { assert, assertBytesEqual, assertEquals } from "../assert.ts";
 import { join } from "node:path";
-import type { Page } from "playwright-core";
 import { tempDir } from "../temp.ts";
 import { ensureFixtureModel, ensureFixtureSae } from "../../lib/fixtures/build.ts";
 import { DEMO_PROMPTS } from "../../lib/fixtures/prompts.ts";
-import { downloads, openSite, pickFolder, waitForState } from "./harness.ts";
-
-/** The checkpoint files the page holds, as `name: size` (a `.tmp` a reload left is not one). */
-function checkpoints(page: Page): Promise<string[]> {
-  return page.evaluate(async () => {
-    const root = await navigator.storage.getDirectory();
-    const dir = await (await root.getDirectoryHandle("model-diff", { create: true }))
-      .getDirectoryHandle("checkpoints", { create: true });
-    const out: string[] = [];
-    for await (const [name, handle] of dir.entries()) {
-      if (!name.endsWith(".tmp")) out.push(`${name}: ${(await (handle as FileSystemFileHandle).getFile()).size}`);
-    }
-    return out.sort();
-  });
-}
-
-/** Waits until the chat model's progress row shows some but not all prompts done; how many of how many. */
-async function chatUnderway(page: Page): Promise<[number, number]> {
-  const handle = await page.waitForFunction(
-    () => {
-      const row = document.querySelector<HTMLElement>('.progress-row[data-label="chat model"]');
-      const done = Number(row?.dataset.done ?? 0);
-      const total = Number(row?.dataset.total ?? 0);
-      // A finished row is the last run's, not yet replaced.
-      return done > 0 && done < total ? [done, total] : false;
-    },
-    undefined,
-    { timeout: 300_000, polling: 10 },
-  );
-  return await handle.jsonValue() as [number, number];
-}
+import { chatUnderway, checkpoints, downloads, openSite, pickFolder, waitForState } from "./harness.ts";
 
 Deno.test("the page resumes after a reload and after Cancel, bit-identical; other inputs never use the checkpoint", async () => {
   const [base, chat, sae] = [

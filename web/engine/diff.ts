@@ -16,8 +16,20 @@ import type { ReportOutput } from "../../lib/core/output.ts";
 import type { Progress, StartProgress } from "../../lib/core/progress.ts";
 import { defaultGraphDtype } from "../../lib/backend/gpu_info.ts";
 import { type CheckpointStore } from "../../lib/analysis/collect.ts";
-import { checkLayer, collectDiffModel, planDiff } from "../../lib/analysis/diff_collect.ts";
-import { DIFF_MODELS, type DiffModel, readRunStatsFrom, statsFileName } from "../../lib/analysis/stats_file.ts";
+import {
+  checkLayer,
+  collectDiffModel,
+  type DiffPlan,
+  modelFingerprint,
+  planDiff,
+} from "../../lib/analysis/diff_collect.ts";
+import {
+  DIFF_MODELS,
+  type DiffModel,
+  readRunStatsFrom,
+  readStatsFrom,
+  statsFileName,
+} from "../../lib/analysis/stats_file.ts";
 import { bytesSource } from "../../lib/core/file_source.ts";
 import { buildModel, type BuiltModel } from "../../lib/models/built_model.ts";
 import { checkModelFitsGpu } from "../../lib/models/memory.ts";
@@ -63,6 +75,8 @@ export interface PageRunHooks {
   log?: (line: string) => void;
   /** Where built graphs and converted weights are kept between runs (none: built each run). */
   builds?: ByteStore;
+  /** Checkpoint files given to resume from, each used for the model of this run it belongs to. */
+  resumeFrom?: { name: string; bytes: Uint8Array }[];
   /** Where each model's resume checkpoint lives (none: no checkpoints). */
   checkpoint?: (model: DiffModel, fingerprint: string) => CheckpointStore;
   signal?: AbortSignal;
@@ -88,6 +102,28 @@ function cancellable(progress: Progress | undefined, signal: AbortSignal | undef
     },
     finish: () => progress?.finish(),
   };
+}
+
+/**
+ * The given checkpoint files by the model of this run each belongs to (its metadata names the run's
+ * fingerprint and the model); a file of another run, or not a checkpoint, is refused in one line.
+ */
+async function importedCheckpoints(
+  plan: DiffPlan,
+  files: readonly { name: string; bytes: Uint8Array }[],
+): Promise<Map<DiffModel, Uint8Array>> {
+  const found = new Map<DiffModel, Uint8Array>();
+  for (const file of files) {
+    const { metadata } = await readStatsFrom(bytesSource(file.name, file.bytes), file.name);
+    const model = DIFF_MODELS.find((m) => metadata.run_fingerprint === modelFingerprint(plan, m));
+    if (!model) {
+      throw new UserError(
+        `${file.name} is a checkpoint of another run (other prompts, models, SAE or settings): give this run's, or none`,
+      );
+    }
+    found.set(model, file.bytes);
+  }
+  return found;
 }
 
 /** A checkpoint that is never kept. */
@@ -152,6 +188,7 @@ export async function runPageDiff(
     device: "webgpu",
     dtype,
   });
+  const imported = await importedCheckpoints(plan, hooks.resumeFrom ?? []);
   const encoder = await GpuSaeEncoder.create(gpu, sae);
   const stats = {} as Record<DiffModel, RunStats>;
   try {
@@ -162,6 +199,8 @@ export async function runPageDiff(
         steering: [],
       }, { outputsOnGpu: true });
       const checkpoint = hooks.checkpoint?.(model, plan.fingerprint) ?? NO_CHECKPOINT;
+      const given = imported.get(model);
+      if (given) await checkpoint.save(given);
       // The page resumes whenever its storage holds this very run's checkpoint (keyed by its fingerprint).
       const resume = inputs.resume && await checkpoint.load() !== undefined;
       if (resume) log(`resuming the ${model} model from ${checkpoint.label}`);
