@@ -61,9 +61,12 @@ const CORE = [
   ...["errors", "file_source", "matrix", "output", "random", "sha256"].map((m) => `core/${m}.ts`),
   "backend/gpu_info.ts",
   "backend/ort_web.ts",
-  ...["checkpoint", "checkpoint_graph", "built_model", "content_identity", "pair"].map((m) => `models/${m}.ts`),
-  ...["collect", "diff_collect", "stats_file"].map((m) => `analysis/${m}.ts`),
+  ...["checkpoint", "checkpoint_graph", "built_model", "content_identity", "pair", "short_name"].map((m) =>
+    `models/${m}.ts`
+  ),
+  ...["collect", "diff_collect", "stats_file", "role_swap", "steer", "steer_results"].map((m) => `analysis/${m}.ts`),
   "sae/from_files.ts",
+  "sae/feature_direction.ts",
   "sae/identity.ts",
   "report/diff.ts",
   ...["finite", "gguf", "npz", "prompt_parse", "safetensors", "vector_names"].map((m) => `io/${m}.ts`),
@@ -77,6 +80,7 @@ const CORE = [
     .map((m) => `kernels/${m}.ts`),
   "runtime/activations.ts",
   "runtime/chat.ts",
+  "runtime/generation.ts",
   "analysis/kl.ts",
   "analysis/sweep.ts",
   ...["analysis", "config", "encode"].map((m) => `analysis/crosscoder/${m}.ts`),

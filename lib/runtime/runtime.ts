@@ -118,6 +118,11 @@ export interface ModelHandle {
   config: Transformers.PretrainedConfig & Record<string, unknown>;
   tokenizer: Transformers.PreTrainedTokenizer;
   model: Transformers.PreTrainedModel;
+  /**
+   * The transformers.js module the model was loaded with (the CLI's, over its runtime dispatcher, or
+   * the page's): generation makes its tensors, streamers and seeds there, so it needs no platform import.
+   */
+  transformers: typeof Transformers;
   /** The ONNX session (of the rewritten graph, when there is one). */
   session: OrtSession;
   /** Where the residual stream is, when the graph was rewritten. */
@@ -270,6 +275,7 @@ export async function loadModel(model: string | ResolvedModel, options: LoadOpti
       config,
       tokenizer,
       model,
+      transformers,
       session,
       residuals,
       rewrite: options.rewrite,

@@ -168,6 +168,7 @@ export async function loadPageModel(
       config: model.config as ModelHandle["config"],
       tokenizer,
       model,
+      transformers,
       session,
       residuals,
       rewrite: spec,
