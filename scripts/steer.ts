@@ -6,7 +6,7 @@
  */
 
 import { layerFlag, numberFlag, parseFlags, positiveInt } from "../lib/cli/flags.ts";
-import { STEER } from "../lib/cli/commands.ts";
+import { STEER, STEER_DEFAULTS } from "../lib/cli/commands.ts";
 import { runMain } from "../lib/cli/main.ts";
 import { ensureFixtureModel } from "../lib/fixtures/build.ts";
 import { ROLE_PROMPTS } from "../lib/fixtures/role_prompts.ts";
@@ -32,14 +32,22 @@ await runMain(async () => {
     positions: parsePositions(values.positions!),
     magnitudes,
     prompts: await promptsFromFlags(values, ROLE_PROMPTS, console.log),
-    samples: positiveInt("samples", values.samples, 1),
+    samples: positiveInt("samples", values.samples, STEER_DEFAULTS.samples),
     resume: values.resume!,
     // The notebook's 300 new tokens for real models; the built-in fixture only needs enough to show
     // the effect, which keeps the demo to about a minute on a CPU-only machine.
-    maxNewTokens: positiveInt("max-new-tokens", values["max-new-tokens"], values.model ? 300 : 40),
+    maxNewTokens: positiveInt(
+      "max-new-tokens",
+      values["max-new-tokens"],
+      values.model ? STEER_DEFAULTS.maxNewTokens : STEER_DEFAULTS.fixtureMaxNewTokens,
+    ),
     sampling: values.greedy ? { greedy: true } : {
-      temperature: numberFlag("temperature", values.temperature, 0.7),
-      repetitionPenalty: numberFlag("repetition-penalty", values["repetition-penalty"], 1.1),
+      temperature: numberFlag("temperature", values.temperature, STEER_DEFAULTS.temperature),
+      repetitionPenalty: numberFlag(
+        "repetition-penalty",
+        values["repetition-penalty"],
+        STEER_DEFAULTS.repetitionPenalty,
+      ),
       suppress: !values["no-suppress"],
     },
     seed: numberFlag("seed", values.seed, 0),

@@ -20,7 +20,7 @@ import { promptBars } from "../lib/io/progress.ts";
 import { writeSweepOutputs } from "../lib/report/sweep.ts";
 import { parseDevice, resolveDevice } from "../lib/backend/device.ts";
 import { graphDtype, parseDtype } from "../lib/runtime/runtime.ts";
-import { roleSwapSweep } from "../lib/analysis/role_swap.ts";
+import { roleSwapSweep } from "../lib/run/contrast.ts";
 import { dirOutput } from "../lib/io/dir_output.ts";
 
 await runMain(async () => {

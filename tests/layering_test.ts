@@ -61,11 +61,12 @@ const CORE = [
   ...["errors", "file_source", "matrix", "output", "random", "sha256"].map((m) => `core/${m}.ts`),
   "backend/gpu_info.ts",
   "backend/ort_web.ts",
-  ...["checkpoint", "checkpoint_graph", "built_model", "content_identity", "memory", "pair"].map((m) =>
+  ...["checkpoint", "checkpoint_graph", "built_model", "content_identity", "memory", "pair", "short_name"].map((m) =>
     `models/${m}.ts`
   ),
-  ...["collect", "diff_collect", "stats_file"].map((m) => `analysis/${m}.ts`),
+  ...["collect", "diff_collect", "stats_file", "role_swap", "steer", "steer_results"].map((m) => `analysis/${m}.ts`),
   "sae/from_files.ts",
+  "sae/feature_direction.ts",
   "sae/identity.ts",
   "report/diff.ts",
   "report/dashboard_data.ts",
@@ -81,6 +82,7 @@ const CORE = [
   "runtime/activations.ts",
   "runtime/handle.ts",
   "runtime/chat.ts",
+  "runtime/generation.ts",
   "analysis/kl.ts",
   "analysis/sweep.ts",
   ...["analysis", "config", "encode"].map((m) => `analysis/crosscoder/${m}.ts`),

@@ -8,7 +8,8 @@
  * @module
  */
 
-import { DIFF, DIFF_DEFAULTS, STEER } from "../lib/cli/commands.ts";
+import { DIFF, DIFF_DEFAULTS, STEER, STEER_DEFAULTS } from "../lib/cli/commands.ts";
+import { parseMagnitudes as parseMagFlag } from "../lib/analysis/steer_results.ts";
 import { describeError, UserError } from "../lib/core/errors.ts";
 import { parsePrompts } from "../lib/io/prompt_parse.ts";
 import { readStatsFrom } from "../lib/analysis/stats_file.ts";
@@ -143,14 +144,14 @@ function requiredInt(id: string, name: string, min: number): number {
   return value;
 }
 
-/** Magnitudes as "-3,3". */
+/** Magnitudes as "-3,3", parsed as `--mag` is (distinct values, in order). */
 function parseMagnitudes(value: string): number[] {
-  const parts = value.split(",").map((s) => s.trim()).filter(Boolean);
-  const numbers = parts.map(Number);
-  if (!parts.length || numbers.some((n) => !Number.isFinite(n))) {
+  try {
+    return parseMagFlag(value);
+  } catch (error) {
+    if (!(error instanceof UserError)) throw error;
     throw new UserError(`magnitudes must be comma-separated numbers such as -3,3, not "${value}"`);
   }
-  return numbers;
 }
 
 /** The HF token, saved or forgotten as the "remember" box says. */
@@ -176,7 +177,10 @@ async function readDiffInputs(): Promise<DiffInputs> {
     batchSize: requiredInt("batch-size", "batch size", 1),
     checkpointEvery: requiredInt("checkpoint-every", "checkpoint every", 0),
     resumeFrom: await Promise.all(
-      picked("resume-files").map(async (file) => ({ name: file.name, bytes: new Uint8Array(await file.arrayBuffer()) })),
+      picked("resume-files").map(async (file) => ({
+        name: file.name,
+        bytes: new Uint8Array(await file.arrayBuffer()),
+      })),
     ),
     hfToken: readToken(),
   };
@@ -192,6 +196,8 @@ function fillDefaults(): void {
   $("checkpoint-every").value = String(DIFF_DEFAULTS.checkpointEvery);
   $("steer-mags").value = STEER.flags.mag.default;
   $("steer-greedy").checked = STEER.flags.greedy.default;
+  $("steer-seed").value = STEER.flags.seed.default;
+  $("steer-max-new-tokens").value = String(STEER_DEFAULTS.maxNewTokens);
   const token = localStorage.getItem(TOKEN_KEY);
   if (token) {
     $("hf-token").value = token;
@@ -335,8 +341,8 @@ function showFiles(files: RunFile[], replace: boolean): void {
   }
 }
 
-/** The steering results: one row per prompt, one column per magnitude. */
-function showSteering(magnitudes: number[], rows: { prompt: string; responses: string[] }[]): void {
+/** The steering table: one row per prompt, one column per magnitude; returns the response cells. */
+function steeringTable(prompts: readonly string[], magnitudes: readonly number[]): HTMLTableCellElement[][] {
   const table = $<HTMLTableElement>("steer-output");
   const head = document.createElement("tr");
   for (const title of ["prompt", ...magnitudes.map((m) => `magnitude ${m}`)]) {
@@ -344,16 +350,27 @@ function showSteering(magnitudes: number[], rows: { prompt: string; responses: s
     th.textContent = title;
     head.append(th);
   }
-  const body = rows.map((row) => {
+  const cells: HTMLTableCellElement[][] = [];
+  const body = prompts.map((prompt) => {
     const tr = document.createElement("tr");
-    for (const text of [row.prompt, ...row.responses]) {
+    const label = document.createElement("td");
+    label.textContent = prompt;
+    tr.append(label);
+    cells.push(magnitudes.map(() => {
       const td = document.createElement("td");
-      td.textContent = text;
       tr.append(td);
-    }
+      return td;
+    }));
     return tr;
   });
   table.replaceChildren(head, ...body);
+  return cells;
+}
+
+/** The finished steering results (the streamed text replaced by each whole response, as decoded). */
+function showSteering(magnitudes: number[], rows: { prompt: string; responses: string[] }[]): void {
+  const cells = steeringTable(rows.map((r) => r.prompt), magnitudes);
+  rows.forEach((row, r) => row.responses.forEach((text, c) => cells[r][c].textContent = text));
 }
 
 function vectorSource(): VectorSource {
@@ -380,6 +397,17 @@ function wire(): void {
     event.preventDefault();
     void job(async (ui) => {
       const vector = vectorSource();
+      $("progress").replaceChildren();
+      $("log").textContent = "";
+      let cells: HTMLTableCellElement[][] = [];
+      // Each column fills in as its responses are generated.
+      ui.steering = {
+        start: (prompts, magnitudes) => cells = steeringTable(prompts, magnitudes),
+        text: (row, column, text) => {
+          const cell = cells[row]?.[column];
+          if (cell) cell.textContent += text;
+        },
+      };
       const result = await engine.steer({
         model: readModel("chat", "chat model"),
         base: vector.kind === "adl" ? readModel("base", "base model") : undefined,
@@ -388,7 +416,8 @@ function wire(): void {
         magnitudes: parseMagnitudes($("steer-mags").value),
         greedy: $("steer-greedy").checked,
         prompts: await readPrompts(false),
-        seed: requiredInt("seed", "seed", 0),
+        seed: requiredInt("steer-seed", "steering seed", 0),
+        maxNewTokens: intField("steer-max-new-tokens", "max new tokens", 1),
         hfToken: readToken(),
       }, ui);
       showSteering(result.magnitudes, result.rows);

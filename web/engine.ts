@@ -1,7 +1,7 @@
 /// <reference lib="dom" />
 /**
  * The compute engine behind the page (web/engine_api.ts): the page's inputs turned into the CLI's
- * run (web/engine/diff.ts), its files handed back for download. Checkpoints go to the page's
+ * runs (web/engine/diff.ts, web/engine/steer.ts), their files handed back for download. Checkpoints go to the page's
  * origin-private storage under the run's fingerprint, so a reload and a second Run with the same
  * inputs resume where the first stopped, and other inputs never read them.
  *
@@ -11,12 +11,14 @@
 import { UserError } from "../lib/core/errors.ts";
 import type { FileSource } from "../lib/core/file_source.ts";
 import type { CheckpointStore } from "../lib/analysis/collect.ts";
-import { DIFF_DEFAULTS } from "../lib/cli/commands.ts";
+import { DIFF_DEFAULTS, STEER_DEFAULTS } from "../lib/cli/commands.ts";
+import { ROLE_PROMPTS } from "../lib/analysis/role_swap.ts";
 import { samplePrompts } from "../lib/io/prompt_parse.ts";
 import { DEFAULT_TOP_EXAMPLES } from "../lib/analysis/diff_collect.ts";
 import { parseTokenTypes } from "../lib/runtime/chat.ts";
 import type { ByteStore, Engine, ModelInput, RunUi, SaeInput } from "./engine_api.ts";
 import { type NamedFiles, runPageDiff } from "./engine/diff.ts";
+import { runPageSteer } from "./engine/steer.ts";
 import { hubSource } from "./platform/hub_source.ts";
 import { memoryOutput } from "./platform/output.ts";
 
@@ -66,14 +68,50 @@ export const engine: Engine = {
         log: ui.log,
         signal: ui.signal,
         builds: await ui.cache("graphs"),
-      resumeFrom: inputs.resumeFrom,
+        resumeFrom: inputs.resumeFrom,
         checkpoint: (model, fingerprint) => storeCheckpoint(checkpoints, `${fingerprint}-${model}`),
       },
     );
     return out.files();
   },
-  steer: () =>
-    Promise.reject(
-      new UserError("steering in the page is not built yet: use `deno task steer` (the diff runs here)"),
-    ),
+  async steer(inputs, ui: RunUi) {
+    const source = inputs.vector;
+    if (source.kind === "adl") {
+      throw new UserError(
+        "ADL vectors are not computed in the page yet: run `deno task adl`, then `deno task steer --vector " +
+          "<out-dir>/adl_vectors.safetensors --vector-name adl.asst`; here, use the role-swap contrast or an SAE feature",
+      );
+    }
+    const prompts = inputs.prompts?.prompts ?? ROLE_PROMPTS;
+    if (!prompts.length) throw new UserError(`${inputs.prompts!.label} holds no prompts`);
+    const out = memoryOutput();
+    const result = await runPageSteer(
+      {
+        model: namedFiles(inputs.model, inputs.hfToken),
+        layer: inputs.layer,
+        vector: source.kind === "sae-feature"
+          ? { kind: "sae-feature", sae: namedFiles(source.sae, inputs.hfToken), feature: source.feature }
+          : { kind: "role-swap" },
+        // As `--mag` parses them: one column per distinct magnitude.
+        magnitudes: [...new Set(inputs.magnitudes)],
+        sampling: inputs.greedy ? { greedy: true } : {
+          temperature: STEER_DEFAULTS.temperature,
+          repetitionPenalty: STEER_DEFAULTS.repetitionPenalty,
+          suppress: true,
+        },
+        seed: inputs.seed,
+        prompts,
+        maxNewTokens: inputs.maxNewTokens ?? STEER_DEFAULTS.maxNewTokens,
+      },
+      out,
+      {
+        log: ui.log,
+        progress: ui.progress,
+        signal: ui.signal,
+        start: ui.steering?.start,
+        text: ui.steering?.text,
+      },
+    );
+    return { magnitudes: [...new Set(inputs.magnitudes)], rows: result.rows, files: out.files() };
+  },
 };

@@ -74,6 +74,16 @@ export interface RunUi {
   signal: AbortSignal;
   /** The persistent store for one kind of cache ("weights", "graphs", "checkpoints", ...). */
   cache(kind: string): Promise<ByteStore>;
+  /** Steered generations as they are produced (absent: only the finished result is shown). */
+  steering?: SteerStream;
+}
+
+/** How steering shows its responses while they are generated: a table of prompts × magnitudes. */
+export interface SteerStream {
+  /** Once, before the first response: one row per prompt, one column per magnitude. */
+  start(prompts: readonly string[], magnitudes: readonly number[]): void;
+  /** A piece of the response to prompt `row` at magnitude `column` (indices into `start`'s), as generated. */
+  text(row: number, column: number, text: string): void;
 }
 
 /** One file a run wrote: offered as a download, `feature_increases.html` also shown in the page. */
@@ -91,9 +101,9 @@ export type RunFiles = RunFile[];
 export type VectorSource =
   /** The contrast of normal and role-swapped prompts at the layer (`deno task sweep-layers`). */
   | { kind: "role-swap" }
-  /** The activation-difference lens of base and chat (`deno task adl`). */
+  /** The activation-difference lens of base and chat (`deno task adl`): not in the page yet. */
   | { kind: "adl" }
-  /** One SAE feature's decoder direction. */
+  /** One SAE feature's decoder direction W_dec[feature] (`deno task vector --sae --feature`). */
   | { kind: "sae-feature"; sae: SaeInput; feature: number };
 
 /** Steered generation's inputs: the CLI's `deno task steer` flags (lib/cli/commands.ts STEER). */
@@ -102,14 +112,16 @@ export interface SteerInputs {
   model: ModelInput;
   /** The base model, for vector sources that need both (ADL). */
   base?: ModelInput;
-  /** Layer to steer after; absent: the middle one. */
+  /** Layer to steer after; absent: the SAE's layer for an SAE feature, else the middle one. */
   layer?: number;
   vector: VectorSource;
   magnitudes: number[];
   greedy: boolean;
   /** Prompts to answer; absent: the notebook's six questions. */
   prompts?: PromptInput;
+  /** Sampling seed (the CLI's `--seed`); unused when greedy. */
   seed: number;
+  /** Absent: the CLI's default for a given model (STEER_DEFAULTS.maxNewTokens). */
   maxNewTokens?: number;
   hfToken?: string;
 }
@@ -118,7 +130,11 @@ export interface SteerInputs {
 export interface SteerResult {
   magnitudes: number[];
   rows: { prompt: string; responses: string[] }[];
-  /** Files to offer as downloads (the vector, a results JSON), if any. */
+  /**
+   * Files to offer as downloads: `{short}_layer{L}_steer.json` and its `.run.json` record (what
+   * `deno task steer --out-dir` extends), the notebook's `swapped_user_role.json`, and for the
+   * role-swap vector the sweep's outputs with `contrast_vectors.safetensors`.
+   */
   files: RunFiles;
 }
 

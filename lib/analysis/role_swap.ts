@@ -1,14 +1,15 @@
 /**
- * The role-swap sweep as one call: the same prompts in the normal chat format and with the roles
- * swapped, residuals read at the turn header after the prompt, and per layer the cosine summary and
- * contrast vector (lib/analysis/sweep.ts). `sweep-layers` runs it over every layer; `steer` over the one layer
- * it steers when it has no vector yet.
+ * The role-swap sweep on a loaded model: the same prompts in the normal chat format and with the roles
+ * swapped, residuals read at the turn header after the prompt (or the last token), and per layer the
+ * cosine summary and contrast vector (lib/analysis/sweep.ts). Platform-neutral: it takes a handle
+ * rewritten to capture the layers and the GPU (or none), so `sweep-layers`, `steer` (over the one layer it
+ * steers when it has no vector yet, lib/run/contrast.ts loads the model) and the page's steering panel
+ * run this same code.
  *
  * @module
  */
 
 import { collectResiduals, type PositionRule } from "../runtime/activations.ts";
-import { loadForCapture } from "../runtime/runtime.ts";
 import {
   type HeaderRule,
   NORMAL_HEADER,
@@ -18,24 +19,33 @@ import {
   SWAPPED_HEADER,
   type TokenType,
 } from "../runtime/chat.ts";
-import { acquireGpu } from "../backend/gpu.ts";
-import type { Device, GraphDtype } from "../runtime/runtime.ts";
+import type { Gpu } from "../backend/gpu.ts";
+import type { ModelHandle } from "../runtime/runtime.ts";
+import { UserError } from "../core/errors.ts";
 import { sweepLayers, type SweepResult } from "./sweep.ts";
 import type { StartProgress } from "../core/progress.ts";
 
-/** What {@linkcode roleSwapSweep} needs. */
-export interface RoleSwapOptions {
-  source: string;
+/** The role-swap notebook's six prompts, the default of `sweep-layers`, `steer` and the page's steering. */
+export const ROLE_PROMPTS: readonly string[] = [
+  "Who are you?",
+  "What is your name?",
+  "Can you help me?",
+  "What is your job?",
+  "What do you like to do?",
+  "What is the meaning of life?",
+];
+
+/** Batch size and prompt length of the sweep `steer` runs when it has no vector (sweep-layers' defaults). */
+export const ROLE_SWAP_DEFAULTS = { batchSize: 8, maxLength: 512 } as const;
+
+/** What {@linkcode roleSwapOn} needs besides the model. */
+export interface RoleSwapSettings {
   layers: number[];
-  prompts: string[];
+  prompts: readonly string[];
   /** One token type to read at, or undefined for the last token. */
   position?: TokenType;
   batchSize: number;
   maxLength: number;
-  device: Device;
-  /** Precision of a graph built from a checkpoint (default: the device's). */
-  dtype?: GraphDtype;
-  log: (line: string) => void;
   /** Called once with the number of forward passes, returns a tick function. */
   progress: StartProgress;
 }
@@ -47,36 +57,38 @@ export interface RoleSwapRun {
   swappedTexts: string[];
 }
 
-/** Runs the role-swap sweep over `options.layers` (one forward pass per prompt and format). */
-export async function roleSwapSweep(options: RoleSwapOptions): Promise<RoleSwapRun> {
-  const { source, layers, prompts, position, device, dtype, log } = options;
-  const handle = await loadForCapture(source, layers, { device, dtype, cut: true, log });
-  try {
-    const prepare = (render: (prompt: string) => string, header: HeaderRule) =>
-      preparePrompts(handle, prompts, {
-        render,
-        maxLength: options.maxLength,
-        types: position ? [position] : [],
-        header,
-      });
-    // Token-type positions read the turn header after the prompt in both formats (see HeaderRule).
-    const sets = {
-      normal: prepare((p) => renderNormal(handle, p), NORMAL_HEADER),
-      swapped: prepare((p) => renderSwapped(handle, p), SWAPPED_HEADER),
-    };
-    const rule: PositionRule = position ? { kind: "types", types: [position] } : { kind: "last" };
-    const progress = options.progress("sweep", 2 * prompts.length);
-    const tick = (n: number) => progress.tick(n);
-    const normal = await collectResiduals(handle, sets.normal, layers, rule, options.batchSize, tick);
-    const swapped = await collectResiduals(handle, sets.swapped, layers, rule, options.batchSize, tick);
-    progress.finish();
-    const gpu = device === "webgpu" ? await acquireGpu({ log }) : undefined;
-    return {
-      sweep: await sweepLayers(gpu, normal, swapped, layers),
-      normalTexts: sets.normal.map((p) => p.text),
-      swappedTexts: sets.swapped.map((p) => p.text),
-    };
-  } finally {
-    await handle.dispose();
-  }
+/**
+ * Runs the role-swap sweep over `settings.layers` on `handle` (rewritten to capture those layers; one
+ * forward pass per prompt and format), cosines on `gpu` or on the CPU without one.
+ */
+export async function roleSwapOn(
+  handle: ModelHandle,
+  gpu: Gpu | undefined,
+  settings: RoleSwapSettings,
+): Promise<RoleSwapRun> {
+  const { layers, prompts, position } = settings;
+  if (prompts.length < 2) throw new UserError("the role-swap sweep needs at least two prompts");
+  const prepare = (render: (prompt: string) => string, header: HeaderRule) =>
+    preparePrompts(handle, prompts, {
+      render,
+      maxLength: settings.maxLength,
+      types: position ? [position] : [],
+      header,
+    });
+  // Token-type positions read the turn header after the prompt in both formats (see HeaderRule).
+  const sets = {
+    normal: prepare((p) => renderNormal(handle, p), NORMAL_HEADER),
+    swapped: prepare((p) => renderSwapped(handle, p), SWAPPED_HEADER),
+  };
+  const rule: PositionRule = position ? { kind: "types", types: [position] } : { kind: "last" };
+  const progress = settings.progress("sweep", 2 * prompts.length);
+  const tick = (n: number) => progress.tick(n);
+  const normal = await collectResiduals(handle, sets.normal, layers, rule, settings.batchSize, tick);
+  const swapped = await collectResiduals(handle, sets.swapped, layers, rule, settings.batchSize, tick);
+  progress.finish();
+  return {
+    sweep: await sweepLayers(gpu, normal, swapped, layers),
+    normalTexts: sets.normal.map((p) => p.text),
+    swappedTexts: sets.swapped.map((p) => p.text),
+  };
 }

@@ -164,6 +164,17 @@ export const SWEEP_LAYERS = {
 } satisfies CommandSpec;
 
 /** `deno task steer`. */
+/** Defaults of `deno task steer` (and the page's steering panel) that its flags leave unset. */
+export const STEER_DEFAULTS = {
+  /** The notebook's response length for real models. */
+  maxNewTokens: 300,
+  /** On the built-in model: enough to show the effect, about a minute on a CPU-only machine. */
+  fixtureMaxNewTokens: 40,
+  temperature: 0.7,
+  repetitionPenalty: 1.1,
+  samples: 1,
+} as const;
+
 export const STEER = {
   task: "steer",
   summary: "Generation with a vector applied after a layer at each magnitude; computes the vector if missing.",
@@ -181,13 +192,24 @@ export const STEER = {
     positions: { type: "string", default: "all", description: "positions to steer: all or last" },
     prompts: { type: "string", description: "prompt file (default: the notebook's six questions)" },
     "skip-bad-records": skipBadRecords,
-    samples: { type: "string", description: "responses per prompt and magnitude (default 1)" },
+    samples: {
+      type: "string",
+      description: `responses per prompt and magnitude (default ${STEER_DEFAULTS.samples})`,
+    },
     resume: { type: "boolean", default: false, description: "only generate what the results file lacks" },
     baseline: { type: "boolean", default: false, description: "also generate without any intervention" },
     seed: { type: "string", default: "0", description: "sampling seed" },
-    "max-new-tokens": { type: "string", description: "tokens per response (default 300; 40 on the built-in model)" },
-    temperature: { type: "string", description: "sampling temperature (default 0.7)" },
-    "repetition-penalty": { type: "string", description: "repetition penalty (default 1.1)" },
+    "max-new-tokens": {
+      type: "string",
+      description:
+        `tokens per response (default ${STEER_DEFAULTS.maxNewTokens}; ${STEER_DEFAULTS.fixtureMaxNewTokens} ` +
+        "on the built-in model)",
+    },
+    temperature: { type: "string", description: `sampling temperature (default ${STEER_DEFAULTS.temperature})` },
+    "repetition-penalty": {
+      type: "string",
+      description: `repetition penalty (default ${STEER_DEFAULTS.repetitionPenalty})`,
+    },
     "no-suppress": { type: "boolean", default: false, description: "allow the end-of-turn and blank-line tokens" },
     greedy: { type: "boolean", default: false, description: "greedy decoding instead of sampling" },
     "out-dir": { type: "string", description: "output directory (default results/<model short name>)" },

@@ -103,8 +103,4 @@ export async function readModelShape(dir: string): Promise<{ layers: number; dMo
   return { layers, dModel, modelType: String(config.model_type ?? "") };
 }
 
-/** A short name for file names: the last path or id component, lower-cased (`gemma-2-9b-it`). */
-export function modelShortName(source: string): string {
-  const last = source.replace(/[\\/]+$/, "").split(/[\\/]/).at(-1) ?? source;
-  return last.toLowerCase().replace(/[^a-z0-9._-]+/g, "-");
-}
+export { modelShortName } from "./short_name.ts";

@@ -19,7 +19,7 @@ export interface SweepRunInfo {
   model: string;
   short: string;
   position: string;
-  prompts: string[];
+  prompts: readonly string[];
   normalTexts: string[];
   swappedTexts: string[];
 }

@@ -10,15 +10,21 @@ import { join } from "node:path";
 import { UserError } from "../core/errors.ts";
 import type { InterventionKind, SteeringPositions } from "../graph/steering.ts";
 import { ensureOutDir, writeJsonAtomic } from "../io/atomic.ts";
-import { sha256Hex } from "../io/digest.ts";
 import { ProgressBar, promptBars } from "../io/progress.ts";
 import { loadVector } from "../io/vectors.ts";
 import { modelShortName, readModelShape, resolveModelDir } from "../models/hub.ts";
 import { modelIdentity } from "../models/identity.ts";
 import type { Device, GraphDtype } from "../runtime/runtime.ts";
-import { loadModel, transformers } from "../runtime/runtime.ts";
-import { renderNormal, steeringSuppressedIds, tokenizeRendered } from "../runtime/chat.ts";
-import { generate } from "../runtime/generation.ts";
+import { loadModel } from "../runtime/runtime.ts";
+import {
+  steerGenerate,
+  steeringRewrite,
+  type SteerJob,
+  steerLayer,
+  steerRunSettings,
+  type SteerSampling,
+} from "../analysis/steer.ts";
+import { STEER_EXPORT_FILE } from "../analysis/steer_results.ts";
 import { computeContrastVectors } from "./contrast.ts";
 import {
   appendSteerResponse,
@@ -45,7 +51,7 @@ export interface SteerOptions {
   resume: boolean;
   maxNewTokens: number;
   /** Sampling settings, or greedy decoding. */
-  sampling: { greedy: true } | { temperature: number; repetitionPenalty: number; suppress: boolean };
+  sampling: SteerSampling;
   seed: number;
   /** The vector file (default: the contrast vectors in `outDir`, computed when missing). */
   vector?: string;
@@ -71,10 +77,7 @@ export async function runSteer(options: SteerOptions): Promise<SteerRun> {
   const { source, device, dtype, kind, positions, magnitudes, prompts, log } = options;
   const modelDir = await resolveModelDir(source, { dtype });
   const shape = await readModelShape(modelDir);
-  const layer = options.layer ? options.layer(shape.layers) : Math.floor(shape.layers / 2);
-  if (!Number.isInteger(layer) || layer < 0 || layer >= shape.layers) {
-    throw new UserError(`layer ${layer} is out of range: this model has layers 0..${shape.layers - 1}`);
-  }
+  const layer = steerLayer(options.layer?.(shape.layers), shape.layers);
   const short = options.short ?? modelShortName(source);
   const outDir = options.outDir ?? join("results", short);
   await ensureOutDir(outDir);
@@ -105,37 +108,22 @@ export async function runSteer(options: SteerOptions): Promise<SteerRun> {
   const vector = await loadVector(vectorPath, { layer, dModel: shape.dModel, name: options.vectorName });
   const resultsPath = join(outDir, steerResultsName(short, layer, kind, positions));
   const results = await loadSteerResults(resultsPath); // refuses a corrupt file before any work
-  const sampling = options.sampling;
-  const recordRun = await checkSteerRun(resultsPath, {
-    model: (await modelIdentity(modelDir)).content,
-    vector: await sha256Hex([new Uint8Array(vector.buffer, vector.byteOffset, vector.byteLength)]),
-    layer,
-    kind,
-    positions,
-    generation: "greedy" in sampling ? { greedy: true } : {
-      temperature: sampling.temperature,
-      repetitionPenalty: sampling.repetitionPenalty,
-      suppress: sampling.suppress,
+  const recordRun = await checkSteerRun(
+    resultsPath,
+    await steerRunSettings({
+      modelIdentity: (await modelIdentity(modelDir)).content,
+      vector,
+      layer,
+      kind,
+      positions,
+      sampling: options.sampling,
       maxNewTokens: options.maxNewTokens,
-    },
-  });
+    }),
+  );
 
-  const handle = await loadModel(source, {
-    device,
-    dtype,
-    log,
-    rewrite: { capture: [], cut: false, steering: [{ layer, kind, positions }] },
-  });
+  const handle = await loadModel(source, { device, dtype, log, rewrite: steeringRewrite(layer, kind, positions) });
   try {
-    // The notebook suppresses "\n\n" and the end-of-turn token so every response runs its full length.
-    const generation = "greedy" in sampling ? { do_sample: false } : {
-      do_sample: true,
-      temperature: sampling.temperature,
-      repetition_penalty: sampling.repetitionPenalty,
-      suppress_tokens: sampling.suppress ? steeringSuppressedIds(handle) : null,
-    };
-    transformers.random.seed(options.seed);
-    const todo = prompts.flatMap((prompt) =>
+    const todo: SteerJob[] = prompts.flatMap((prompt) =>
       magnitudes.map((magnitude) => {
         const done = results[prompt]?.[magnitudeKey(magnitude)]?.length ?? 0;
         return { prompt, magnitude, count: options.resume ? Math.max(0, options.samples - done) : options.samples };
@@ -144,33 +132,22 @@ export async function runSteer(options: SteerOptions): Promise<SteerRun> {
     const total = todo.reduce((n, job) => n + job.count, 0);
     await recordRun();
     const progress = new ProgressBar("steer", total, "responses");
-    for (const job of todo) {
-      const ids = tokenizeRendered(handle, renderNormal(handle, job.prompt));
-      for (let sample = 0; sample < job.count; sample++) {
-        const magnitude = job.magnitude;
-        const label = magnitude === BASELINE_KEY
-          ? "baseline (no intervention)"
-          : `${kind} ${magnitude >= 0 ? "+" : ""}${magnitude}`;
-        log(`\n[${label} @ layer ${layer}] ${job.prompt}`);
-        const tokens = await generate(handle, ids, {
-          maxNewTokens: options.maxNewTokens,
-          // A zero vector switches every kind off exactly (v̂ = 0 and c·v = 0 in the graph).
-          steering: [
-            magnitude === BASELINE_KEY
-              ? { vector: new Float32Array(vector.length), scalar: 0 }
-              : { vector, scalar: magnitude },
-          ],
-          generation,
-          onText: options.onText,
-        });
-        log("");
-        const response = handle.tokenizer.decode(tokens, { skip_special_tokens: false });
+    await steerGenerate(handle, todo, {
+      vector,
+      layer,
+      kind,
+      maxNewTokens: options.maxNewTokens,
+      sampling: options.sampling,
+      seed: options.seed,
+      log,
+      onText: (text) => options.onText(text),
+      onResponse: async (job, response) => {
         await appendSteerResponse(resultsPath, results, job.prompt, job.magnitude, response);
         progress.tick();
-      }
-    }
+      },
+    });
     progress.finish();
-    const exportPath = join(outDir, "swapped_user_role.json");
+    const exportPath = join(outDir, STEER_EXPORT_FILE);
     await writeJsonAtomic(
       exportPath,
       steerExport(results, {

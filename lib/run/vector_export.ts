@@ -14,6 +14,7 @@ import { downloadFile, hubCacheDir, isHubId } from "../io/download.ts";
 import { readModelShape } from "../models/hub.ts";
 import { openSafetensors } from "../io/safetensors_file.ts";
 import { loadSae } from "../sae/load.ts";
+import { featureDirection } from "../sae/feature_direction.ts";
 import { contrastTensorName } from "../io/vector_names.ts";
 import { loadVector } from "../io/vectors.ts";
 
@@ -79,14 +80,10 @@ async function directionsOf(options: ExportOptions): Promise<Map<number, Float32
   const { source, layers } = options;
   if (source.kind === "sae") {
     const sae = await loadSae(source.sae, { dModel: options.model?.dModel });
-    const { dIn, dSae } = sae.config;
-    if (!Number.isInteger(source.feature) || source.feature < 0 || source.feature >= dSae) {
-      throw new UserError(`--feature ${source.feature} is out of range: the SAE has features 0..${dSae - 1}`);
-    }
-    // The decoder row is what one unit of the feature adds to the residual stream (our loaders fold
-    // any input normalisation into W_dec, so it is in the model's own units).
+    // W_dec[feature], as the page's steering panel takes it (lib/sae/feature_direction.ts).
+    const direction = featureDirection(sae, source.feature);
     const layer = single(layers, `feature ${source.feature} of ${source.sae}`, sae.config.hookLayer);
-    return new Map([[layer, sae.wDec.slice(source.feature * dIn, (source.feature + 1) * dIn)]]);
+    return new Map([[layer, direction]]);
   }
   const { path, name } = source;
   if (extname(path).toLowerCase() === ".safetensors") {

@@ -1,17 +1,18 @@
 /**
  * Text generation on a loaded model, optionally under steering: the steering inputs of a rewritten
  * graph are fed at every forward pass `generate()` makes, so the intervention applies at every step
- * with the KV cache.
+ * with the KV cache. Platform-neutral: tensors and streamers come from the transformers.js the handle
+ * was loaded with ({@linkcode ModelHandle.transformers}), so the CLI and the page run this same code.
  *
  * @module
  */
 
 import { UserError } from "../core/errors.ts";
+import type * as Transformers from "@huggingface/transformers";
 import type { ModelHandle } from "./runtime.ts";
-import { transformers } from "./runtime.ts";
 import { steeringInputNames, type SteeringValues } from "../graph/steering.ts";
 
-type Tensor = InstanceType<typeof transformers.Tensor>;
+type Tensor = Transformers.Tensor;
 
 /** Options of {@linkcode generate}. */
 export interface GenerateOptions {
@@ -33,6 +34,7 @@ export function steeringFeeds(handle: ModelHandle, values: SteeringValues[] = []
     throw new UserError(`the model has ${sites.length} steering site(s) but ${values.length} value set(s) were given`);
   }
   const dModel = Number(handle.config.hidden_size);
+  const { transformers } = handle;
   const feeds: Record<string, Tensor> = {};
   values.forEach((value, index) => {
     if (value.vector.length !== dModel) {
@@ -68,6 +70,7 @@ export async function withSteering<T>(
 /** Continues `promptIds` and returns the new token ids (greedy unless `generation` says otherwise). */
 export function generate(handle: ModelHandle, promptIds: number[], options: GenerateOptions): Promise<number[]> {
   const n = promptIds.length;
+  const { transformers } = handle;
   const input_ids = new transformers.Tensor("int64", BigInt64Array.from(promptIds, BigInt), [1, n]);
   const attention_mask = new transformers.Tensor("int64", new BigInt64Array(n).fill(1n), [1, n]);
   const streamer = options.onToken || options.onText ? streamerFor(handle, options) : undefined;
@@ -86,7 +89,7 @@ export function generate(handle: ModelHandle, promptIds: number[], options: Gene
 
 /** A streamer reporting new tokens and text (the prompt is skipped). */
 function streamerFor(handle: ModelHandle, options: GenerateOptions) {
-  return new transformers.TextStreamer(handle.tokenizer, {
+  return new handle.transformers.TextStreamer(handle.tokenizer, {
     skip_prompt: true,
     skip_special_tokens: false,
     callback_function: (text: string) => options.onText?.(text),

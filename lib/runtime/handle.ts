@@ -24,6 +24,11 @@ export interface ModelHandle {
   config: Transformers.PretrainedConfig & Record<string, unknown>;
   tokenizer: Transformers.PreTrainedTokenizer;
   model: Transformers.PreTrainedModel;
+  /**
+   * The transformers.js module the model was loaded with (the CLI's, over its runtime dispatcher, or
+   * the page's): generation makes its tensors, streamers and seeds there, so it needs no platform import.
+   */
+  transformers: typeof Transformers;
   /** The ONNX session (of the rewritten graph, when there is one). */
   session: OrtSession;
   /** Where the residual stream is, when the graph was rewritten. */
@@ -57,7 +62,7 @@ export type OrtTensor = ortWeb.Tensor | ortNode.Tensor;
  * tokenizer; `parts` say where it came from and how its graph was rewritten.
  */
 export function modelHandle(
-  transformers: Pick<typeof Transformers, "Tensor">,
+  transformers: typeof Transformers,
   model: Transformers.PreTrainedModel,
   tokenizer: Transformers.PreTrainedTokenizer,
   parts: Pick<ModelHandle, "source" | "localDir" | "device" | "residuals" | "rewrite" | "outputsOnGpu">,
@@ -67,6 +72,7 @@ export function modelHandle(
     config: model.config as ModelHandle["config"],
     tokenizer,
     model,
+    transformers,
     session: (model as unknown as { sessions: Record<string, OrtSession> }).sessions.model,
     // transformers.js's Tensor wraps a tensor of the runtime it was loaded over.
     tensor: (type, data, dims) =>
