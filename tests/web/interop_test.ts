@@ -15,8 +15,8 @@ import { DEMO_PROMPTS } from "../../lib/fixtures/prompts.ts";
 import { readRunStats } from "../../lib/run/stats_files.ts";
 import { chatUnderway, checkpoints, downloads, openSite, pickFolder, waitForState } from "./harness.ts";
 
-const N = 16;
-const BATCH = 2;
+const N = 8;
+const BATCH = 1;
 
 /** The CLI's arguments for this run (the page's form holds the same). */
 async function cliArgs(out: string, prompts: string): Promise<string[]> {

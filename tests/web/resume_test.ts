@@ -2,7 +2,7 @@
 /// <reference lib="dom.asynciterable" />
 /**
  * Resuming in the page (headless Chromium, SwiftShader WebGPU): the built-in Llama pair, the Llama
- * Scope SAE and 16 of the demo prompts at batch size 2 with a checkpoint after every batch. A run reloaded
+ * Scope SAE and 8 of the demo prompts at batch size 1 with a checkpoint after every batch. A run reloaded
  * away while the chat model is being collected leaves that model's checkpoint in the origin-private
  * file system under the run's fingerprint; the same inputs picked again resume from it (the log says
  * so) to statistics bit-identical to an uninterrupted run in the same page; other inputs never use it;
@@ -29,14 +29,14 @@ Deno.test("the page resumes after a reload and after Cancel, bit-identical; othe
   const session = await openSite();
   try {
     const { page } = session;
-    /** Picks the run's inputs (again after a reload): 16 of the prompts (8 batches per model), or `n`. */
-    const pick = async (n = "16") => {
+    /** Picks the run's inputs (again after a reload): 8 of the prompts (8 batches per model), or `n`. */
+    const pick = async (n = "8") => {
       assertEquals(await waitForState(page, ["idle", "nogpu", "error", "done"]), "idle");
       await pickFolder(page, "#base-folder", base);
       await pickFolder(page, "#chat-folder", chat);
       await pickFolder(page, "#sae-folder", sae);
       await page.locator("#prompts-file").setInputFiles(prompts);
-      await page.locator("#batch-size").fill("2");
+      await page.locator("#batch-size").fill("1");
       await page.locator("#checkpoint-every").fill("1");
       await page.locator("#n").fill(n);
     };
@@ -92,7 +92,7 @@ Deno.test("the page resumes after a reload and after Cancel, bit-identical; othe
 
     // The same inputs again resume the chat model (the base model had finished: it runs again) and
     // give the uninterrupted run's bytes; the checkpoint is gone once the statistics are made.
-    await page.locator("#n").fill("16");
+    await page.locator("#n").fill("8");
     await start();
     const resumed = await finish();
     assert(/resuming the chat model from the page's checkpoint [0-9a-f]+-chat/.test(resumed), resumed);

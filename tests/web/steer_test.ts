@@ -3,7 +3,7 @@
  * Steering in the page (headless Chromium, SwiftShader WebGPU) against `deno task steer --device webgpu`
  * (Deno's WebGPU, lavapipe here) on the steer demo's model, tiny-gemma2-chat given as a folder: the
  * role-swap contrast vector of the middle layer computed in the page, then greedy generations at -3 and
- * +3 for the notebook's six questions. The generations must be equal token for token (compared as the
+ * +3 for two of the notebook's six questions. The generations must be equal token for token (compared as the
  * decoded text the results file holds, special tokens kept), the results file and its run record the
  * CLI's (the vector's digest aside: the two adapters' f32 sums differ in the last bits, measured below),
  * the table in the page the same responses, filled in while they are generated; no console error and no
@@ -16,7 +16,7 @@ import { tempDir } from "../temp.ts";
 import { ensureFixtureModel } from "../../lib/fixtures/build.ts";
 import { ROLE_PROMPTS } from "../../lib/fixtures/role_prompts.ts";
 import { openSafetensors } from "../../lib/io/safetensors_file.ts";
-import { openSite, pickFolder, waitForState } from "./harness.ts";
+import { downloads, openSite, pickFolder, waitForState } from "./harness.ts";
 
 /**
  * Tokens per response on both sides. Few: on SwiftShader each generation step at a sequence length the
@@ -25,22 +25,18 @@ import { openSite, pickFolder, waitForState } from "./harness.ts";
  */
 const MAX_NEW_TOKENS = 6;
 
-/** The page's downloads: name → bytes (read back from their blob URLs). */
-async function downloads(page: import("playwright-core").Page): Promise<Map<string, Uint8Array>> {
-  const files = await page.evaluate(async () => {
-    const links = [...document.querySelectorAll<HTMLAnchorElement>("#downloads a")];
-    return await Promise.all(links.map(async (a) => {
-      const bytes = new Uint8Array(await (await fetch(a.href)).arrayBuffer());
-      return [a.download, Array.from(bytes)] as [string, number[]];
-    }));
-  });
-  return new Map(files.map(([name, bytes]) => [name, new Uint8Array(bytes)]));
-}
+/**
+ * Two of the notebook's six questions, on both sides: the contrast vector is their role-swap sweep,
+ * and each new prompt length costs the page seconds a token (above).
+ */
+const PROMPTS = ROLE_PROMPTS.slice(0, 2);
 
 Deno.test("the page's steering equals `deno task steer --greedy --mag -3,3 --device webgpu`: role-swap vector, same generations, the CLI's files", async () => {
   const dir = await tempDir("web-steer");
   const model = await ensureFixtureModel("tiny-gemma2-chat");
   const cliDir = join(dir, "cli");
+  const promptFile = join(dir, "prompts.txt");
+  await Deno.writeTextFile(promptFile, PROMPTS.join("\n") + "\n");
   const cli = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -55,6 +51,8 @@ Deno.test("the page's steering equals `deno task steer --greedy --mag -3,3 --dev
       "-3,3",
       "--max-new-tokens",
       String(MAX_NEW_TOKENS),
+      "--prompts",
+      promptFile,
       "--out-dir",
       cliDir,
     ],
@@ -71,6 +69,7 @@ Deno.test("the page's steering equals `deno task steer --greedy --mag -3,3 --dev
     const { page } = session;
     assertEquals(await waitForState(page, ["idle", "nogpu", "error"]), "idle");
     await pickFolder(page, "#chat-folder", model);
+    await page.locator("#prompts-text").fill(PROMPTS.join("\n"));
     await page.locator("#steer-source").selectOption("role-swap");
     await page.locator("#steer-mags").fill("-3,3");
     await page.locator("#steer-max-new-tokens").fill(String(MAX_NEW_TOKENS));
@@ -137,15 +136,15 @@ Deno.test("the page's steering equals `deno task steer --greedy --mag -3,3 --dev
   await compare(`normal_mean.${layer}`);
   await compare(`swapped_mean.${layer}`);
   // The generations, response for response.
-  assertEquals(Object.keys(pageResults), [...ROLE_PROMPTS]);
-  for (const prompt of ROLE_PROMPTS) {
+  assertEquals(Object.keys(pageResults), [...PROMPTS]);
+  for (const prompt of PROMPTS) {
     assertEquals(Object.keys(pageResults[prompt]).sort(), ["-3", "3"]);
     for (const magnitude of ["-3", "3"]) {
       assertEquals(pageResults[prompt][magnitude], cliResults[prompt][magnitude], `${prompt} at ${magnitude}`);
     }
   }
   assertEquals(pageResults, cliResults);
-  assert(pageResults[ROLE_PROMPTS[0]]["-3"][0] !== pageResults[ROLE_PROMPTS[0]]["3"][0], "the sign matters");
+  assert(pageResults[PROMPTS[0]]["-3"][0] !== pageResults[PROMPTS[0]]["3"][0], "the sign matters");
 
   // The run record: the CLI's model identity, layer, intervention and generation settings.
   const [cliRecord, pageRecord] = [
@@ -154,7 +153,7 @@ Deno.test("the page's steering equals `deno task steer --greedy --mag -3,3 --dev
   ];
   assertEquals({ ...pageRecord.settings, vector: "" }, { ...cliRecord.settings, vector: "" });
   const exported = JSON.parse(text("swapped_user_role.json"));
-  assertEquals(exported.results[ROLE_PROMPTS[0]].steering, cliResults[ROLE_PROMPTS[0]]);
+  assertEquals(exported.results[PROMPTS[0]].steering, cliResults[PROMPTS[0]]);
 
   // The vector last, so a failure here still shows whether the generations agreed: within 1e-2 of its
   // largest element (the diff test's tolerance across these two adapters).
@@ -162,5 +161,5 @@ Deno.test("the page's steering equals `deno task steer --greedy --mag -3,3 --dev
 
   // The table: a row per prompt, the responses under their magnitudes.
   assertEquals(table[0], ["prompt", "magnitude -3", "magnitude 3"]);
-  assertEquals(table.slice(1), ROLE_PROMPTS.map((p) => [p, cliResults[p]["-3"][0], cliResults[p]["3"][0]]));
+  assertEquals(table.slice(1), PROMPTS.map((p) => [p, cliResults[p]["-3"][0], cliResults[p]["3"][0]]));
 });
