@@ -10,7 +10,7 @@
 
 import { parseTokenTypes } from "../lib/runtime/chat.ts";
 import { layerFlag, nonNegativeInt, parseFlags, positiveInt } from "../lib/cli/flags.ts";
-import { ADL } from "../lib/cli/commands.ts";
+import { ADL, ADL_DEFAULTS } from "../lib/cli/commands.ts";
 import { runMain } from "../lib/cli/main.ts";
 import { pairOrDemo } from "../lib/fixtures/build.ts";
 import { DEMO_PROMPTS } from "../lib/fixtures/prompts.ts";
@@ -33,10 +33,10 @@ await runMain(async () => {
     prompts,
     layer: values.layer === undefined ? undefined : (layers) => layerFlag(values.layer!, layers),
     tokenTypes: values["token-types"] ? parseTokenTypes(values["token-types"]) : [],
-    firstN: nonNegativeInt("first-n", values["first-n"], 5),
-    top: positiveInt("top", values.top, 20),
-    batchSize: positiveInt("batch-size", values["batch-size"], 8),
-    maxLength: positiveInt("max-length", values["max-length"], 512),
+    firstN: nonNegativeInt("first-n", values["first-n"], ADL_DEFAULTS.firstN),
+    top: positiveInt("top", values.top, ADL_DEFAULTS.top),
+    batchSize: positiveInt("batch-size", values["batch-size"], ADL_DEFAULTS.batchSize),
+    maxLength: positiveInt("max-length", values["max-length"], ADL_DEFAULTS.maxLength),
     device,
     dtype: await graphDtype(device, parseDtype(values.dtype)),
     allowMismatch: values["allow-mismatch"],

@@ -64,7 +64,8 @@ const CORE = [
   ...["checkpoint", "checkpoint_graph", "built_model", "content_identity", "memory", "pair", "short_name"].map((m) =>
     `models/${m}.ts`
   ),
-  ...["collect", "diff_collect", "stats_file", "role_swap", "steer", "steer_results"].map((m) => `analysis/${m}.ts`),
+  ...["activation_differences", "collect", "diff_collect", "lens", "role_swap", "stats_file", "steer", "steer_results"]
+    .map((m) => `analysis/${m}.ts`),
   "sae/from_files.ts",
   "sae/feature_direction.ts",
   "sae/identity.ts",

@@ -288,20 +288,22 @@ async function job(body: (ui: RunUi) => Promise<void>): Promise<void> {
       return stores.get(kind)!;
     },
   };
+  let end: State = "done";
   try {
     await body(ui);
-    setState("done");
   } catch (error) {
     const line = controller.signal.aborted ? "cancelled" : errorLine(error);
     showError(line);
     if (!(error instanceof UserError) && !controller.signal.aborted) console.debug(error);
-    setState(controller.signal.aborted ? "idle" : "error");
+    end = controller.signal.aborted ? "idle" : "error";
   } finally {
     running = undefined;
     $<HTMLButtonElement>("run").disabled = false;
     $<HTMLButtonElement>("generate").disabled = false;
     $<HTMLButtonElement>("cancel").disabled = true;
+    // The cache's size and the checkpoints it keeps are shown before the state says the job ended.
     await showCacheSize();
+    setState(end);
   }
 }
 

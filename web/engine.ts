@@ -76,11 +76,8 @@ export const engine: Engine = {
   },
   async steer(inputs, ui: RunUi) {
     const source = inputs.vector;
-    if (source.kind === "adl") {
-      throw new UserError(
-        "ADL vectors are not computed in the page yet: run `deno task adl`, then `deno task steer --vector " +
-          "<out-dir>/adl_vectors.safetensors --vector-name adl.asst`; here, use the role-swap contrast or an SAE feature",
-      );
+    if (source.kind === "adl" && !inputs.base) {
+      throw new UserError("the ADL vector needs the base model too: pick its folder or enter its hub id");
     }
     const prompts = inputs.prompts?.prompts ?? ROLE_PROMPTS;
     if (!prompts.length) throw new UserError(`${inputs.prompts!.label} holds no prompts`);
@@ -91,6 +88,8 @@ export const engine: Engine = {
         layer: inputs.layer,
         vector: source.kind === "sae-feature"
           ? { kind: "sae-feature", sae: namedFiles(source.sae, inputs.hfToken), feature: source.feature }
+          : source.kind === "adl"
+          ? { kind: "adl", base: namedFiles(inputs.base!, inputs.hfToken) }
           : { kind: "role-swap" },
         // As `--mag` parses them: one column per distinct magnitude.
         magnitudes: [...new Set(inputs.magnitudes)],
@@ -108,6 +107,7 @@ export const engine: Engine = {
         log: ui.log,
         progress: ui.progress,
         signal: ui.signal,
+        builds: await ui.cache("graphs"),
         start: ui.steering?.start,
         text: ui.steering?.text,
       },

@@ -337,6 +337,14 @@ export const KL = {
   ],
 } satisfies CommandSpec;
 
+/** `deno task adl`'s defaults, as values (the script, its help and the page's ADL vector read them). */
+export const ADL_DEFAULTS = {
+  firstN: 5,
+  top: 20,
+  batchSize: 8,
+  maxLength: 512,
+} as const;
+
 /** `deno task adl`. */
 export const ADL = {
   task: "adl",
@@ -351,15 +359,19 @@ export const ADL = {
     },
     layer: { type: "string", description: "layer whose output is read (default: the middle one)" },
     "token-types": { type: "string", default: "asst,endheader,newline", description: "chat-template read positions" },
-    "first-n": { type: "string", default: "5", description: "also the first n tokens of each prompt as plain text" },
-    top: { type: "string", description: "promoted and suppressed tokens per position (default 20)" },
+    "first-n": {
+      type: "string",
+      default: String(ADL_DEFAULTS.firstN),
+      description: "also the first n tokens of each prompt as plain text",
+    },
+    top: { type: "string", description: `promoted and suppressed tokens per position (default ${ADL_DEFAULTS.top})` },
     contrast: {
       type: "string",
       description:
         "contrast_vectors.safetensors of sweep-layers (default: results/<chat short name>/, computed if missing)",
     },
     "no-contrast": { type: "boolean", default: false, description: "skip the cosines with the contrast vectors" },
-    "batch-size": { type: "string", description: "prompts per forward pass (default 8)" },
+    "batch-size": { type: "string", description: `prompts per forward pass (default ${ADL_DEFAULTS.batchSize})` },
     "out-dir": { type: "string", description: "output directory (default results/adl-demo or results/adl)" },
   },
   examples: ["deno task adl", "deno task adl --base ./gemma-2-2b --chat ./gemma-2-2b-it --layer 13 --prompts p.jsonl"],

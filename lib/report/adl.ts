@@ -7,7 +7,9 @@
  */
 
 import { stringify } from "csv-stringify/sync";
-import type { ActivationDifferences, ContrastVectors, LensToken } from "../analysis/adl.ts";
+import type { ContrastVectors } from "../analysis/adl.ts";
+import type { ActivationDifferences } from "../analysis/activation_differences.ts";
+import type { LensToken } from "../analysis/lens.ts";
 import { csvNumber } from "../features/diff.ts";
 import type { ReportOutput } from "../core/output.ts";
 import { encodeSafetensors, type TensorToWrite } from "../io/safetensors.ts";

@@ -130,7 +130,6 @@ Deno.test("kl.html and adl.html open in Chromium without errors, tables included
       keys,
       mean: keys.map(() => Float64Array.from({ length: 8 }, (_, i) => i - 4)),
       counts: [2, 2],
-      chatDir: dir,
       fallbacks: 0,
     },
     top: keys.map(() => ({ promoted: [token(1, 5), token(2, 6)], suppressed: [token(1, 7), token(2, 8)] })),

@@ -15,7 +15,7 @@ import { DEMO_PROMPTS } from "../../lib/fixtures/prompts.ts";
 import { readRunStats } from "../../lib/run/stats_files.ts";
 import { chatUnderway, checkpoints, downloads, openSite, pickFolder, waitForState } from "./harness.ts";
 
-const N = 8;
+const N = 4;
 const BATCH = 1;
 
 /** The CLI's arguments for this run (the page's form holds the same). */

@@ -2,7 +2,7 @@
 /// <reference lib="dom.asynciterable" />
 /**
  * Resuming in the page (headless Chromium, SwiftShader WebGPU): the built-in Llama pair, the Llama
- * Scope SAE and 8 of the demo prompts at batch size 1 with a checkpoint after every batch. A run reloaded
+ * Scope SAE and 4 of the demo prompts at batch size 1 with a checkpoint after every batch. A run reloaded
  * away while the chat model is being collected leaves that model's checkpoint in the origin-private
  * file system under the run's fingerprint; the same inputs picked again resume from it (the log says
  * so) to statistics bit-identical to an uninterrupted run in the same page; other inputs never use it;
@@ -29,8 +29,8 @@ Deno.test("the page resumes after a reload and after Cancel, bit-identical; othe
   const session = await openSite();
   try {
     const { page } = session;
-    /** Picks the run's inputs (again after a reload): 8 of the prompts (8 batches per model), or `n`. */
-    const pick = async (n = "8") => {
+    /** Picks the run's inputs (again after a reload): 4 of the prompts (4 batches per model), or `n`. */
+    const pick = async (n = "4") => {
       assertEquals(await waitForState(page, ["idle", "nogpu", "error", "done"]), "idle");
       await pickFolder(page, "#base-folder", base);
       await pickFolder(page, "#chat-folder", chat);
@@ -83,8 +83,8 @@ Deno.test("the page resumes after a reload and after Cancel, bit-identical; othe
     assertEquals(saved.length, 1, `checkpoints after the reload: ${JSON.stringify(saved)}`);
     assert(/^[0-9a-f]+-chat: \d+$/.test(saved[0]), saved[0]);
 
-    // Other inputs (4 of the prompts: another fingerprint) neither use it nor touch it.
-    await pick("4");
+    // Other inputs (2 of the prompts: another fingerprint) neither use it nor touch it.
+    await pick("2");
     await start();
     const other = await finish();
     assert(!other.includes("resuming"), other);
@@ -92,7 +92,7 @@ Deno.test("the page resumes after a reload and after Cancel, bit-identical; othe
 
     // The same inputs again resume the chat model (the base model had finished: it runs again) and
     // give the uninterrupted run's bytes; the checkpoint is gone once the statistics are made.
-    await page.locator("#n").fill("8");
+    await page.locator("#n").fill("4");
     await start();
     const resumed = await finish();
     assert(/resuming the chat model from the page's checkpoint [0-9a-f]+-chat/.test(resumed), resumed);

@@ -11,10 +11,18 @@
  * @module
  */
 
+import type { ByteStore } from "../../lib/core/byte_store.ts";
 import type { ReportOutput } from "../../lib/core/output.ts";
 import type { StartProgress } from "../../lib/core/progress.ts";
 import { defaultGraphDtype } from "../../lib/backend/gpu_info.ts";
-import { buildModel } from "../../lib/models/built_model.ts";
+import { buildModel, type BuiltModel } from "../../lib/models/built_model.ts";
+import { describeMismatch } from "../../lib/models/pair.ts";
+import { UserError } from "../../lib/core/errors.ts";
+import { ADL, ADL_DEFAULTS } from "../../lib/cli/commands.ts";
+import { parseTokenTypes } from "../../lib/runtime/chat.ts";
+import { differencesOf } from "../../lib/analysis/activation_differences.ts";
+import { lensLogits, lensTopTokens, unembeddingOf } from "../../lib/analysis/lens.ts";
+import { adlTensorName, writeAdlOutputs } from "../../lib/report/adl.ts";
 import { modelShortName } from "../../lib/models/short_name.ts";
 import { loadSaeFiles } from "../../lib/sae/from_files.ts";
 import { featureDirection } from "../../lib/sae/feature_direction.ts";
@@ -38,11 +46,13 @@ import {
 } from "../../lib/analysis/steer_results.ts";
 import { writeSweepOutputs } from "../../lib/report/sweep.ts";
 import type { NamedFiles } from "./diff.ts";
-import { loadPageModel, pageGpu } from "./page_runtime.ts";
+import { codeVersion, loadPageModel, pageGpu, pageTokenizerHandle } from "./page_runtime.ts";
 
 /** Where the page's steering vector comes from. */
 export type PageVector =
   | { kind: "role-swap" }
+  /** mean(chat − base) at the layer's first read position (`adl.asst` of `deno task adl`); `base` is the base model. */
+  | { kind: "adl"; base: NamedFiles }
   | { kind: "sae-feature"; sae: NamedFiles; feature: number };
 
 /** What steering in the page runs (the CLI's flags, with its defaults filled in by the engine). */
@@ -63,10 +73,65 @@ export interface PageSteerHooks {
   log?: (line: string) => void;
   progress?: StartProgress;
   signal?: AbortSignal;
+  /** Where built graphs and converted weights are kept between runs (none: built each run). */
+  builds?: ByteStore;
   /** Once, before the first response: the table's rows (prompts) and columns (magnitudes). */
   start?: (prompts: readonly string[], magnitudes: readonly number[]) => void;
   /** A piece of the response to prompt `row` at magnitude `column`, as it is generated. */
   text?: (row: number, column: number, text: string) => void;
+}
+
+/**
+ * The activation-difference lens at `layer` over `prompts`, computed as `deno task adl` computes it
+ * (lib/analysis/activation_differences.ts, its defaults), its files written into `out` (the vectors,
+ * the lens's tokens); the vector of the first read position is the steering vector.
+ */
+async function adlVector(
+  chat: BuiltModel,
+  base: NamedFiles,
+  layer: number,
+  run: {
+    prompts: readonly string[];
+    model: NamedFiles;
+    dtype: BuiltModel["dtype"];
+    out: ReportOutput;
+    hooks: PageSteerHooks;
+    log: (line: string) => void;
+  },
+): Promise<Float32Array> {
+  const mismatch = await describeMismatch(base.files, chat.files);
+  if (mismatch) {
+    throw new UserError(`the base and chat models differ (${mismatch}): the lens needs two versions of one model`);
+  }
+  const cache = run.hooks.builds && { store: run.hooks.builds, version: await codeVersion() };
+  run.log(`building the ${run.dtype} graph of the base model ${base.name}`);
+  const built = { base: await buildModel(base.files, run.dtype, { cache, log: run.log }), chat };
+  const names = { base: base.name, chat: run.model.name };
+  run.log(`computing the activation differences at layer ${layer} (the lens of deno task adl)`);
+  const tokenTypes = parseTokenTypes(ADL.flags["token-types"].default);
+  const differences = await differencesOf(
+    (model) => loadPageModel(built[model], names[model], { capture: [layer], cut: true, steering: [] }),
+    {
+      layer,
+      prompts: run.prompts,
+      tokenTypes,
+      firstN: ADL_DEFAULTS.firstN,
+      maxLength: ADL_DEFAULTS.maxLength,
+      batchSize: ADL_DEFAULTS.batchSize,
+      progress: run.hooks.progress,
+    },
+  );
+  const lens = await lensLogits(await unembeddingOf(chat.checkpoint), differences.mean);
+  const tokenizer = (await pageTokenizerHandle(chat, run.model.name)).tokenizer;
+  await writeAdlOutputs(run.out, {
+    differences,
+    top: lens.map((logits) => lensTopTokens(logits, ADL_DEFAULTS.top)),
+    decode: (ids) => tokenizer.decode(ids, { skip_special_tokens: false }),
+    info: { base: base.name, chat: run.model.name, prompts: run.prompts.length },
+  });
+  const vector = Float32Array.from(differences.mean[0]);
+  run.log(`vector: ${adlTensorName(differences.keys[0])} (norm ${norm(vector).toPrecision(4)})`);
+  return vector;
 }
 
 /** What a steering run produced beyond its files. */
@@ -90,7 +155,8 @@ export async function runPageSteer(
   const gpu = await pageGpu();
   const dtype = defaultGraphDtype(gpu);
   log(`building the ${dtype} graph of ${model.name}`);
-  const built = await buildModel(model.files, dtype);
+  const cache = hooks.builds && { store: hooks.builds, version: await codeVersion() };
+  const built = await buildModel(model.files, dtype, { cache, log });
   hooks.signal?.throwIfAborted();
   const config = built.checkpoint.config;
   const short = modelShortName(model.name);
@@ -106,6 +172,9 @@ export async function runPageSteer(
     }
     vector = featureDirection(sae, feature);
     log(`vector: W_dec[${feature}] of ${saeFiles.name} (norm ${norm(vector).toPrecision(4)})`);
+  } else if (inputs.vector.kind === "adl") {
+    layer = steerLayer(inputs.layer, config.numLayers);
+    vector = await adlVector(built, inputs.vector.base, layer, { prompts, model, dtype, out, hooks, log });
   } else {
     layer = steerLayer(inputs.layer, config.numLayers);
     // As `deno task steer` computes it when it has no vector: the role-swap sweep of this one layer.
