@@ -34,7 +34,8 @@ const FIRST_N = 3;
 /** W_U · RMSNorm(v), straight from the HF definitions, in f64. */
 function referenceLens(name: string, v: ArrayLike<number>): Float64Array {
   const { config, weights } = fixtureReference(name);
-  const gemma = config.family === "gemma2";
+  // Gemma2RMSNorm and Gemma3RMSNorm scale by (1 + w) (modeling_gemma2.py, modeling_gemma3.py); the others by w.
+  const gemma = config.family === "gemma2" || config.family === "gemma3";
   const w = weights.get("model.norm.weight")!.data;
   const d = config.hiddenSize;
   let ms = 0;
@@ -156,11 +157,13 @@ Deno.test("ADL on the Llama fixtures: mean(chat − base) per read position and 
   assertEquals([...loaded], [...Float32Array.from(differences.mean[1])]);
 });
 
-Deno.test("the lens reads Gemma's tied embedding and (1 + w) norm from a BF16 checkpoint; ONNX exports are refused", async () => {
-  const unembedding = await loadUnembedding(await ensureFixtureModel("tiny-gemma2-chat"));
-  const v = Float64Array.from(new SeededRandom(8).normals(unembedding.dModel));
-  const [ours] = await lensLogits(unembedding, [v]);
-  assertClose(ours, referenceLens("tiny-gemma2-chat", v), { rtol: 1e-6, atol: 1e-6, label: "Gemma lens" });
+Deno.test("the lens reads Gemma 2's and Gemma 3's tied embedding and (1 + w) norm from BF16 checkpoints; ONNX exports are refused", async () => {
+  for (const name of ["tiny-gemma2-chat", "tiny-gemma3-hf"]) {
+    const unembedding = await loadUnembedding(await ensureFixtureModel(name));
+    const v = Float64Array.from(new SeededRandom(8).normals(unembedding.dModel));
+    const [ours] = await lensLogits(unembedding, [v]);
+    assertClose(ours, referenceLens(name, v), { rtol: 1e-6, atol: 1e-6, label: `${name} lens` });
+  }
   const exportDir = await tempDir();
   await Deno.writeTextFile(join(exportDir, "config.json"), "{}");
   try {

@@ -21,6 +21,7 @@
 import { assert, assertEquals } from "../assert.ts";
 import { join } from "node:path";
 import { tempDir } from "../temp.ts";
+import { runScript } from "../helpers.ts";
 import { ensureFixtureModel, ensureFixtureSae } from "../../lib/fixtures/build.ts";
 import { DEMO_PROMPTS } from "../../lib/fixtures/prompts.ts";
 import { readRunStats } from "../../lib/run/stats_files.ts";
@@ -111,29 +112,23 @@ for (const { family, sae: saeName } of CASES) {
     const cliDir = join(dir, "cli");
     const promptFile = join(dir, "prompts.txt");
     await Deno.writeTextFile(promptFile, DEMO_PROMPTS.join("\n") + "\n");
-    const cli = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        "scripts/diff.ts",
-        "--device",
-        "webgpu",
-        "--out-dir",
-        cliDir,
-        "--base",
-        base,
-        "--chat",
-        chat,
-        "--sae",
-        sae,
-        "--prompts",
-        promptFile,
-        "--n",
-        String(N),
-      ],
-      cwd: new URL("../../", import.meta.url),
-    }).output();
-    assertEquals(cli.code, 0, new TextDecoder().decode(cli.stderr));
+    const cli = await runScript("diff.ts", [
+      "--device",
+      "webgpu",
+      "--out-dir",
+      cliDir,
+      "--base",
+      base,
+      "--chat",
+      chat,
+      "--sae",
+      sae,
+      "--prompts",
+      promptFile,
+      "--n",
+      String(N),
+    ]);
+    assertEquals(cli.code, 0, cli.stderr);
 
     const session = await openSite();
     let files: Map<string, Uint8Array>;
@@ -242,11 +237,8 @@ for (const { family, sae: saeName } of CASES) {
     for (const name of ["stats_base.safetensors", "stats_chat.safetensors", "prompts.json"]) {
       await Deno.copyFile(join(pageDir, name), join(reported, name));
     }
-    const report = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "scripts/diff.ts", "--report-only", "--cards", "0", "--out-dir", reported],
-      cwd: new URL("../../", import.meta.url),
-    }).output();
-    assertEquals(report.code, 0, new TextDecoder().decode(report.stderr));
+    const report = await runScript("diff.ts", ["--report-only", "--cards", "0", "--out-dir", reported]);
+    assertEquals(report.code, 0, report.stderr);
     for (const metric of ["all_mean", "active_mean", "sparsity"]) {
       const name = `top_${metric}.csv`;
       assertEquals(await Deno.readTextFile(join(reported, name)), await Deno.readTextFile(join(pageDir, name)), name);

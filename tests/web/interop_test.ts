@@ -10,6 +10,7 @@
 import { assert, assertEquals } from "../assert.ts";
 import { join } from "node:path";
 import { tempDir } from "../temp.ts";
+import { runScript } from "../helpers.ts";
 import { ensureFixtureModel, ensureFixtureSae } from "../../lib/fixtures/build.ts";
 import { DEMO_PROMPTS } from "../../lib/fixtures/prompts.ts";
 import { readRunStats } from "../../lib/run/stats_files.ts";
@@ -21,9 +22,6 @@ const BATCH = 1;
 /** The CLI's arguments for this run (the page's form holds the same). */
 async function cliArgs(out: string, prompts: string): Promise<string[]> {
   return [
-    "run",
-    "-A",
-    "scripts/diff.ts",
     "--device",
     "webgpu",
     "--base",
@@ -64,7 +62,7 @@ Deno.test("a CLI checkpoint resumes in the page, and a page checkpoint resumes i
   // The CLI, killed after its first checkpoint.
   const killed = join(dir, "killed");
   const child = new Deno.Command(Deno.execPath(), {
-    args: await cliArgs(killed, prompts),
+    args: ["run", "-A", "scripts/diff.ts", ...await cliArgs(killed, prompts)],
     cwd: ROOT,
     stdout: "null",
     stderr: "null",
@@ -135,12 +133,9 @@ Deno.test("a CLI checkpoint resumes in the page, and a page checkpoint resumes i
     const resumedByCli = join(dir, "cli-resumed");
     await Deno.mkdir(resumedByCli);
     await Deno.writeFile(join(resumedByCli, offered[0]), new Uint8Array(offered[1]));
-    const cli = await new Deno.Command(Deno.execPath(), {
-      args: [...await cliArgs(resumedByCli, prompts), "--resume"],
-      cwd: ROOT,
-    }).output();
-    const out = new TextDecoder().decode(cli.stdout);
-    assertEquals(cli.code, 0, new TextDecoder().decode(cli.stderr));
+    const cli = await runScript("diff.ts", [...await cliArgs(resumedByCli, prompts), "--resume"]);
+    const out = cli.stdout;
+    assertEquals(cli.code, 0, cli.stderr);
     // The base model had no checkpoint (it starts over); the chat model's was the page's, and taken.
     assert(out.includes("no checkpoint at") && out.includes("checkpoint_base.safetensors"), out);
     assert(!out.includes("checkpoint_chat.safetensors, so"), out);

@@ -11,8 +11,10 @@
  */
 
 import { assert, assertEquals } from "../assert.ts";
+import { parse as parseCsv } from "csv-parse/sync";
 import { basename, join } from "node:path";
 import { tempDir } from "../temp.ts";
+import { runScript } from "../helpers.ts";
 import { ensureFixtureModel } from "../../lib/fixtures/build.ts";
 import { ROLE_PROMPTS } from "../../lib/fixtures/role_prompts.ts";
 import { openSafetensors } from "../../lib/io/safetensors_file.ts";
@@ -37,28 +39,22 @@ Deno.test("the page's steering equals `deno task steer --greedy --mag -3,3 --dev
   const cliDir = join(dir, "cli");
   const promptFile = join(dir, "prompts.txt");
   await Deno.writeTextFile(promptFile, PROMPTS.join("\n") + "\n");
-  const cli = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "scripts/steer.ts",
-      "--device",
-      "webgpu",
-      "--model",
-      model,
-      "--greedy",
-      "--mag",
-      "-3,3",
-      "--max-new-tokens",
-      String(MAX_NEW_TOKENS),
-      "--prompts",
-      promptFile,
-      "--out-dir",
-      cliDir,
-    ],
-    cwd: new URL("../../", import.meta.url),
-  }).output();
-  assertEquals(cli.code, 0, new TextDecoder().decode(cli.stderr));
+  const cli = await runScript("steer.ts", [
+    "--device",
+    "webgpu",
+    "--model",
+    model,
+    "--greedy",
+    "--mag",
+    "-3,3",
+    "--max-new-tokens",
+    String(MAX_NEW_TOKENS),
+    "--prompts",
+    promptFile,
+    "--out-dir",
+    cliDir,
+  ]);
+  assertEquals(cli.code, 0, cli.stderr);
   const resultsName = [...Deno.readDirSync(cliDir)].map((e) => e.name).find((n) => n.endsWith("_steer.json"))!;
   assert(resultsName?.startsWith(`${basename(model)}_layer`), `the CLI wrote ${resultsName}`);
 
@@ -171,29 +167,23 @@ Deno.test("the page's steering equals `deno task steer --greedy --mag -3,3 --dev
 
   // `deno task steer --out-dir <the page's downloads>` extends the page's run: it reads the page's contrast
   // vector (so its run record agrees) and adds only the magnitude the page did not run.
-  const extend = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "scripts/steer.ts",
-      "--device",
-      "webgpu",
-      "--model",
-      model,
-      "--greedy",
-      "--mag",
-      "-3,1,3",
-      "--max-new-tokens",
-      String(MAX_NEW_TOKENS),
-      "--prompts",
-      promptFile,
-      "--resume",
-      "--out-dir",
-      pageDir,
-    ],
-    cwd: new URL("../../", import.meta.url),
-  }).output();
-  assertEquals(extend.code, 0, new TextDecoder().decode(extend.stderr));
+  const extend = await runScript("steer.ts", [
+    "--device",
+    "webgpu",
+    "--model",
+    model,
+    "--greedy",
+    "--mag",
+    "-3,1,3",
+    "--max-new-tokens",
+    String(MAX_NEW_TOKENS),
+    "--prompts",
+    promptFile,
+    "--resume",
+    "--out-dir",
+    pageDir,
+  ]);
+  assertEquals(extend.code, 0, extend.stderr);
   const extended = JSON.parse(await Deno.readTextFile(join(pageDir, resultsName)));
   for (const prompt of PROMPTS) {
     assertEquals(Object.keys(extended[prompt]).sort(), ["-3", "1", "3"]);
@@ -205,21 +195,22 @@ Deno.test("the page's steering equals `deno task steer --greedy --mag -3,3 --dev
   assertEquals(table.slice(1), PROMPTS.map((p) => [p, cliResults[p]["-3"][0], cliResults[p]["3"][0]]));
 });
 
-/** Tokens per response with the ADL vector: what matters here is the vector, and each new length costs seconds. */
+/**
+ * The ADL check's generations: one question at +3, 3 tokens. What matters there is the vector (its
+ * differences are taken over the same question on both sides), and each new length costs seconds.
+ */
 const ADL_NEW_TOKENS = 3;
+const ADL_PROMPTS = PROMPTS.slice(0, 1);
 
 Deno.test("the page's ADL vector equals `deno task adl`'s, and steering with it `deno task steer --vector adl_vectors.safetensors`", async () => {
   const dir = await tempDir("web-steer-adl");
-  const [base, chat] = [await ensureFixtureModel("tiny-gemma2-base"), await ensureFixtureModel("tiny-gemma2-chat")];
+  const [base, chat] = [await ensureFixtureModel("tiny-llama-base"), await ensureFixtureModel("tiny-llama-chat")];
   const promptFile = join(dir, "prompts.txt");
-  await Deno.writeTextFile(promptFile, PROMPTS.join("\n") + "\n");
+  await Deno.writeTextFile(promptFile, ADL_PROMPTS.join("\n") + "\n");
   const cliDir = join(dir, "cli");
   const run = async (script: string, args: string[]) => {
-    const result = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", `scripts/${script}`, "--device", "webgpu", ...args],
-      cwd: new URL("../../", import.meta.url),
-    }).output();
-    assertEquals(result.code, 0, new TextDecoder().decode(result.stderr));
+    const result = await runScript(script, ["--device", "webgpu", ...args]);
+    assertEquals(result.code, 0, result.stderr);
   };
   await run("adl.ts", ["--base", base, "--chat", chat, "--prompts", promptFile, "--no-contrast", "--out-dir", cliDir]);
   await run("steer.ts", [
@@ -231,7 +222,7 @@ Deno.test("the page's ADL vector equals `deno task adl`'s, and steering with it 
     "adl.asst",
     "--greedy",
     "--mag",
-    "-3,3",
+    "3",
     "--max-new-tokens",
     String(ADL_NEW_TOKENS),
     "--prompts",
@@ -248,9 +239,9 @@ Deno.test("the page's ADL vector equals `deno task adl`'s, and steering with it 
     assertEquals(await waitForState(page, ["idle", "nogpu", "error"]), "idle");
     await pickFolder(page, "#base-folder", base);
     await pickFolder(page, "#chat-folder", chat);
-    await page.locator("#prompts-text").fill(PROMPTS.join("\n"));
+    await page.locator("#prompts-text").fill(ADL_PROMPTS.join("\n"));
     await page.locator("#steer-source").selectOption("adl");
-    await page.locator("#steer-mags").fill("-3,3");
+    await page.locator("#steer-mags").fill("3");
     await page.locator("#steer-max-new-tokens").fill(String(ADL_NEW_TOKENS));
     await page.locator("#steer-greedy").check();
     await page.locator("#generate").click();
@@ -289,10 +280,12 @@ Deno.test("the page's ADL vector equals `deno task adl`'s, and steering with it 
   // The lens's tokens: the same at every rank, but where two logits lie within 1e-3 of each other (the
   // two adapters' last bits may order them either way).
   const lensRows = async (d: string) =>
-    (await Deno.readTextFile(join(d, "adl_top_tokens.csv"))).trim().split("\n").slice(1).map((line) => {
-      const [key, direction, rank, tokenId] = line.split(",");
-      return { at: `${key} ${direction} ${rank}`, tokenId, logit: Number(line.split(",").at(-1)) };
-    });
+    (parseCsv(await Deno.readTextFile(join(d, "adl_top_tokens.csv")), { columns: true }) as Record<string, string>[])
+      .map((row) => ({
+        at: `${row.position} ${row.direction} ${row.rank}`,
+        tokenId: row.token_id,
+        logit: Number(row.lens_logit),
+      }));
   const [cliLens, pageLens] = await Promise.all([cliDir, pageDir].map(lensRows));
   assertEquals(pageLens.map((r) => r.at), cliLens.map((r) => r.at));
   const lensProblems = pageLens.filter((row, i) =>
