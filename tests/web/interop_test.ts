@@ -3,7 +3,8 @@
  * Resuming across the CLI and the page: a checkpoint `deno task diff --device webgpu` left when it was
  * killed, given to the page, is resumed by the page; a checkpoint the page kept when cancelled,
  * downloaded into a run's `--out-dir`, is resumed by `deno task diff --resume`. Both are the same file
- * (lib/analysis/stats_file.ts) under the same run fingerprint. Each resumed run counts every prompt once:
+ * (lib/analysis/stats_file.ts) under the same run fingerprint; a checkpoint of other inputs is refused in one
+ * line. Each resumed run counts every prompt once:
  * its statistics' row counts are the run's prompts, no more, no fewer.
  */
 
@@ -99,12 +100,23 @@ Deno.test("a CLI checkpoint resumes in the page, and a page checkpoint resumes i
       await page.locator("#run").click();
     };
 
-    // The CLI's checkpoint, given to the page: it resumes that model.
+    // The CLI's checkpoint, given to a run of other inputs (2 prompts): refused in one line.
     await pick();
     const given = cliChat ? "chat" : "base";
     const file = join(killed, `checkpoint_${given}.safetensors`);
     await Deno.writeFile(file, (cliChat ?? cliBase)!);
     await page.locator("#resume-files").setInputFiles(file);
+    await page.locator("#n").fill("2");
+    await run();
+    assertEquals(await waitForState(page, ["done", "error"], 300_000), "error");
+    assertEquals(
+      await page.locator("#error").innerText(),
+      `checkpoint_${given}.safetensors is a checkpoint of another run (other prompts, models, SAE or settings): give this run's, or none`,
+    );
+    assertEquals(await checkpoints(page), []);
+
+    // Given to the same run: it resumes that model.
+    await page.locator("#n").fill(String(N));
     await run();
     assertEquals(
       await waitForState(page, ["done", "error"], 300_000),

@@ -25,7 +25,7 @@ import { downloads, openSite, pickFolder, waitForState } from "./harness.ts";
  * page has not run yet costs seconds (onnxruntime-web compiles shaders per shape; measured ~5 s a token
  * for each new prompt, a repeated prompt at the next magnitude well under 1 s).
  */
-const MAX_NEW_TOKENS = 6;
+const MAX_NEW_TOKENS = 4;
 
 /**
  * Two of the notebook's six questions, on both sides: the contrast vector is their role-swap sweep,
@@ -196,10 +196,10 @@ Deno.test("the page's steering equals `deno task steer --greedy --mag -3,3 --dev
 });
 
 /**
- * The ADL check's generations: one question at +3, 3 tokens. What matters there is the vector (its
+ * The ADL check's generations: one question at +3, 2 tokens. What matters there is the vector (its
  * differences are taken over the same question on both sides), and each new length costs seconds.
  */
-const ADL_NEW_TOKENS = 3;
+const ADL_NEW_TOKENS = 2;
 const ADL_PROMPTS = PROMPTS.slice(0, 1);
 
 Deno.test("the page's ADL vector equals `deno task adl`'s, and steering with it `deno task steer --vector adl_vectors.safetensors`", async () => {
