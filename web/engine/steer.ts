@@ -17,6 +17,7 @@ import type { StartProgress } from "../../lib/core/progress.ts";
 import { defaultGraphDtype } from "../../lib/backend/gpu_info.ts";
 import { buildModel, type BuiltModel } from "../../lib/models/built_model.ts";
 import { describeMismatch } from "../../lib/models/pair.ts";
+import { checkModelFitsGpu } from "../../lib/models/memory.ts";
 import { UserError } from "../../lib/core/errors.ts";
 import { ADL, ADL_DEFAULTS } from "../../lib/cli/commands.ts";
 import { parseTokenTypes } from "../../lib/runtime/chat.ts";
@@ -154,6 +155,11 @@ export async function runPageSteer(
   const { model, magnitudes, prompts } = inputs;
   const gpu = await pageGpu();
   const dtype = defaultGraphDtype(gpu);
+  // Before anything is built or loaded, as the diff does: a model no GPU buffer holds is one line.
+  await checkModelFitsGpu(model.files, `the model ${model.name}`, dtype, gpu);
+  if (inputs.vector.kind === "adl") {
+    await checkModelFitsGpu(inputs.vector.base.files, `the base model ${inputs.vector.base.name}`, dtype, gpu);
+  }
   log(`building the ${dtype} graph of ${model.name}`);
   const cache = hooks.builds && { store: hooks.builds, version: await codeVersion() };
   const built = await buildModel(model.files, dtype, { cache, log });
