@@ -15,7 +15,7 @@ import { parse as parseCsv } from "csv-parse/sync";
 import { basename, join } from "node:path";
 import { tempDir } from "../temp.ts";
 import { runScript } from "../helpers.ts";
-import { ensureFixtureModel } from "../../lib/fixtures/build.ts";
+import { ensureFixtureModel, ensureFixtureSae } from "../../lib/fixtures/build.ts";
 import { ROLE_PROMPTS } from "../../lib/fixtures/role_prompts.ts";
 import { openSafetensors } from "../../lib/io/safetensors_file.ts";
 import { downloads, openSite, pickFolder, waitForState } from "./harness.ts";
@@ -295,4 +295,75 @@ Deno.test("the page's ADL vector equals `deno task adl`'s, and steering with it 
   // The generations with the vector.
   const pageResults = JSON.parse(new TextDecoder().decode(files.get(resultsName)!));
   assertEquals(pageResults, JSON.parse(await Deno.readTextFile(join(cliDir, resultsName))));
+});
+
+Deno.test("the page's SAE-feature steering equals `deno task steer --vector` of that feature's W_dec row, read from the SAE's file", async () => {
+  const dir = await tempDir("web-steer-sae");
+  const chat = await ensureFixtureModel("tiny-gemma2-chat");
+  const sae = await ensureFixtureSae("tiny-gemma2-sae-saelens");
+  const feature = 7;
+  // The direction, read independently of the toolkit's SAE loaders: SAELens stores W_dec as [d_sae, d_in].
+  const wDec = await (await openSafetensors(join(sae, "sae_weights.safetensors"))).float32("W_dec");
+  const cfg = JSON.parse(await Deno.readTextFile(join(sae, "cfg.json")));
+  const dIn = cfg.d_in;
+  assertEquals(wDec.length, cfg.d_sae * dIn);
+  const vectorFile = join(dir, "feature.json");
+  await Deno.writeTextFile(vectorFile, JSON.stringify(Array.from(wDec.subarray(feature * dIn, (feature + 1) * dIn))));
+  const promptFile = join(dir, "prompts.txt");
+  await Deno.writeTextFile(promptFile, ADL_PROMPTS.join("\n") + "\n");
+  // The SAE's own layer (its cfg.json's hook_name), named on both sides.
+  const layer = /^blocks\.(\d+)\./.exec(cfg.metadata.hook_name)![1];
+  const cliDir = join(dir, "cli");
+  const cli = await runScript("steer.ts", [
+    "--device",
+    "webgpu",
+    "--model",
+    chat,
+    "--vector",
+    vectorFile,
+    "--layer",
+    layer,
+    "--greedy",
+    "--mag",
+    "3",
+    "--max-new-tokens",
+    String(ADL_NEW_TOKENS),
+    "--prompts",
+    promptFile,
+    "--out-dir",
+    cliDir,
+  ]);
+  assertEquals(cli.code, 0, cli.stderr);
+  const resultsName = [...Deno.readDirSync(cliDir)].map((e) => e.name).find((n) => n.endsWith("_steer.json"))!;
+
+  const session = await openSite();
+  let files: Map<string, Uint8Array>;
+  try {
+    const { page } = session;
+    assertEquals(await waitForState(page, ["idle", "nogpu", "error"]), "idle");
+    await pickFolder(page, "#chat-folder", chat);
+    await pickFolder(page, "#sae-folder", sae);
+    await page.locator("#prompts-text").fill(ADL_PROMPTS.join("\n"));
+    await page.locator("#steer-source").selectOption("sae-feature");
+    await page.locator("#steer-feature").fill(String(feature));
+    await page.locator("#steer-layer").fill(layer);
+    await page.locator("#steer-mags").fill("3");
+    await page.locator("#steer-max-new-tokens").fill(String(ADL_NEW_TOKENS));
+    await page.locator("#steer-greedy").check();
+    await page.locator("#generate").click();
+    assertEquals(
+      await waitForState(page, ["done", "error"], 600_000),
+      "done",
+      await page.locator("#error").innerText(),
+    );
+    files = await downloads(page);
+    assertEquals(session.errors, []);
+  } finally {
+    await session.close();
+  }
+  assert(files.has(resultsName), `the page offers ${resultsName} (${[...files.keys()]})`);
+  assertEquals(
+    JSON.parse(new TextDecoder().decode(files.get(resultsName)!)),
+    JSON.parse(await Deno.readTextFile(join(cliDir, resultsName))),
+  );
 });
