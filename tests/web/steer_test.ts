@@ -18,6 +18,7 @@ import { runScript } from "../helpers.ts";
 import { ensureFixtureModel, ensureFixtureSae } from "../../lib/fixtures/build.ts";
 import { ROLE_PROMPTS } from "../../lib/fixtures/role_prompts.ts";
 import { openSafetensors } from "../../lib/io/safetensors_file.ts";
+import type { Page } from "playwright-core";
 import { downloads, openSite, pickFolder, waitForState } from "./harness.ts";
 
 /**
@@ -202,6 +203,34 @@ Deno.test("the page's steering equals `deno task steer --greedy --mag -3,3 --dev
 const ADL_NEW_TOKENS = 2;
 const ADL_PROMPTS = PROMPTS.slice(0, 1);
 
+/**
+ * Greedy steering in a fresh page at +3 of {@linkcode ADL_PROMPTS}, {@linkcode ADL_NEW_TOKENS} tokens each, after
+ * `pick` has given the models and chosen the vector; the page's downloads (no console error on the way).
+ */
+async function steerAtPlusThree(pick: (page: Page) => Promise<void>): Promise<Map<string, Uint8Array>> {
+  const session = await openSite();
+  try {
+    const { page } = session;
+    assertEquals(await waitForState(page, ["idle", "nogpu", "error"]), "idle");
+    await pick(page);
+    await page.locator("#prompts-text").fill(ADL_PROMPTS.join("\n"));
+    await page.locator("#steer-mags").fill("3");
+    await page.locator("#steer-max-new-tokens").fill(String(ADL_NEW_TOKENS));
+    await page.locator("#steer-greedy").check();
+    await page.locator("#generate").click();
+    assertEquals(
+      await waitForState(page, ["done", "error"], 600_000),
+      "done",
+      await page.locator("#error").innerText(),
+    );
+    const files = await downloads(page);
+    assertEquals(session.errors, []);
+    return files;
+  } finally {
+    await session.close();
+  }
+}
+
 Deno.test("the page's ADL vector equals `deno task adl`'s, and steering with it `deno task steer --vector adl_vectors.safetensors`", async () => {
   const dir = await tempDir("web-steer-adl");
   const [base, chat] = [await ensureFixtureModel("tiny-llama-base"), await ensureFixtureModel("tiny-llama-chat")];
@@ -232,29 +261,11 @@ Deno.test("the page's ADL vector equals `deno task adl`'s, and steering with it 
   ]);
   const resultsName = [...Deno.readDirSync(cliDir)].map((e) => e.name).find((n) => n.endsWith("_steer.json"))!;
 
-  const session = await openSite();
-  let files: Map<string, Uint8Array>;
-  try {
-    const { page } = session;
-    assertEquals(await waitForState(page, ["idle", "nogpu", "error"]), "idle");
+  const files = await steerAtPlusThree(async (page) => {
     await pickFolder(page, "#base-folder", base);
     await pickFolder(page, "#chat-folder", chat);
-    await page.locator("#prompts-text").fill(ADL_PROMPTS.join("\n"));
     await page.locator("#steer-source").selectOption("adl");
-    await page.locator("#steer-mags").fill("3");
-    await page.locator("#steer-max-new-tokens").fill(String(ADL_NEW_TOKENS));
-    await page.locator("#steer-greedy").check();
-    await page.locator("#generate").click();
-    assertEquals(
-      await waitForState(page, ["done", "error"], 600_000),
-      "done",
-      await page.locator("#error").innerText(),
-    );
-    files = await downloads(page);
-    assertEquals(session.errors, []);
-  } finally {
-    await session.close();
-  }
+  });
   assert(files.has("adl_vectors.safetensors"), `the page offers adl_vectors.safetensors (${[...files.keys()]})`);
   const pageDir = join(dir, "page");
   await Deno.mkdir(pageDir);
@@ -336,31 +347,13 @@ Deno.test("the page's SAE-feature steering equals `deno task steer --vector` of 
   assertEquals(cli.code, 0, cli.stderr);
   const resultsName = [...Deno.readDirSync(cliDir)].map((e) => e.name).find((n) => n.endsWith("_steer.json"))!;
 
-  const session = await openSite();
-  let files: Map<string, Uint8Array>;
-  try {
-    const { page } = session;
-    assertEquals(await waitForState(page, ["idle", "nogpu", "error"]), "idle");
+  const files = await steerAtPlusThree(async (page) => {
     await pickFolder(page, "#chat-folder", chat);
     await pickFolder(page, "#sae-folder", sae);
-    await page.locator("#prompts-text").fill(ADL_PROMPTS.join("\n"));
     await page.locator("#steer-source").selectOption("sae-feature");
     await page.locator("#steer-feature").fill(String(feature));
     await page.locator("#steer-layer").fill(layer);
-    await page.locator("#steer-mags").fill("3");
-    await page.locator("#steer-max-new-tokens").fill(String(ADL_NEW_TOKENS));
-    await page.locator("#steer-greedy").check();
-    await page.locator("#generate").click();
-    assertEquals(
-      await waitForState(page, ["done", "error"], 600_000),
-      "done",
-      await page.locator("#error").innerText(),
-    );
-    files = await downloads(page);
-    assertEquals(session.errors, []);
-  } finally {
-    await session.close();
-  }
+  });
   assert(files.has(resultsName), `the page offers ${resultsName} (${[...files.keys()]})`);
   assertEquals(
     JSON.parse(new TextDecoder().decode(files.get(resultsName)!)),
